@@ -1,0 +1,1 @@
+//! Placeholder: module `config` lands with the foundation issue.

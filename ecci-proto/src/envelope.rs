@@ -1,0 +1,1 @@
+//! Placeholder: module `envelope` lands with the foundation issue.

@@ -1,0 +1,1 @@
+//! Placeholder: module `file` lands with the foundation issue.

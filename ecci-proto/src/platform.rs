@@ -1,0 +1,1 @@
+//! Placeholder: module `platform` lands with the foundation issue.

@@ -1,0 +1,1 @@
+//! Placeholder: module `readiness` lands with the foundation issue.

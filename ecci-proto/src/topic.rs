@@ -1,0 +1,1 @@
+//! Placeholder: module `topic` lands with the foundation issue.
