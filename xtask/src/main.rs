@@ -1,2 +1,119 @@
-//! Project automation (placeholder).
-fn main() {}
+//! Project automation, reached as `cargo xtask <command>`.
+//!
+//! - `cargo xtask ci`: what `.ci/run` runs, in the same order: format check,
+//!   clippy with warnings denied, the README's test command, the doc build.
+//! - `cargo xtask tidy`: the dependency-boundary checks alone (they also run as a
+//!   test of this crate, so `cargo test --workspace` enforces them).
+
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("tidy") => tidy::check_workspace(&workspace_root()).map_err(|problems| {
+            format!(
+                "dependency boundaries violated:\n  {}",
+                problems.join("\n  ")
+            )
+        }),
+        Some("help" | "--help" | "-h") | None => {
+            usage();
+            Ok(())
+        }
+        Some(other) => Err(format!(
+            "unknown command {other:?} (try `cargo xtask help`)"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            report(&format!("xtask: {message}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() {
+    report(
+        "usage: cargo xtask <command>\n\n\
+         commands:\n  \
+         ci     fmt check, clippy -D warnings, cargo test --workspace, doc build\n  \
+         tidy   check the dependency boundaries between crates",
+    );
+}
+
+#[expect(clippy::print_stderr, reason = "xtask is a command-line tool")]
+fn report(message: &str) {
+    eprintln!("{message}");
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// One CI step: a name, cargo's arguments, extra environment variables.
+type Step = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
+
+/// Runs the CI steps in order, stopping at the first failure.
+fn ci() -> Result<(), String> {
+    let root = workspace_root();
+    tidy::check_workspace(&root).map_err(|problems| {
+        format!(
+            "dependency boundaries violated:\n  {}",
+            problems.join("\n  ")
+        )
+    })?;
+    let steps: &[Step] = &[
+        ("format check", &["fmt", "--all", "--", "--check"], &[]),
+        (
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        ),
+        // The README's test command, exactly.
+        ("tests", &["test", "--workspace"], &[]),
+        (
+            "doc build",
+            &["doc", "--workspace", "--no-deps", "--all-features"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        ),
+    ];
+    for (name, args, envs) in steps {
+        report(&format!("==> {name}: cargo {}", args.join(" ")));
+        let status = Command::new(cargo())
+            .args(*args)
+            .envs(envs.iter().copied())
+            .current_dir(&root)
+            .status()
+            .map_err(|e| format!("{name}: could not run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("{name} failed ({status})"));
+        }
+    }
+    report("==> ci passed");
+    Ok(())
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
