@@ -11,7 +11,7 @@
 //! - [`envelope`]: the `{'type': …, 'contents': …}` envelope on `ECCI/…` topics;
 //! - [`platform`]: the JSON sent to the platform (ready reports, `send_data`, log
 //!   records), byte-compatible with Python's `json.dumps`;
-//! - [`file`]: the fileManager plugin's messages;
+//! - [`file`](mod@file): the fileManager plugin's messages;
 //! - [`readiness`]: the controller/component handshake as a sans-IO state machine;
 //! - [`config`]: everything the `ECCI_*` variables say, parsed and validated.
 
