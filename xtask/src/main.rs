@@ -4,7 +4,10 @@
 //!   clippy with warnings denied, the README's test command, the doc build.
 //! - `cargo xtask tidy`: the dependency-boundary checks alone (they also run as a
 //!   test of this crate, so `cargo test --workspace` enforces them).
+//! - `cargo xtask fuzz [--seconds N] [TARGET…]`: runs the cargo-fuzz targets in
+//!   `fuzz/` for N seconds each (default 60), installing cargo-fuzz if needed.
 
+mod fuzz;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +23,7 @@ fn main() -> ExitCode {
                 problems.join("\n  ")
             )
         }),
+        Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
         Some("help" | "--help" | "-h") | None => {
             usage();
             Ok(())
@@ -42,12 +46,14 @@ fn usage() {
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
          ci     fmt check, clippy -D warnings, cargo test --workspace, doc build\n  \
-         tidy   check the dependency boundaries between crates",
+         tidy   check the dependency boundaries between crates\n  \
+         fuzz [--seconds N] [TARGET...]\n         \
+         run the fuzz targets for N seconds each (default 60)",
     );
 }
 
 #[expect(clippy::print_stderr, reason = "xtask is a command-line tool")]
-fn report(message: &str) {
+pub(crate) fn report(message: &str) {
     eprintln!("{message}");
 }
 
@@ -114,6 +120,6 @@ fn ci() -> Result<(), String> {
     Ok(())
 }
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
