@@ -8,10 +8,11 @@
 //! Containers talk to each other (and to the fileManager plugin) on app topics:
 //!
 //! ```text
-//!  bridge/edge1/ECCI/broker1/app-7/app/worker1/controller
-//!  \___________/\__/\______/\____/\__/\______/\________/
-//!   mountpoint  marker broker  app  kind sender  receiver
-//!   (optional)                   (app|plugin)
+//! bridge/edge1/ECCI/broker1/app-7/app/worker1/controller
+//!
+//! bridge/edge1/ | ECCI   / broker1 / app-7 / app            / worker1 / controller
+//! mountpoint    | marker / broker  / app   / kind           / sender  / receiver
+//! (optional)    |                            (app or plugin)
 //! ```
 //!
 //! - the *mountpoint* is the prefix under which a bridged broker mounts this
