@@ -7,16 +7,16 @@
 //! subscribed; the handshake (wire.md §4) makes sure of that:
 //!
 //! ```text
-//!  component c1       local controller L        global controller G       platform
-//!      |                    |  connect                  |  connect            |
-//!      |                    |------------------------------------------------>| ready_type "controller"
-//!      |<---- req_ready ----|                           |-------------------->| ready_type "controller"
-//!      |----- ready ------->|  (all of L's targets)     |---- req_ready ----->| (to c2, L, …)
-//!      |                    |----- ready -------------->|                     |
-//!      |                    |                           | (all of G's targets answered)
-//!      |                    |<---- start ---------------|-------------------->| ready_type "app"
-//!      |<---- start --------| started                   | started             |
-//!   started                 |                           |                     |
+//!  c1 (component)     l (local controller)     g (global controller)      platform
+//!    |                     |-- report "controller" ----------------------------->|
+//!    |<---- req_ready -----|                        |-- report "controller" ---->|
+//!    |----- ready -------->|                        |-- req_ready to l, c2, …
+//!    |                     | (all of l's targets)   |
+//!    |                     |------ ready ---------->|
+//!    |                     |                        | (all of g's targets)
+//!    |                     |<----- start -----------|-- report "app" ----------->|
+//!    |<---- start ---------| started                | started
+//!  started
 //! ```
 //!
 //! A component sends `ready` to its controller on every (re)connect until it
@@ -296,9 +296,12 @@ pub enum State {
 ///   [`Event::Timeout`] while not started re-sends `req_ready` to the targets
 ///   that have not answered, or, for a local controller whose targets all
 ///   answered, `ready` upstream; so does `req_ready` from upstream, which a
-///   started local controller answers too. A second `start` to a started local
-///   controller is not forwarded: its targets are started, and any that restart
-///   are started by its own `ready` handling.
+///   started local controller answers too. A local controller ignores `start`
+///   until all its targets answered (a restarted one hears the upstream's
+///   re-broadcasts early), so being started implies that every target answered.
+///   A second `start` to a started local controller is not forwarded: its
+///   targets are started, and any that restart are started by its own `ready`
+///   handling.
 /// - **both**: `exit` from any sender → [`Action::ExitRequested`], once (the
 ///   protocol does not say who may send it, so the sender is not checked, and it
 ///   is not forwarded to targets). After that the machine is done: every later
@@ -406,6 +409,7 @@ impl Readiness {
 
     /// Advances the handshake by one event and returns what the driver must
     /// do, in order.
+    #[must_use = "the actions are the whole effect of the event"]
     pub fn handle(&mut self, event: Event<'_>) -> Vec<Action> {
         let mut out = Vec::new();
         if self.exit_requested {
@@ -448,10 +452,11 @@ impl Readiness {
     }
 
     fn send_to_targets(&self, cmd: Cmd, out: &mut Vec<Action>) {
-        out.extend(self.targets().iter().map(|t| Action::Send {
-            to: t.clone(),
-            cmd,
-        }));
+        out.extend(
+            self.targets()
+                .iter()
+                .map(|t| Action::Send { to: t.clone(), cmd }),
+        );
     }
 
     fn send_ready_upstream(&self, out: &mut Vec<Action>) {
@@ -575,19 +580,719 @@ impl Readiness {
     }
 
     fn on_start(&mut self, from: &ContainerName, out: &mut Vec<Action>) {
-        if !self.check_upstream(from, Cmd::Start, out) || self.started {
-            return;
+        // A local controller still collecting ignores `start` (its upstream
+        // re-broadcasts `start` when another target restarts): started must
+        // imply that all targets answered, or a restarted upstream's
+        // `req_ready` could never be answered, and the upstream sends `start`
+        // again once this controller's `ready` reaches it.
+        if self.check_upstream(from, Cmd::Start, out) && !self.started && self.all_answered() {
+            self.start(out);
         }
-        // Even a local controller still collecting starts: its upstream only
-        // sends `start` early when the app already ran (a restarted local
-        // controller hears a re-broadcast), and targets that are not yet
-        // listening get `start` again when their `ready` arrives.
-        self.start(out);
     }
 
     fn on_req_ready(&mut self, from: &ContainerName, out: &mut Vec<Action>) {
         if self.check_upstream(from, Cmd::ReqReady, out) && self.all_answered() {
             self.send_ready_upstream(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn name(s: &str) -> ContainerName {
+        ContainerName::new(s).unwrap()
+    }
+
+    /// Every test peer lives on a broker named after it, so a wrong broker in a
+    /// `Send` shows up as a mismatch.
+    fn peer(s: &str) -> Peer {
+        Peer::new(name(s), BrokerId::new(format!("b_{s}")).unwrap())
+    }
+
+    fn component(ctrl: &str) -> Role {
+        Role::Component {
+            controller: peer(ctrl),
+        }
+    }
+
+    fn controller(targets: &[&str], upstream: Option<&str>) -> Role {
+        Role::Controller {
+            targets: targets.iter().map(|t| peer(t)).collect(),
+            upstream: upstream.map(peer),
+        }
+    }
+
+    fn send(to: &str, cmd: Cmd) -> Action {
+        Action::Send { to: peer(to), cmd }
+    }
+
+    fn unexpected(from: &str, cmd: Cmd, reason: Reason) -> Action {
+        Action::Unexpected(UnexpectedCommand {
+            from: name(from),
+            cmd,
+            reason,
+        })
+    }
+
+    /// One test input: `Cmd(from, cmd)` is a command from `from`.
+    #[derive(Debug, Clone, Copy)]
+    enum In {
+        Conn,
+        Tick,
+        Cmd(&'static str, &'static str),
+    }
+    use In::{Conn, Tick};
+
+    fn cmd(from: &'static str, cmd: &'static str) -> In {
+        In::Cmd(from, cmd)
+    }
+
+    fn feed(r: &mut Readiness, input: In) -> Vec<Action> {
+        match input {
+            Conn => r.handle(Event::Connected),
+            Tick => r.handle(Event::Timeout),
+            In::Cmd(from, cmd) => r.handle(Event::Command {
+                from: &name(from),
+                cmd,
+            }),
+        }
+    }
+
+    /// Feeds `steps` to a fresh machine for `role`, checking each step's
+    /// actions, and returns the machine for further checks.
+    #[track_caller]
+    fn check(role: Role, steps: Vec<(In, Vec<Action>)>) -> Readiness {
+        let mut r = Readiness::new(role);
+        for (i, (input, expected)) in steps.into_iter().enumerate() {
+            let got = feed(&mut r, input);
+            assert_eq!(got, expected, "step {i}: {input:?}");
+        }
+        r
+    }
+
+    #[test]
+    fn component_flow() {
+        use Cmd::*;
+        let r = check(
+            component("g"),
+            vec![
+                (Tick, vec![send("g", Ready)]),
+                (Conn, vec![send("g", Ready)]),
+                (cmd("g", "my_own_command"), vec![]),
+                (cmd("g", "req_ready"), vec![send("g", Ready)]),
+                (cmd("g", "start"), vec![Action::Started]),
+                (cmd("g", "start"), vec![]),
+                (Tick, vec![]),
+                (Conn, vec![]),
+                // A restarted controller asks again: answer even when started.
+                (cmd("g", "req_ready"), vec![send("g", Ready)]),
+                (cmd("g", "start"), vec![]),
+                (cmd("g", "exit"), vec![Action::ExitRequested]),
+                (cmd("g", "exit"), vec![]),
+                (cmd("g", "req_ready"), vec![]),
+            ],
+        );
+        assert!(r.is_started());
+        assert!(r.exit_requested());
+        assert_eq!(r.state(), State::Started);
+        assert_eq!(r.pending().count(), 0);
+    }
+
+    #[test]
+    fn component_reconnects_until_started() {
+        use Cmd::*;
+        let r = check(
+            component("g"),
+            vec![
+                (Conn, vec![send("g", Ready)]),
+                (Conn, vec![send("g", Ready)]),
+                (Conn, vec![send("g", Ready)]),
+                (cmd("g", "start"), vec![Action::Started]),
+                (Conn, vec![]),
+            ],
+        );
+        assert!(r.is_started());
+    }
+
+    #[test]
+    fn component_refuses_commands_from_others() {
+        use Cmd::*;
+        let r = check(
+            component("g"),
+            vec![
+                (Conn, vec![send("g", Ready)]),
+                (
+                    cmd("x", "ready"),
+                    vec![unexpected("x", Ready, Reason::NotAController)],
+                ),
+                (
+                    cmd("x", "start"),
+                    vec![unexpected("x", Start, Reason::NotTheController)],
+                ),
+                (
+                    cmd("x", "req_ready"),
+                    vec![unexpected("x", ReqReady, Reason::NotTheController)],
+                ),
+                (Tick, vec![send("g", Ready)]),
+                // Anyone may ask a container to exit.
+                (cmd("x", "exit"), vec![Action::ExitRequested]),
+                (Tick, vec![]),
+                (Conn, vec![]),
+                (cmd("g", "start"), vec![]),
+            ],
+        );
+        assert!(!r.is_started());
+        assert_eq!(r.state(), State::AwaitingStart);
+    }
+
+    #[test]
+    fn global_controller_flow() {
+        use Cmd::*;
+        let app = Action::Report(ReadyType::App);
+        let r = check(
+            controller(&["a", "b"], None),
+            vec![
+                (
+                    Conn,
+                    vec![
+                        Action::Report(ReadyType::Controller),
+                        send("a", ReqReady),
+                        send("b", ReqReady),
+                    ],
+                ),
+                (cmd("a", "ready"), vec![]),
+                (cmd("a", "ready"), vec![]),
+                (
+                    cmd("z", "ready"),
+                    vec![unexpected("z", Ready, Reason::NotATarget)],
+                ),
+                (cmd("a", "app_data"), vec![]),
+                (Tick, vec![send("b", ReqReady)]),
+                (
+                    Conn,
+                    vec![
+                        Action::Report(ReadyType::Controller),
+                        send("a", ReqReady),
+                        send("b", ReqReady),
+                    ],
+                ),
+                (
+                    cmd("b", "ready"),
+                    vec![
+                        send("a", Start),
+                        send("b", Start),
+                        app.clone(),
+                        Action::Started,
+                    ],
+                ),
+                (Tick, vec![]),
+                (Conn, vec![]),
+                // A restarted target: start everyone again, never Started twice.
+                (
+                    cmd("a", "ready"),
+                    vec![send("a", Start), send("b", Start), app.clone()],
+                ),
+                (
+                    cmd("z", "ready"),
+                    vec![unexpected("z", Ready, Reason::NotATarget)],
+                ),
+                (
+                    cmd("a", "start"),
+                    vec![unexpected("a", Start, Reason::NoController)],
+                ),
+                (
+                    cmd("a", "req_ready"),
+                    vec![unexpected("a", ReqReady, Reason::NoController)],
+                ),
+            ],
+        );
+        assert!(r.is_started());
+        assert!(!r.exit_requested());
+    }
+
+    #[test]
+    fn local_controller_flow() {
+        use Cmd::*;
+        let r = check(
+            controller(&["a", "b"], Some("g")),
+            vec![
+                (
+                    Conn,
+                    vec![
+                        Action::Report(ReadyType::Controller),
+                        send("a", ReqReady),
+                        send("b", ReqReady),
+                    ],
+                ),
+                // Not all answered yet: nothing to tell upstream.
+                (cmd("g", "req_ready"), vec![]),
+                (cmd("b", "ready"), vec![]),
+                (Tick, vec![send("a", ReqReady)]),
+                (cmd("a", "ready"), vec![send("g", Ready)]),
+                (cmd("a", "ready"), vec![]),
+                (Tick, vec![send("g", Ready)]),
+                (cmd("g", "req_ready"), vec![send("g", Ready)]),
+                (
+                    Conn,
+                    vec![
+                        Action::Report(ReadyType::Controller),
+                        send("a", ReqReady),
+                        send("b", ReqReady),
+                        send("g", Ready),
+                    ],
+                ),
+                (
+                    cmd("x", "req_ready"),
+                    vec![unexpected("x", ReqReady, Reason::NotTheController)],
+                ),
+                (
+                    cmd("a", "start"),
+                    vec![unexpected("a", Start, Reason::NotTheController)],
+                ),
+                (
+                    cmd("g", "start"),
+                    vec![send("a", Start), send("b", Start), Action::Started],
+                ),
+                (cmd("g", "start"), vec![]),
+                (Tick, vec![]),
+                (Conn, vec![]),
+                // A restarted target: start the targets again, no report.
+                (cmd("b", "ready"), vec![send("a", Start), send("b", Start)]),
+                // A restarted upstream asks again.
+                (cmd("g", "req_ready"), vec![send("g", Ready)]),
+                (cmd("g", "exit"), vec![Action::ExitRequested]),
+                (cmd("b", "ready"), vec![]),
+            ],
+        );
+        assert!(r.is_started());
+        assert!(r.exit_requested());
+    }
+
+    #[test]
+    fn controller_exit_before_start_ends_the_handshake() {
+        use Cmd::*;
+        let r = check(
+            controller(&["a"], None),
+            vec![
+                (
+                    Conn,
+                    vec![Action::Report(ReadyType::Controller), send("a", ReqReady)],
+                ),
+                (cmd("x", "exit"), vec![Action::ExitRequested]),
+                (cmd("a", "ready"), vec![]),
+                (cmd("z", "ready"), vec![]),
+                (Tick, vec![]),
+                (Conn, vec![]),
+            ],
+        );
+        assert!(!r.is_started());
+        assert!(r.exit_requested());
+        assert_eq!(r.pending().collect::<Vec<_>>(), [&name("a")]);
+    }
+
+    #[test]
+    fn controllers_without_targets() {
+        use Cmd::*;
+        check(
+            controller(&[], None),
+            vec![
+                (
+                    Conn,
+                    vec![
+                        Action::Report(ReadyType::Controller),
+                        Action::Report(ReadyType::App),
+                        Action::Started,
+                    ],
+                ),
+                (Conn, vec![]),
+            ],
+        );
+        check(
+            controller(&[], Some("g")),
+            vec![
+                (
+                    Conn,
+                    vec![Action::Report(ReadyType::Controller), send("g", Ready)],
+                ),
+                (Tick, vec![send("g", Ready)]),
+                (cmd("g", "start"), vec![Action::Started]),
+            ],
+        );
+    }
+
+    #[test]
+    fn local_controller_ignores_start_until_its_targets_answered() {
+        use Cmd::*;
+        // A restarted local controller may hear the upstream's re-broadcast
+        // `start` before its own targets answered.
+        let r = check(
+            controller(&["a", "b"], Some("g")),
+            vec![
+                (
+                    Conn,
+                    vec![
+                        Action::Report(ReadyType::Controller),
+                        send("a", ReqReady),
+                        send("b", ReqReady),
+                    ],
+                ),
+                (cmd("g", "start"), vec![]),
+                (cmd("a", "ready"), vec![]),
+                (Tick, vec![send("b", ReqReady)]),
+                (cmd("g", "start"), vec![]),
+                (cmd("b", "ready"), vec![send("g", Ready)]),
+                (
+                    cmd("g", "start"),
+                    vec![send("a", Start), send("b", Start), Action::Started],
+                ),
+            ],
+        );
+        assert!(r.is_started());
+    }
+
+    #[test]
+    fn duplicate_targets_are_waited_for_once() {
+        use Cmd::*;
+        let r = check(
+            controller(&["a", "a", "b"], None),
+            vec![
+                (
+                    Conn,
+                    vec![
+                        Action::Report(ReadyType::Controller),
+                        send("a", ReqReady),
+                        send("b", ReqReady),
+                    ],
+                ),
+                (cmd("a", "ready"), vec![]),
+            ],
+        );
+        assert_eq!(r.pending().collect::<Vec<_>>(), [&name("b")]);
+        assert_eq!(r.role(), &controller(&["a", "b"], None));
+    }
+
+    #[test]
+    fn state_and_pending() {
+        let mut r = Readiness::new(controller(&["a", "b"], Some("g")));
+        assert_eq!(r.state(), State::Collecting);
+        assert_eq!(r.pending().collect::<Vec<_>>(), [&name("a"), &name("b")]);
+        feed(&mut r, cmd("b", "ready"));
+        assert_eq!(r.pending().collect::<Vec<_>>(), [&name("a")]);
+        feed(&mut r, cmd("a", "ready"));
+        assert_eq!(r.state(), State::AwaitingStart);
+        assert_eq!(r.pending().count(), 0);
+        feed(&mut r, cmd("g", "start"));
+        assert_eq!(r.state(), State::Started);
+
+        let r = Readiness::new(component("g"));
+        assert_eq!(r.state(), State::AwaitingStart);
+        assert_eq!(r.pending().count(), 0);
+        assert!(!r.is_started());
+    }
+
+    #[test]
+    fn wire_names() {
+        #[track_caller]
+        fn check(cmd: Cmd, wire: &str) {
+            assert_eq!(cmd.as_str(), wire);
+            assert_eq!(cmd.to_string(), wire);
+            assert_eq!(Cmd::from_wire(wire), Some(cmd));
+        }
+        check(Cmd::Ready, "ready");
+        check(Cmd::Start, "start");
+        check(Cmd::Exit, "exit");
+        check(Cmd::ReqReady, "req_ready");
+        assert_eq!(Cmd::from_wire("Ready"), None);
+        assert_eq!(Cmd::from_wire(""), None);
+        assert_eq!(ReadyType::Controller.to_string(), "controller");
+        assert_eq!(ReadyType::App.to_string(), "app");
+    }
+
+    #[test]
+    fn unexpected_display() {
+        #[track_caller]
+        fn check(cmd: Cmd, reason: Reason, expected: &str) {
+            let e = UnexpectedCommand {
+                from: name("x"),
+                cmd,
+                reason,
+            };
+            assert_eq!(e.to_string(), expected);
+        }
+        check(
+            Cmd::Ready,
+            Reason::NotAController,
+            r#"unexpected `ready` from "x": this container is a component, not a controller"#,
+        );
+        check(
+            Cmd::Start,
+            Reason::NotTheController,
+            r#"unexpected `start` from "x": not this container's controller"#,
+        );
+        check(
+            Cmd::ReqReady,
+            Reason::NoController,
+            r#"unexpected `req_ready` from "x": this is the global controller, it has no controller"#,
+        );
+    }
+
+    /// An in-test network: several machines wired together through a queue of
+    /// in-flight messages, delivered in an order the test chooses.
+    #[derive(Debug)]
+    struct Net {
+        nodes: Vec<Node>,
+        queue: VecDeque<Item>,
+        /// Set once any node restarted; some safety checks only hold without.
+        restarted: bool,
+    }
+
+    #[derive(Debug)]
+    struct Node {
+        name: ContainerName,
+        role: Role,
+        machine: Readiness,
+        /// `Started` actions of the current instance.
+        started: u32,
+        /// Whether any instance of this node has ever sent `ready`.
+        announced: bool,
+        app_reports: u32,
+    }
+
+    #[derive(Debug, Clone)]
+    enum Item {
+        Connect(usize),
+        Msg {
+            from: ContainerName,
+            to: Peer,
+            cmd: Cmd,
+        },
+    }
+
+    impl Net {
+        /// Global controller `g` over components `c1`, `c2` and local
+        /// controller `l`, which is over components `c3`, `c4`; every node's
+        /// first connect is queued.
+        fn tree() -> Self {
+            let roles = [
+                ("g", controller(&["c1", "l", "c2"], None)),
+                ("l", controller(&["c3", "c4"], Some("g"))),
+                ("c1", component("g")),
+                ("c2", component("g")),
+                ("c3", component("l")),
+                ("c4", component("l")),
+            ];
+            let nodes: Vec<Node> = roles
+                .into_iter()
+                .map(|(n, role)| Node {
+                    name: name(n),
+                    machine: Readiness::new(role.clone()),
+                    role,
+                    started: 0,
+                    announced: false,
+                    app_reports: 0,
+                })
+                .collect();
+            let queue = (0..nodes.len()).map(Item::Connect).collect();
+            Net {
+                nodes,
+                queue,
+                restarted: false,
+            }
+        }
+
+        fn index(&self, n: &str) -> usize {
+            self.nodes.iter().position(|x| x.name == n).unwrap()
+        }
+
+        fn event(&mut self, i: usize, event: Event<'_>) {
+            let actions = self.nodes[i].machine.handle(event);
+            let all_announced = self
+                .nodes
+                .iter()
+                .enumerate()
+                .all(|(j, n)| j == i || n.announced);
+            let restarted = self.restarted;
+            let node = &mut self.nodes[i];
+            for action in actions {
+                match action {
+                    Action::Send { to, cmd } => {
+                        assert_eq!(to, peer(to.name.as_str()), "wrong broker");
+                        if cmd == Cmd::Ready {
+                            node.announced = true;
+                        }
+                        self.queue.push_back(Item::Msg {
+                            from: node.name.clone(),
+                            to,
+                            cmd,
+                        });
+                    }
+                    Action::Started => {
+                        node.started += 1;
+                        assert_eq!(node.started, 1, "{} started twice", node.name);
+                        assert!(node.machine.is_started());
+                        if matches!(node.role, Role::Controller { upstream: None, .. }) {
+                            assert!(
+                                restarted || all_announced,
+                                "the app started before every container announced itself"
+                            );
+                        }
+                    }
+                    Action::Report(ReadyType::App) => node.app_reports += 1,
+                    Action::Report(ReadyType::Controller) => {}
+                    other => panic!("{}: unexpected action {other:?}", node.name),
+                }
+            }
+        }
+
+        fn deliver(&mut self, item: Item) {
+            match item {
+                Item::Connect(i) => self.event(i, Event::Connected),
+                Item::Msg { from, to, cmd } => {
+                    let i = self.index(to.name.as_str());
+                    self.event(
+                        i,
+                        Event::Command {
+                            from: &from,
+                            cmd: cmd.as_str(),
+                        },
+                    );
+                }
+            }
+        }
+
+        /// A fresh instance of node `i`, which then connects.
+        fn restart(&mut self, i: usize) {
+            self.restarted = true;
+            let node = &mut self.nodes[i];
+            node.machine = Readiness::new(node.role.clone());
+            node.started = 0;
+            self.deliver(Item::Connect(i));
+        }
+
+        fn tick_all(&mut self) {
+            for i in 0..self.nodes.len() {
+                self.event(i, Event::Timeout);
+            }
+        }
+
+        /// Delivers everything in order, ticking whenever the queue runs dry,
+        /// until everyone has started.
+        fn settle(&mut self) {
+            for _ in 0..10 {
+                let mut budget = 10_000;
+                while let Some(item) = self.queue.pop_front() {
+                    self.deliver(item);
+                    budget -= 1;
+                    assert!(budget > 0, "the network does not quiesce");
+                }
+                if self.nodes.iter().all(|n| n.machine.is_started()) {
+                    return;
+                }
+                self.tick_all();
+            }
+            panic!("not everyone started: {self:#?}");
+        }
+
+        #[track_caller]
+        fn assert_all_started_once(&self) {
+            for n in &self.nodes {
+                assert_eq!(n.started, 1, "{} started {} times", n.name, n.started);
+            }
+            assert!(self.nodes[self.index("g")].app_reports >= 1);
+        }
+    }
+
+    #[test]
+    fn wired_tree_starts_everyone_once() {
+        let mut net = Net::tree();
+        net.settle();
+        net.assert_all_started_once();
+        // Nothing left to do.
+        net.tick_all();
+        assert!(net.queue.is_empty());
+    }
+
+    #[test]
+    fn wired_tree_survives_restarts() {
+        for who in ["g", "l", "c1", "c3"] {
+            let mut net = Net::tree();
+            net.settle();
+            let i = net.index(who);
+            net.restart(i);
+            net.settle();
+            net.assert_all_started_once();
+        }
+    }
+
+    #[test]
+    fn restarted_global_controller_restarts_the_handshake() {
+        let mut net = Net::tree();
+        net.settle();
+        let g = net.index("g");
+        let reports = net.nodes[g].app_reports;
+        net.restart(g);
+        assert!(!net.nodes[g].machine.is_started());
+        net.settle();
+        // The new instance collected everyone's `ready` again and started;
+        // the components, already started, did not start twice.
+        net.assert_all_started_once();
+        assert!(net.nodes[g].app_reports > reports);
+    }
+
+    #[test]
+    fn wired_tree_recovers_from_lost_messages() {
+        // Lose every message sent before anyone ticks: only retries can help.
+        let mut net = Net::tree();
+        while let Some(item) = net.queue.pop_front() {
+            if let Item::Connect(_) = item {
+                net.deliver(item);
+            }
+        }
+        net.settle();
+        net.assert_all_started_once();
+    }
+
+    proptest! {
+        #[test]
+        fn any_delivery_order_starts_everyone_once(
+            ops in prop::collection::vec((0u8..20, any::<u16>()), 0..300),
+            allow_restarts in any::<bool>(),
+        ) {
+            let mut net = Net::tree();
+            for (op, pick) in ops {
+                let pick = usize::from(pick);
+                let n = net.nodes.len();
+                if net.queue.is_empty() {
+                    net.tick_all();
+                    continue;
+                }
+                let at = pick % net.queue.len();
+                match op {
+                    0 | 1 => {
+                        let Some(item) = net.queue.get(at).cloned() else { continue };
+                        net.deliver(item);
+                    }
+                    2 => {
+                        if let Some(Item::Msg { .. }) = net.queue.get(at) {
+                            net.queue.remove(at);
+                        }
+                    }
+                    3 => net.event(pick % n, Event::Timeout),
+                    4 if allow_restarts => net.restart(pick % n),
+                    _ => {
+                        let Some(item) = net.queue.remove(at) else { continue };
+                        net.deliver(item);
+                    }
+                }
+            }
+            net.settle();
+            net.assert_all_started_once();
         }
     }
 }
