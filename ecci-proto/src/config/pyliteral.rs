@@ -343,6 +343,7 @@ impl<'a> Parser<'a> {
                         None => return Err(unterminated),
                     }
                 }
+                '\\' if self.peek().is_none() => return Err(unterminated),
                 '\\' => self.escape(at, out)?,
                 c => out.push(c),
             }
@@ -352,8 +353,9 @@ impl<'a> Parser<'a> {
     /// Decodes the escape whose backslash is at `at`; the cursor is after it.
     fn escape(&mut self, at: usize, out: &mut String) -> Result<(), LiteralError> {
         let invalid = |reason| LiteralError::InvalidEscape { offset: at, reason };
+        // The caller has checked that something follows the backslash.
         let Some(c) = self.bump() else {
-            return Err(LiteralError::UnterminatedString { offset: at });
+            return Err(invalid("nothing follows the backslash"));
         };
         match c {
             '\n' => {}

@@ -175,7 +175,8 @@ mod dict {
             Err("unterminated string starting at offset 1"),
         );
         check(r"{'a\'}", Err("unterminated string starting at offset 1"));
-        check("{'a\\", Err("unterminated string starting at offset 3"));
+        check("{'a\\", Err("unterminated string starting at offset 1"));
+        check("{'''a\\", Err("unterminated string starting at offset 1"));
         check("{r'a\\", Err("unterminated string starting at offset 1"));
         check(
             "{r'a\\\n'}",
