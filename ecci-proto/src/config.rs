@@ -1,1 +1,0 @@
-//! Placeholder: module `config` lands with the foundation issue.

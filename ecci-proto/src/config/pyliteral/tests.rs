@@ -1,0 +1,483 @@
+//! Tests for the Python literal parser: tables, round trips, and CPython itself.
+
+use super::*;
+use proptest::prelude::*;
+
+mod dict {
+    use super::*;
+
+    #[track_caller]
+    fn check(input: &str, expected: Result<&[(&str, &str)], &str>) {
+        let got = parse_dict(input).map_err(|e| e.to_string());
+        let expected = expected
+            .map(|pairs| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .map_err(str::to_owned);
+        assert_eq!(got, expected, "input {input:?}");
+    }
+
+    #[test]
+    fn valid() {
+        check("{}", Ok(&[]));
+        check(" \t{ \n}\n ", Ok(&[]));
+        check("{'a': 'b'}", Ok(&[("a", "b")]));
+        check(r#"{"a": "b"}"#, Ok(&[("a", "b")]));
+        check(
+            r#"{'containerB': 'broker1', "worker2": "broker2",}"#,
+            Ok(&[("containerB", "broker1"), ("worker2", "broker2")]),
+        );
+        check("{'a':'b','c':'d'}", Ok(&[("a", "b"), ("c", "d")]));
+        check("{\n\t'a' :\r\n 'b' ,\x0c\n}", Ok(&[("a", "b")]));
+        // Python keeps the last value, at the key's first position.
+        check(
+            "{'a': '1', 'b': '2', 'a': '3'}",
+            Ok(&[("a", "3"), ("b", "2")]),
+        );
+        check(r"{'a': '1', '\x61': '2'}", Ok(&[("a", "2")]));
+        check("{'': ''}", Ok(&[("", "")]));
+        check("{'名字': 'ブローカー😀'}", Ok(&[("名字", "ブローカー😀")]));
+    }
+
+    #[test]
+    fn strings() {
+        check(r#"{'it\'s': "say \"hi\""}"#, Ok(&[("it's", "say \"hi\"")]));
+        check(r#"{'"': "'"}"#, Ok(&[("\"", "'")]));
+        check(r"{'\\': '\n\t\r'}", Ok(&[("\\", "\n\t\r")]));
+        check(r"{'\a\b\f\v': ''}", Ok(&[("\x07\x08\x0c\x0b", "")]));
+        check(r"{'\x41\x7e': '\u00e9\U0001F600'}", Ok(&[("A~", "é😀")]));
+        check(r"{'\101\0\08': '\777'}", Ok(&[("A\0\08", "\u{1ff}")]));
+        check(r"{'\d\w': '\ '}", Ok(&[("\\d\\w", "\\ ")]));
+        check("{'a\\\nb': 'c'}", Ok(&[("ab", "c")]));
+        check("{'a\\\r\nb': 'c'}", Ok(&[("ab", "c")]));
+        check(r"{r'\n': R'\''}", Ok(&[("\\n", "\\'")]));
+        check(r"{r'\\': 'x'}", Ok(&[("\\\\", "x")]));
+        check(r#"{u'a': U"b"}"#, Ok(&[("a", "b")]));
+        check(r#"{'a' "b" : 'c'  'd'}"#, Ok(&[("ab", "cd")]));
+        check(r"{'a' r'\n' u'b': 'c'}", Ok(&[("a\\nb", "c")]));
+        check(
+            "{'''it's''': \"\"\"a\"b\nc\"\"\"}",
+            Ok(&[("it's", "a\"b\nc")]),
+        );
+        check("{'''''': ''}", Ok(&[("", "")]));
+        check(
+            "{'''a'''': ''}",
+            Err("unterminated string starting at offset 12"),
+        );
+    }
+
+    #[test]
+    fn invalid() {
+        check("", Err("expected '{' at offset 0, found end of input"));
+        check("  ", Err("expected '{' at offset 2, found end of input"));
+        check("[]", Err("expected '{' at offset 0, found '['"));
+        check(
+            "{",
+            Err("expected a string or '}' at offset 1, found end of input"),
+        );
+        check(
+            "{'a': 'b' x}",
+            Err("expected ',' or '}' at offset 10, found 'x'"),
+        );
+        check(
+            "{'a': 'b'",
+            Err("expected ',' or '}' at offset 9, found end of input"),
+        );
+        check("{'a' 'b'}", Err("expected ':' at offset 8, found '}'"));
+        check("{'a'}", Err("expected ':' at offset 4, found '}'"));
+        check("{'a', 'b'}", Err("expected ':' at offset 4, found ','"));
+        check("{'a':}", Err("expected a string at offset 5, found '}'"));
+        check(
+            "{,}",
+            Err("expected a string or '}' at offset 1, found ','"),
+        );
+        check(
+            "{'a': 'b',,}",
+            Err("expected a string or '}' at offset 10, found ','"),
+        );
+        check(
+            "{'a': 'b'} x",
+            Err("expected end of input at offset 11, found 'x'"),
+        );
+        check(
+            "{'a': 'b'}}",
+            Err("expected end of input at offset 10, found '}'"),
+        );
+        check("{}{}", Err("expected end of input at offset 2, found '{'"));
+        check(
+            "{\u{a0}}",
+            Err("expected a string or '}' at offset 1, found '\\u{a0}'"),
+        );
+        check(
+            "{a: 'b'}",
+            Err("expected a string or '}' at offset 1, found 'a'"),
+        );
+    }
+
+    #[test]
+    fn non_string_values() {
+        check("{'a': 1}", Err("expected a string at offset 6, found '1'"));
+        check(
+            "{1: 'a'}",
+            Err("expected a string or '}' at offset 1, found '1'"),
+        );
+        check(
+            "{'a': None}",
+            Err("expected a string at offset 6, found 'N'"),
+        );
+        check(
+            "{'a': True}",
+            Err("expected a string at offset 6, found 'T'"),
+        );
+        check(
+            "{'a': {'b': 'c'}}",
+            Err("expected a string at offset 6, found '{'"),
+        );
+        check(
+            "{'a': ['b']}",
+            Err("expected a string at offset 6, found '['"),
+        );
+        check(
+            "{'a': ('b',)}",
+            Err("expected a string at offset 6, found '('"),
+        );
+        check(
+            "{b'a': 'b'}",
+            Err("expected a string or '}' at offset 1, found 'b'"),
+        );
+        check(
+            "{'a': f'b'}",
+            Err("expected a string at offset 6, found 'f'"),
+        );
+        check(
+            "{'a': br'b'}",
+            Err("expected a string at offset 6, found 'b'"),
+        );
+        check(
+            "{'a': 'b' + 'c'}",
+            Err("expected ',' or '}' at offset 10, found '+'"),
+        );
+    }
+
+    #[test]
+    fn unterminated_and_escapes() {
+        check("{'a", Err("unterminated string starting at offset 1"));
+        check("{'a\": 'b'}", Err("expected ':' at offset 7, found 'b'"));
+        check(
+            "{'a\n': 'b'}",
+            Err("unterminated string starting at offset 1"),
+        );
+        check(
+            "{'a\r': 'b'}",
+            Err("unterminated string starting at offset 1"),
+        );
+        check(r"{'a\'}", Err("unterminated string starting at offset 1"));
+        check("{'a\\", Err("unterminated string starting at offset 1"));
+        check("{'''a\\", Err("unterminated string starting at offset 1"));
+        check("{r'a\\", Err("unterminated string starting at offset 1"));
+        check(
+            "{r'a\\\n'}",
+            Err("unterminated string starting at offset 1"),
+        );
+        check(
+            "{'''a'': 'b'}",
+            Err("unterminated string starting at offset 1"),
+        );
+        check("{'a': u'", Err("unterminated string starting at offset 6"));
+        check(
+            r"{'\x4': ''}",
+            Err("invalid escape at offset 2: \\x needs two hex digits"),
+        );
+        check(
+            r"{'\xg0': ''}",
+            Err("invalid escape at offset 2: \\x needs two hex digits"),
+        );
+        check(
+            r"{'\x",
+            Err("invalid escape at offset 2: \\x needs two hex digits"),
+        );
+        check(
+            r"{'ab\u12': ''}",
+            Err("invalid escape at offset 4: \\u needs four hex digits naming a character"),
+        );
+        check(
+            r"{'\ud800': ''}",
+            Err("invalid escape at offset 2: \\u needs four hex digits naming a character"),
+        );
+        check(
+            r"{'\U00110000': ''}",
+            Err("invalid escape at offset 2: \\U needs eight hex digits naming a character"),
+        );
+        check(
+            r"{'\x4é': ''}",
+            Err("invalid escape at offset 2: \\x needs two hex digits"),
+        );
+        check(
+            r"{'\N{BULLET}': ''}",
+            Err("invalid escape at offset 2: \\N{...} escapes are not supported"),
+        );
+    }
+}
+
+mod list {
+    use super::*;
+
+    #[track_caller]
+    fn check(input: &str, expected: Result<&[&str], &str>) {
+        let got = parse_list(input).map_err(|e| e.to_string());
+        let expected = expected
+            .map(|items| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+            .map_err(str::to_owned);
+        assert_eq!(got, expected, "input {input:?}");
+    }
+
+    #[test]
+    fn lists_and_tuples() {
+        check("[]", Ok(&[]));
+        check("()", Ok(&[]));
+        check(" [ ] ", Ok(&[]));
+        check("['a']", Ok(&[("a")]));
+        check(r#"['a', "b"]"#, Ok(&["a", "b"]));
+        check("['a', 'b',]", Ok(&["a", "b"]));
+        check("['a', 'a']", Ok(&["a", "a"]));
+        check("('a',)", Ok(&["a"]));
+        check("('a', 'b')", Ok(&["a", "b"]));
+        check("( 'a' , 'b' , )", Ok(&["a", "b"]));
+        check("['edge1/', 'cloud/x/']", Ok(&["edge1/", "cloud/x/"]));
+        check(r"['\u540d', 'a' 'b']", Ok(&["名", "ab"]));
+    }
+
+    #[test]
+    fn invalid() {
+        check(
+            "",
+            Err("expected '[' or '(' at offset 0, found end of input"),
+        );
+        check("'a'", Err("expected '[' or '(' at offset 0, found '\\''"));
+        check("{}", Err("expected '[' or '(' at offset 0, found '{'"));
+        check("('a')", Err("expected ',' at offset 4, found ')'"));
+        check("['a')", Err("expected ',' or ']' at offset 4, found ')'"));
+        check(
+            "('a', 'b']",
+            Err("expected ',' or ')' at offset 9, found ']'"),
+        );
+        check(
+            "['a' 'b' 1]",
+            Err("expected ',' or ']' at offset 9, found '1'"),
+        );
+        check(
+            "['a', 1]",
+            Err("expected a string or ']' at offset 6, found '1'"),
+        );
+        check(
+            "[['a']]",
+            Err("expected a string or ']' at offset 1, found '['"),
+        );
+        check(
+            "[(), 'a']",
+            Err("expected a string or ']' at offset 1, found '('"),
+        );
+        check(
+            "(,)",
+            Err("expected a string or ')' at offset 1, found ','"),
+        );
+        check(
+            "['a',,]",
+            Err("expected a string or ']' at offset 5, found ','"),
+        );
+        check(
+            "['a'] []",
+            Err("expected end of input at offset 6, found '['"),
+        );
+        check("['a", Err("unterminated string starting at offset 1"));
+        check(
+            "[",
+            Err("expected a string or ']' at offset 1, found end of input"),
+        );
+    }
+}
+
+/// Writes `s` as a Python string literal with the given quote, escaping what
+/// must be escaped and, when `escape_all`, every non-ASCII-alphanumeric char.
+fn py_quote(s: &str, quote: char, escape_all: bool) -> String {
+    let mut out = String::from(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if escape_all && !c.is_ascii_alphanumeric() => match u32::from(c) {
+                n @ 0..=0xff => out.push_str(&format!("\\x{n:02x}")),
+                n @ 0x100..=0xffff => out.push_str(&format!("\\u{n:04X}")),
+                n => out.push_str(&format!("\\U{n:08x}")),
+            },
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// A string made of characters that need care in a literal.
+fn tricky_string() -> impl Strategy<Value = String> {
+    proptest::string::string_regex("[a-zA-Z0-9_ .'\"\\\\\n\u{e9}\u{540d}\u{1F600}-]{0,12}")
+        .expect("valid regex")
+}
+
+fn quoted(s: String) -> impl Strategy<Value = String> {
+    (prop_oneof![Just('\''), Just('"')], any::<bool>())
+        .prop_map(move |(q, all)| py_quote(&s, q, all))
+}
+
+fn space() -> impl Strategy<Value = String> {
+    proptest::string::string_regex("[ \t\n]{0,3}").expect("valid regex")
+}
+
+proptest! {
+    #[test]
+    fn dict_round_trip(
+        pairs in proptest::collection::vec((tricky_string(), tricky_string()), 0..8),
+        quotes in proptest::collection::vec((any::<(bool, bool)>(), any::<(bool, bool)>()), 8),
+        spaces in proptest::collection::vec(space(), 40),
+        trailing_comma in any::<bool>(),
+    ) {
+        let q = |s: &str, (dq, all): (bool, bool)| py_quote(s, if dq { '"' } else { '\'' }, all);
+        let mut sp = spaces.iter().cycle();
+        let mut src = format!("{}{{", sp.next().map_or("", |s| s));
+        for (i, ((k, v), (qk, qv))) in pairs.iter().zip(&quotes).enumerate() {
+            if i > 0 {
+                src.push(',');
+            }
+            let (s1, s2, s3) = (sp.next(), sp.next(), sp.next());
+            src.push_str(&format!(
+                "{}{}{}:{}{}",
+                s1.map_or("", |s| s), q(k, *qk), s2.map_or("", |s| s), s3.map_or("", |s| s), q(v, *qv)
+            ));
+        }
+        if trailing_comma && !pairs.is_empty() {
+            src.push(',');
+        }
+        src.push_str(&format!("{}}}{}", sp.next().map_or("", |s| s), sp.next().map_or("", |s| s)));
+
+        let mut expected: Vec<(String, String)> = Vec::new();
+        for (k, v) in pairs {
+            match expected.iter_mut().find(|(ek, _)| *ek == k) {
+                Some(e) => e.1 = v,
+                None => expected.push((k, v)),
+            }
+        }
+        prop_assert_eq!(parse_dict(&src), Ok(expected), "source {:?}", src);
+    }
+
+    #[test]
+    fn list_round_trip(
+        items in proptest::collection::vec(tricky_string().prop_flat_map(quoted), 0..8),
+        tuple in any::<bool>(),
+        trailing_comma in any::<bool>(),
+    ) {
+        let (open, close) = if tuple { ('(', ')') } else { ('[', ']') };
+        let trailing = trailing_comma || (tuple && items.len() == 1);
+        let src = format!(
+            "{open}{}{}{close}",
+            items.join(", "),
+            if trailing && !items.is_empty() { "," } else { "" }
+        );
+        let got = parse_list(&src);
+        prop_assert!(got.is_ok(), "source {:?}: {:?}", src, got);
+        prop_assert_eq!(got.map(|v| v.len()), Ok(items.len()));
+    }
+
+    #[test]
+    fn never_panics(src in "[{}\\[\\]()'\":, \\\\xuUN0-9abrf\n\u{e9}]{0,40}") {
+        let _ = parse_dict(&src);
+        let _ = parse_list(&src);
+    }
+
+    #[test]
+    fn never_panics_on_any_string(src in any::<String>()) {
+        let _ = parse_dict(&src);
+        let _ = parse_list(&src);
+    }
+}
+
+/// Compares the parser with CPython's `ast.literal_eval` on tricky inputs:
+/// whatever Python reads as a dict (list) of strings must parse to the same
+/// pairs (items), and everything else must be refused.
+#[test]
+fn agrees_with_cpython() {
+    let inputs: &[&str] = &[
+        "{}",
+        "{'a': 'b', 'a': 'c', 'b': 'd'}",
+        r#"{'it\'s': "say \"hi\"",}"#,
+        r"{'\x41\101\u00e9\U0001F600': '\d\ \0'}",
+        "{'a\\\nb': 'c'}",
+        r"{r'\n\'': u'x'}",
+        r#"{'a' "b" : 'c'  r'\d'}"#,
+        "{'''it's''': \"\"\"a\"b\nc\"\"\"}",
+        "\n{\n\t'a' :\r\n 'b' ,\x0c\n}\n",
+        "{'名字': 'ブローカー'}",
+        "{'a': 1}",
+        "{'a': {'b': 'c'}}",
+        "{'a'}",
+        "{'a', 'b'}",
+        "{b'a': 'b'}",
+        "{'a\n': 'b'}",
+        "{'a': 'b' x}",
+        "{'a': 'b'} {}",
+        "{'\\x4': ''}",
+        "['a', \"b\",]",
+        "('a',)",
+        "('a')",
+        "()",
+        "[['a']]",
+        "['a', 1]",
+        "['''a''' 'b']",
+        "{'''a'''': ''}",
+        "{'a': 'b' 'c', '\\x61': 'd'}",
+    ];
+    let script = r#"
+import ast, json, sys
+out = []
+for src in json.load(sys.stdin):
+    try:
+        v = ast.literal_eval(src)
+    except Exception:
+        out.append(None)
+        continue
+    if isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
+        out.append({"dict": list(v.items())})
+    elif isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
+        out.append({"list": list(v)})
+    else:
+        out.append(None)
+json.dump(out, sys.stdout)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("this test needs python3 on PATH");
+    let stdin = child.stdin.take().expect("piped stdin");
+    serde_json::to_writer(stdin, inputs).expect("write inputs to python3");
+    let output = child.wait_with_output().expect("python3 runs");
+    assert!(output.status.success(), "python3 failed");
+    let python: Vec<serde_json::Value> =
+        serde_json::from_slice(&output.stdout).expect("python3 prints JSON");
+    assert_eq!(python.len(), inputs.len());
+    for (src, py) in inputs.iter().zip(python) {
+        let ours = match (parse_dict(src), parse_list(src)) {
+            (Ok(pairs), _) => serde_json::json!({ "dict": pairs }),
+            (_, Ok(items)) => serde_json::json!({ "list": items }),
+            _ => serde_json::Value::Null,
+        };
+        assert_eq!(ours, py, "input {src:?}");
+    }
+}

@@ -1,0 +1,588 @@
+//! Tests for reading, building and querying a [`Config`].
+
+use super::*;
+use std::collections::HashMap;
+
+const BASE: &[(&str, &str)] = &[
+    ("ECCI_LOCAL_BROKER_IP", "10.0.0.1"),
+    ("ECCI_LOCAL_BROKER_ID", "b1"),
+    ("ECCI_APP_ID", "app"),
+    ("ECCI_CONTAINER_NAME", "me"),
+];
+
+fn name(s: &str) -> ContainerName {
+    ContainerName::new(s).expect("valid test name")
+}
+
+fn broker(s: &str) -> BrokerId {
+    BrokerId::new(s).expect("valid test broker id")
+}
+
+/// The config that [`BASE`] alone yields, as a builder to extend.
+fn base() -> ConfigBuilder {
+    Config::builder(
+        "10.0.0.1",
+        broker("b1"),
+        AppId::new("app").expect("valid app id"),
+        name("me"),
+    )
+}
+
+/// An error with its chain of sources, joined as `anyhow`'s `{:#}` would.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+/// Reads [`BASE`] overridden by `vars` (an empty value unsets a variable).
+#[track_caller]
+fn check(vars: &[(&str, &str)], expected: Result<ConfigBuilder, &str>) {
+    let mut env: HashMap<&str, &str> = BASE.iter().copied().collect();
+    env.extend(vars.iter().copied());
+    let got = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).map_err(|e| chain(&e));
+    let expected = expected
+        .map(|b| b.build().expect("expected config builds"))
+        .map_err(str::to_owned);
+    assert_eq!(got, expected, "vars {vars:?}");
+}
+
+#[test]
+fn minimal_and_full() {
+    check(&[], Ok(base()));
+    check(
+        &[
+            ("ECCI_LOCAL_BROKER_PORT", "1884"),
+            ("ECCI_LOCAL_BROKER_USERNAME", "user"),
+            ("ECCI_LOCAL_BROKER_PASSWORD", "pw"),
+            ("ECCI_CONTAINER_NAME", "edgeai_app_ctrl"),
+            (
+                "ECCI_PUB_TARGETS",
+                "{'worker1': 'b1', \"worker2\": \"b2\",}",
+            ),
+            ("ECCI_SUB_OBJECTS", "['alias']"),
+            ("ECCI_BRIDGE_MOUNTPOINTS", "['edge1/', 'edge2/']"),
+            ("ECCI_CONTAINER_TYPE", "edge"),
+            ("ECCI_APP_TYPE", "controller"),
+            ("ECCI_APP_CONTROLLER_CONTAINER", "{'global': 'b0'}"),
+            ("ECCI_AGENT_ID", "agent-7"),
+        ],
+        Ok(Config::builder(
+            "10.0.0.1",
+            broker("b1"),
+            AppId::new("app").expect("valid app id"),
+            name("ctrl"),
+        )
+        .port(1884)
+        .credentials(Credentials::new("user", "pw"))
+        .pub_target(name("worker1"), broker("b1"))
+        .pub_target(name("worker2"), broker("b2"))
+        .sub_object(name("alias"))
+        .bridge_mountpoint("edge1/")
+        .bridge_mountpoint("edge2/")
+        .container_type(ContainerType::Edge)
+        .app_type(AppType::Controller)
+        .controller(name("global"), broker("b0"))
+        .agent_id("agent-7")),
+    );
+}
+
+#[test]
+fn required_variables() {
+    for var in [
+        "ECCI_LOCAL_BROKER_IP",
+        "ECCI_LOCAL_BROKER_ID",
+        "ECCI_APP_ID",
+        "ECCI_CONTAINER_NAME",
+    ] {
+        check(&[(var, "")], Err(&format!("{var} is unset or empty")));
+    }
+    check(
+        &[("ECCI_LOCAL_BROKER_ID", "b/1")],
+        Err(
+            "ECCI_LOCAL_BROKER_ID holds an invalid name: broker id \"b/1\" contains '/', which is not allowed in a topic segment",
+        ),
+    );
+    check(
+        &[("ECCI_APP_ID", "app+")],
+        Err(
+            "ECCI_APP_ID holds an invalid name: app id \"app+\" contains '+', which is not allowed in a topic segment",
+        ),
+    );
+    check(
+        &[("ECCI_CONTAINER_NAME", "me#")],
+        Err(
+            "ECCI_CONTAINER_NAME holds an invalid name: container name \"me#\" contains '#', which is not allowed in a topic segment",
+        ),
+    );
+}
+
+#[test]
+fn port() {
+    check(&[("ECCI_LOCAL_BROKER_PORT", "1884")], Ok(base().port(1884)));
+    check(
+        &[("ECCI_LOCAL_BROKER_PORT", " 8883\n")],
+        Ok(base().port(8883)),
+    );
+    check(
+        &[("ECCI_LOCAL_BROKER_PORT", "65535")],
+        Ok(base().port(65535)),
+    );
+    check(&[("ECCI_LOCAL_BROKER_PORT", "")], Ok(base()));
+    for bad in ["abc", "0", "65536", "-1", "18 83", "1883.0"] {
+        check(
+            &[("ECCI_LOCAL_BROKER_PORT", bad)],
+            Err(&format!(
+                "ECCI_LOCAL_BROKER_PORT: {bad:?} is not a port number"
+            )),
+        );
+    }
+}
+
+#[test]
+fn credentials_only_when_both_are_set() {
+    let both = Credentials::new("u", "p");
+    check(
+        &[
+            ("ECCI_LOCAL_BROKER_USERNAME", "u"),
+            ("ECCI_LOCAL_BROKER_PASSWORD", "p"),
+        ],
+        Ok(base().credentials(both)),
+    );
+    check(&[("ECCI_LOCAL_BROKER_USERNAME", "u")], Ok(base()));
+    check(&[("ECCI_LOCAL_BROKER_PASSWORD", "p")], Ok(base()));
+    check(
+        &[
+            ("ECCI_LOCAL_BROKER_USERNAME", ""),
+            ("ECCI_LOCAL_BROKER_PASSWORD", "p"),
+        ],
+        Ok(base()),
+    );
+}
+
+#[test]
+fn password_is_not_in_debug() {
+    let env = |k: &str| match k {
+        "ECCI_LOCAL_BROKER_USERNAME" => Some("user".to_owned()),
+        "ECCI_LOCAL_BROKER_PASSWORD" => Some("hunter2-secret".to_owned()),
+        _ => BASE
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned()),
+    };
+    let config = Config::from_lookup(env).expect("valid config");
+    assert_eq!(
+        config.credentials().map(Credentials::password),
+        Some("hunter2-secret")
+    );
+    let debug = format!("{config:?} {config:#?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("user"), "{debug}");
+}
+
+#[test]
+fn container_name_prefix() {
+    check(&[("ECCI_CONTAINER_NAME", "edgeai_app_me")], Ok(base()));
+    check(&[("ECCI_CONTAINER_NAME", "edgeai_3f9a_me")], Ok(base()));
+    check(
+        &[("ECCI_CONTAINER_NAME", "edgeai_app_worker_1")],
+        Ok(Config::builder(
+            "10.0.0.1",
+            broker("b1"),
+            AppId::new("app").expect("valid app id"),
+            name("worker_1"),
+        )),
+    );
+    check(
+        &[("ECCI_CONTAINER_NAME", "edgeai_app_")],
+        Err("ECCI_CONTAINER_NAME holds an invalid name: container name is empty"),
+    );
+
+    let keep = EnvOptions {
+        strip_platform_prefix: false,
+    };
+    let lookup = |k: &str| match k {
+        "ECCI_CONTAINER_NAME" => Some("edgeai_app_me".to_owned()),
+        _ => BASE
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned()),
+    };
+    let config = Config::from_lookup_with(&keep, lookup).expect("valid config");
+    assert_eq!(config.container_name(), "edgeai_app_me");
+    assert!(EnvOptions::default().strip_platform_prefix);
+}
+
+#[test]
+fn pub_targets() {
+    check(&[("ECCI_PUB_TARGETS", "{}")], Ok(base()));
+    check(&[("ECCI_PUB_TARGETS", "")], Ok(base()));
+    check(
+        &[("ECCI_PUB_TARGETS", "{'z': 'b2', 'a': 'b1', 'm': 'b2'}")],
+        Ok(base()
+            .pub_target(name("z"), broker("b2"))
+            .pub_target(name("a"), broker("b1"))
+            .pub_target(name("m"), broker("b2"))),
+    );
+    check(
+        &[("ECCI_PUB_TARGETS", "{'w': 'b1', 'x': 'b1', 'w': 'b2'}")],
+        Ok(base()
+            .pub_target(name("w"), broker("b2"))
+            .pub_target(name("x"), broker("b1"))),
+    );
+    check(
+        &[("ECCI_PUB_TARGETS", "{'containerB': 'broker1' x}")],
+        Err(
+            "ECCI_PUB_TARGETS is not a Python dict literal of strings: expected ',' or '}' at offset 25, found 'x'",
+        ),
+    );
+    check(
+        &[("ECCI_PUB_TARGETS", "['a']")],
+        Err(
+            "ECCI_PUB_TARGETS is not a Python dict literal of strings: expected '{' at offset 0, found '['",
+        ),
+    );
+    check(
+        &[("ECCI_PUB_TARGETS", "{'a': 1}")],
+        Err(
+            "ECCI_PUB_TARGETS is not a Python dict literal of strings: expected a string at offset 6, found '1'",
+        ),
+    );
+    check(
+        &[("ECCI_PUB_TARGETS", "{'a/b': 'b1'}")],
+        Err(
+            "ECCI_PUB_TARGETS holds an invalid name: container name \"a/b\" contains '/', which is not allowed in a topic segment",
+        ),
+    );
+    check(
+        &[("ECCI_PUB_TARGETS", "{'a': ''}")],
+        Err("ECCI_PUB_TARGETS holds an invalid name: broker id is empty"),
+    );
+}
+
+#[test]
+fn sub_objects() {
+    check(&[("ECCI_SUB_OBJECTS", "[]")], Ok(base()));
+    check(
+        &[("ECCI_SUB_OBJECTS", "('x', \"y\", 'x',)")],
+        Ok(base().sub_object(name("x")).sub_object(name("y"))),
+    );
+    check(
+        &[("ECCI_SUB_OBJECTS", "'x'")],
+        Err(
+            "ECCI_SUB_OBJECTS is not a Python list literal of strings: expected '[' or '(' at offset 0, found '\\''",
+        ),
+    );
+    check(
+        &[("ECCI_SUB_OBJECTS", "['x+']")],
+        Err(
+            "ECCI_SUB_OBJECTS holds an invalid name: container name \"x+\" contains '+', which is not allowed in a topic segment",
+        ),
+    );
+}
+
+#[test]
+fn bridge_mountpoints() {
+    check(&[("ECCI_BRIDGE_MOUNTPOINTS", "[]")], Ok(base()));
+    check(
+        &[("ECCI_BRIDGE_MOUNTPOINTS", "['edge/x/', 'cloud', 'edge/x/']")],
+        Ok(base()
+            .bridge_mountpoint("edge/x/")
+            .bridge_mountpoint("cloud")),
+    );
+    check(
+        &[("ECCI_BRIDGE_MOUNTPOINTS", "['']")],
+        Err("ECCI_BRIDGE_MOUNTPOINTS holds an empty mountpoint"),
+    );
+    check(
+        &[("ECCI_BRIDGE_MOUNTPOINTS", "['ok/', 'a/+/']")],
+        Err(
+            "ECCI_BRIDGE_MOUNTPOINTS: mountpoint \"a/+/\" contains '+', which is not allowed in a topic",
+        ),
+    );
+    check(
+        &[("ECCI_BRIDGE_MOUNTPOINTS", "['#']")],
+        Err(
+            "ECCI_BRIDGE_MOUNTPOINTS: mountpoint \"#\" contains '#', which is not allowed in a topic",
+        ),
+    );
+    check(
+        &[("ECCI_BRIDGE_MOUNTPOINTS", r"['a\x00']")],
+        Err(
+            "ECCI_BRIDGE_MOUNTPOINTS: mountpoint \"a\\0\" contains '\\0', which is not allowed in a topic",
+        ),
+    );
+    check(
+        &[("ECCI_BRIDGE_MOUNTPOINTS", "['a'")],
+        Err(
+            "ECCI_BRIDGE_MOUNTPOINTS is not a Python list literal of strings: expected ',' or ']' at offset 4, found end of input",
+        ),
+    );
+}
+
+#[test]
+fn container_and_app_type() {
+    check(
+        &[("ECCI_CONTAINER_TYPE", "cloud")],
+        Ok(base().container_type(ContainerType::Cloud)),
+    );
+    check(
+        &[("ECCI_CONTAINER_TYPE", "edge")],
+        Ok(base().container_type(ContainerType::Edge)),
+    );
+    check(&[("ECCI_CONTAINER_TYPE", "")], Ok(base()));
+    for bad in ["Cloud", "fog", " edge"] {
+        check(
+            &[("ECCI_CONTAINER_TYPE", bad)],
+            Err(&format!(
+                "ECCI_CONTAINER_TYPE: {bad:?} is not one of cloud, edge"
+            )),
+        );
+    }
+    check(
+        &[("ECCI_APP_TYPE", "controller")],
+        Ok(base().app_type(AppType::Controller)),
+    );
+    check(
+        &[("ECCI_APP_TYPE", "component")],
+        Ok(base().app_type(AppType::Component)),
+    );
+    check(&[("ECCI_APP_TYPE", "")], Ok(base()));
+    check(
+        &[("ECCI_APP_TYPE", "ctrl")],
+        Err("ECCI_APP_TYPE: \"ctrl\" is not one of controller, component"),
+    );
+}
+
+#[test]
+fn controller() {
+    check(&[("ECCI_APP_CONTROLLER_CONTAINER", "{}")], Ok(base()));
+    check(
+        &[("ECCI_APP_CONTROLLER_CONTAINER", "{'ctrl': 'b0'}")],
+        Ok(base().controller(name("ctrl"), broker("b0"))),
+    );
+    check(
+        &[(
+            "ECCI_APP_CONTROLLER_CONTAINER",
+            "{'ctrl': 'b0', 'ctrl': 'b2'}",
+        )],
+        Ok(base().controller(name("ctrl"), broker("b2"))),
+    );
+    check(
+        &[("ECCI_APP_CONTROLLER_CONTAINER", "{'c1': 'b0', 'c2': 'b0'}")],
+        Err(
+            "ECCI_APP_CONTROLLER_CONTAINER has 2 entries, but a container has at most one controller",
+        ),
+    );
+    check(
+        &[("ECCI_APP_CONTROLLER_CONTAINER", "{'c1': 'b0'")],
+        Err(
+            "ECCI_APP_CONTROLLER_CONTAINER is not a Python dict literal of strings: expected ',' or '}' at offset 11, found end of input",
+        ),
+    );
+}
+
+#[test]
+fn agent_id() {
+    check(
+        &[("ECCI_AGENT_ID", "agent 1")],
+        Ok(base().agent_id("agent 1")),
+    );
+    check(&[("ECCI_AGENT_ID", "")], Ok(base()));
+}
+
+#[test]
+fn lookup_errors_propagate() {
+    let lookup = |variable: &'static str| match variable {
+        "ECCI_APP_TYPE" => Err(ConfigError::NotUnicode { variable }),
+        _ => Ok(BASE
+            .iter()
+            .find(|(n, _)| *n == variable)
+            .map(|(_, v)| (*v).to_owned())),
+    };
+    let err = load(&EnvOptions::default(), &lookup).expect_err("lookup fails");
+    assert_eq!(err.to_string(), "ECCI_APP_TYPE is not valid unicode");
+}
+
+#[test]
+fn builder_checks() {
+    let built = |b: ConfigBuilder| b.build().map(|_| ()).map_err(|e| e.to_string());
+    assert_eq!(built(base()), Ok(()));
+    assert_eq!(
+        built(Config::builder(
+            "",
+            broker("b1"),
+            AppId::new("a").expect("valid"),
+            name("me")
+        )),
+        Err("ECCI_LOCAL_BROKER_IP is unset or empty".to_owned())
+    );
+    assert_eq!(
+        built(base().port(0)),
+        Err("ECCI_LOCAL_BROKER_PORT: \"0\" is not a port number".to_owned())
+    );
+    assert_eq!(
+        built(base().bridge_mountpoint("a/#")),
+        Err("ECCI_BRIDGE_MOUNTPOINTS: mountpoint \"a/#\" contains '#', which is not allowed in a topic".to_owned())
+    );
+    assert_eq!(
+        built(base().bridge_mountpoint("")),
+        Err("ECCI_BRIDGE_MOUNTPOINTS holds an empty mountpoint".to_owned())
+    );
+}
+
+mod select {
+    use super::*;
+
+    fn config() -> Config {
+        base()
+            .pub_target(name("worker1"), broker("b1"))
+            .pub_target(name("store"), broker("b2"))
+            .pub_target(name("worker2"), broker("b2"))
+            .pub_target(name("work"), broker("b3"))
+            .build()
+            .expect("valid config")
+    }
+
+    #[track_caller]
+    fn check(selector: &[&str], expected: Result<&[&str], &str>) {
+        let config = config();
+        let got = config
+            .select_targets(selector)
+            .map(|ts| ts.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            got,
+            expected.map(<[&str]>::to_vec).map_err(str::to_owned),
+            "selector {selector:?}"
+        );
+    }
+
+    #[test]
+    fn by_prefix() {
+        check(&["worker"], Ok(&["worker1", "worker2"]));
+        check(&["worker1"], Ok(&["worker1"]));
+        check(&["work"], Ok(&["worker1", "worker2", "work"]));
+        check(&["store", "worker2"], Ok(&["store", "worker2"]));
+        check(&["worker2", "store"], Ok(&["store", "worker2"]));
+        check(
+            &["worker", "worker1", "w"],
+            Ok(&["worker1", "worker2", "work"]),
+        );
+        check(&["nobody", "store"], Ok(&["store"]));
+        check(&[""], Ok(&["worker1", "store", "worker2", "work"]));
+        check(
+            &["nobody"],
+            Err(
+                "no pub target starts with \"nobody\"; known targets: worker1, store, worker2, work",
+            ),
+        );
+        check(
+            &["x", "Worker"],
+            Err(
+                "no pub target starts with \"x\" or \"Worker\"; known targets: worker1, store, worker2, work",
+            ),
+        );
+        check(
+            &["worker10"],
+            Err(
+                "no pub target starts with \"worker10\"; known targets: worker1, store, worker2, work",
+            ),
+        );
+        check(
+            &[],
+            Err("no target names given; known targets: worker1, store, worker2, work"),
+        );
+    }
+
+    #[test]
+    fn without_targets() {
+        let err = base()
+            .build()
+            .expect("valid config")
+            .select_targets(&["a".to_owned()])
+            .expect_err("nothing to select");
+        assert_eq!(
+            err.to_string(),
+            "no pub target starts with \"a\"; known targets: none"
+        );
+    }
+
+    #[test]
+    fn grouped_by_broker() {
+        let config = config();
+        let targets = config
+            .select_targets(&["worker", "store", "work"])
+            .expect("matches");
+        let groups: Vec<(&str, Vec<&str>)> = targets_by_broker(targets)
+            .into_iter()
+            .map(|(b, names)| (b.as_str(), names.iter().map(|n| n.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                ("b1", vec!["worker1"]),
+                ("b2", vec!["store", "worker2"]),
+                ("b3", vec!["work"])
+            ]
+        );
+        assert!(targets_by_broker(&[]).is_empty());
+        let dup = [
+            Target::new(name("a"), broker("b1")),
+            Target::new(name("a"), broker("b1")),
+        ];
+        assert_eq!(targets_by_broker(&dup), [(&broker("b1"), vec![&name("a")])]);
+    }
+}
+
+mod round_trip {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_name() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[a-zA-Z0-9_. '\"\\\\\u{e9}-]{1,10}").expect("valid regex")
+    }
+
+    fn py_str(s: &str, double: bool) -> String {
+        let q = if double { '"' } else { '\'' };
+        let mut out = String::from(q);
+        for c in s.chars() {
+            if c == q || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push(q);
+        out
+    }
+
+    proptest! {
+        /// Any dict of valid names, written as Python would accept it, reads back
+        /// as the same targets in the same order.
+        #[test]
+        fn pub_targets_read_back(
+            entries in proptest::collection::vec((valid_name(), valid_name(), any::<(bool, bool)>()), 0..6),
+            space in "[ \t\n]{0,2}",
+            trailing_comma in any::<bool>(),
+        ) {
+            let body: Vec<String> = entries
+                .iter()
+                .map(|(n, b, (dn, db))| format!("{space}{}{space}:{space}{}", py_str(n, *dn), py_str(b, *db)))
+                .collect();
+            let comma = if trailing_comma && !entries.is_empty() { "," } else { "" };
+            let literal = format!("{space}{{{}{comma}{space}}}{space}", body.join(","));
+            let mut expected = base();
+            for (n, b, _) in &entries {
+                expected = expected.pub_target(name(n), broker(b));
+            }
+            let env: HashMap<&str, &str> = BASE.iter().copied().chain([("ECCI_PUB_TARGETS", literal.as_str())]).collect();
+            let got = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned()));
+            prop_assert_eq!(got, Ok(expected.build().expect("valid")), "literal {:?}", literal);
+        }
+    }
+}
