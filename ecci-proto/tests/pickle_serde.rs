@@ -284,7 +284,7 @@ fn error_messages() {
     check_err::<Bytes>(s("x"), "invalid type: expected bytes, found str");
     check_err::<Bytes>(
         Value::List(vec![int(256)]),
-        "integer 256 out of range for u8",
+        "integer 256 out of range for u8 at [0]",
     );
     check_err::<BTreeMap<String, i32>>(
         Value::List(vec![]),
@@ -297,11 +297,11 @@ fn error_messages() {
     check_err::<Pair>(Value::dict([("a", int(1))]), "missing field `b`");
     check_err::<Pair>(
         Value::dict([("a", int(1000)), ("b", s(""))]),
-        "integer 1000 out of range for u8",
+        "integer 1000 out of range for u8 at .a",
     );
     check_err::<Pair>(
         Value::dict([("a", int(1)), ("b", Value::None)]),
-        "invalid type: expected str, found NoneType",
+        "invalid type: expected str, found NoneType at .b",
     );
     check_err::<Option<u8>>(int(256), "integer 256 out of range for u8");
     check_err::<(i32, i32)>(
@@ -330,7 +330,31 @@ fn error_messages() {
     );
     check_err::<Shape>(
         Value::dict([("Empty", int(1))]),
-        "invalid type: expected None (unit variant), found int",
+        "invalid type: expected None (unit variant), found int at .Empty",
+    );
+    // Errors inside containers say where they are.
+    check_err::<Vec<Shape>>(
+        Value::List(vec![Value::dict([(
+            "Rect",
+            Value::Tuple(vec![int(1), s("x")]),
+        )])]),
+        "invalid type: expected u32, found str at [0].Rect[1]",
+    );
+    check_err::<Vec<Pair>>(
+        Value::List(vec![Value::dict([("a", int(1))])]),
+        "missing field `b` at [0]",
+    );
+    check_err::<BTreeMap<String, u8>>(
+        Value::dict([("a b", int(300))]),
+        r#"integer 300 out of range for u8 at ["a b"]"#,
+    );
+    check_err::<BTreeMap<i32, u8>>(
+        Value::Dict(vec![(int(-5), s("x"))]),
+        "invalid type: expected u8, found str at [-5]",
+    );
+    check_err::<Shape>(
+        Value::dict([("Poly", Value::dict([("sides", int(-1)), ("name", s(""))]))]),
+        "integer -1 out of range for u8 at .Poly.sides",
     );
     // Value itself goes through deserialize_any, which stops at u128.
     check_err::<Value>(

@@ -3,7 +3,7 @@
 //! [`Value`] is itself a [`serde::Deserializer`] that consumes the value, the
 //! way `serde_json::Value` is. Every mismatch is an error that names what was
 //! expected and the Python type that was found; no input panics. Recursion
-//! follows the nesting of the value, which [`decode`](super::decode) bounds.
+//! follows the nesting of the value, which [`decode`](super::decode()) bounds.
 
 use std::fmt;
 
@@ -16,26 +16,66 @@ use super::value::Value;
 /// Why a Rust value could not be converted to or from a [`Value`].
 ///
 /// The message says what was expected and what was found, using Python type
-/// names for what came from the wire.
+/// names for what came from the wire, and, when the problem is inside a
+/// container, where: dict keys and list indices from the top (`.a[2].b`).
 ///
 /// ```
 /// use ecci_proto::pickle::{Value, from_value};
 /// let err = from_value::<u8>(Value::from("x")).unwrap_err();
 /// assert_eq!(err.to_string(), "invalid type: expected u8, found str");
-/// let err = from_value::<u8>(Value::Int(300)).unwrap_err();
-/// assert_eq!(err.to_string(), "integer 300 out of range for u8");
+/// let err = from_value::<Vec<u8>>(Value::List(vec![Value::Int(1), Value::Int(300)])).unwrap_err();
+/// assert_eq!(err.to_string(), "integer 300 out of range for u8 at [1]");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+#[error("{message}{}", PathDisplay(.path))]
 pub struct ValueError {
     message: String,
+    /// Where the error is, innermost segment first (pushed while unwinding).
+    path: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Int(i64),
+    Index(usize),
+}
+
+struct PathDisplay<'a>(&'a [Segment]);
+
+impl fmt::Display for PathDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        f.write_str(" at ")?;
+        for segment in self.0.iter().rev() {
+            match segment {
+                Segment::Key(k)
+                    if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') =>
+                {
+                    write!(f, ".{k}")?;
+                }
+                Segment::Key(k) => write!(f, "[{k:?}]")?,
+                Segment::Int(i) => write!(f, "[{i}]")?,
+                Segment::Index(i) => write!(f, "[{i}]")?,
+            }
+        }
+        Ok(())
+    }
 }
 
 impl ValueError {
     pub(super) fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            path: Vec::new(),
         }
+    }
+
+    fn at(mut self, segment: Segment) -> Self {
+        self.path.push(segment);
+        self
     }
 
     fn invalid_type(expected: &str, found: &Value) -> Self {
@@ -281,6 +321,7 @@ impl<'de> Deserializer<'de> for Value {
             Value::Bytes(b) | Value::ByteArray(b) => {
                 let mut access = ByteSeqAccess {
                     iter: b.into_iter(),
+                    index: 0,
                 };
                 let out = visitor.visit_seq(&mut access)?;
                 check_seq_end(access.iter.len(), out)
@@ -420,6 +461,7 @@ fn float(value: &Value, what: &str) -> Result<f64, ValueError> {
 fn visit_seq<'de, V: Visitor<'de>>(items: Vec<Value>, visitor: V) -> Result<V::Value, ValueError> {
     let mut access = SeqAccess {
         iter: items.into_iter(),
+        index: 0,
     };
     let out = visitor.visit_seq(&mut access)?;
     check_seq_end(access.iter.len(), out)
@@ -433,6 +475,7 @@ fn visit_dict<'de, V: Visitor<'de>>(
     let mut access = MapAccess {
         iter: pairs.into_iter(),
         value: None,
+        key: None,
     };
     let out = visitor.visit_map(&mut access)?;
     match access.iter.len() {
@@ -456,6 +499,7 @@ fn check_seq_end<T>(left: usize, out: T) -> Result<T, ValueError> {
 
 struct SeqAccess {
     iter: std::vec::IntoIter<Value>,
+    index: usize,
 }
 
 impl<'de> de::SeqAccess<'de> for SeqAccess {
@@ -465,7 +509,14 @@ impl<'de> de::SeqAccess<'de> for SeqAccess {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, ValueError> {
-        self.iter.next().map(|v| seed.deserialize(v)).transpose()
+        let Some(item) = self.iter.next() else {
+            return Ok(None);
+        };
+        let index = self.index;
+        self.index += 1;
+        seed.deserialize(item)
+            .map(Some)
+            .map_err(|e| e.at(Segment::Index(index)))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -476,6 +527,7 @@ impl<'de> de::SeqAccess<'de> for SeqAccess {
 /// Python `bytes` read as a sequence of `int`s.
 struct ByteSeqAccess {
     iter: std::vec::IntoIter<u8>,
+    index: usize,
 }
 
 impl<'de> de::SeqAccess<'de> for ByteSeqAccess {
@@ -485,10 +537,14 @@ impl<'de> de::SeqAccess<'de> for ByteSeqAccess {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, ValueError> {
-        self.iter
-            .next()
-            .map(|b| seed.deserialize(Value::Int(b.into())))
-            .transpose()
+        let Some(byte) = self.iter.next() else {
+            return Ok(None);
+        };
+        let index = self.index;
+        self.index += 1;
+        seed.deserialize(Value::Int(byte.into()))
+            .map(Some)
+            .map_err(|e| e.at(Segment::Index(index)))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -499,6 +555,24 @@ impl<'de> de::SeqAccess<'de> for ByteSeqAccess {
 struct MapAccess {
     iter: std::vec::IntoIter<(Value, Value)>,
     value: Option<Value>,
+    /// The current key, to say where an error in its value is.
+    key: Option<Segment>,
+}
+
+/// How an error path names a dict key (only `str` and `int` keys are named).
+fn key_segment(key: &Value) -> Option<Segment> {
+    match key {
+        Value::Str(s) => Some(Segment::Key(s.clone())),
+        Value::Int(i) => Some(Segment::Int(*i)),
+        _ => None,
+    }
+}
+
+fn at_key(error: ValueError, key: Option<Segment>) -> ValueError {
+    match key {
+        Some(segment) => error.at(segment),
+        None => error,
+    }
 }
 
 impl<'de> de::MapAccess<'de> for MapAccess {
@@ -511,6 +585,7 @@ impl<'de> de::MapAccess<'de> for MapAccess {
         match self.iter.next() {
             Some((key, value)) => {
                 self.value = Some(value);
+                self.key = key_segment(&key);
                 seed.deserialize(key).map(Some)
             }
             None => Ok(None),
@@ -522,7 +597,9 @@ impl<'de> de::MapAccess<'de> for MapAccess {
         seed: T,
     ) -> Result<T::Value, ValueError> {
         match self.value.take() {
-            Some(value) => seed.deserialize(value),
+            Some(value) => seed
+                .deserialize(value)
+                .map_err(|e| at_key(e, self.key.take())),
             None => Err(ValueError::new("dict value requested before its key")),
         }
     }
@@ -546,11 +623,13 @@ impl<'de> de::EnumAccess<'de> for EnumAccess {
         self,
         seed: V,
     ) -> Result<(V::Value, VariantAccess), ValueError> {
+        let key = self.contents.as_ref().and(key_segment(&self.variant));
         let variant = seed.deserialize(self.variant)?;
         Ok((
             variant,
             VariantAccess {
                 contents: self.contents,
+                key,
             },
         ))
     }
@@ -558,15 +637,18 @@ impl<'de> de::EnumAccess<'de> for EnumAccess {
 
 struct VariantAccess {
     contents: Option<Value>,
+    /// The variant's key in `{'A': contents}`, to say where an error in the contents is.
+    key: Option<Segment>,
 }
 
 impl VariantAccess {
-    fn contents(self, kind: &str) -> Result<Value, ValueError> {
-        self.contents.ok_or_else(|| {
-            ValueError::new(format!(
+    fn contents(self, kind: &str) -> Result<(Value, Option<Segment>), ValueError> {
+        match self.contents {
+            Some(contents) => Ok((contents, self.key)),
+            None => Err(ValueError::new(format!(
                 "invalid type: expected a dict with one key ({kind} variant), found str"
-            ))
-        })
+            ))),
+        }
     }
 }
 
@@ -576,7 +658,10 @@ impl<'de> de::VariantAccess<'de> for VariantAccess {
     fn unit_variant(self) -> Result<(), ValueError> {
         match self.contents {
             None | Some(Value::None) => Ok(()),
-            Some(other) => Err(ValueError::invalid_type("None (unit variant)", &other)),
+            Some(other) => Err(at_key(
+                ValueError::invalid_type("None (unit variant)", &other),
+                self.key,
+            )),
         }
     }
 
@@ -584,7 +669,8 @@ impl<'de> de::VariantAccess<'de> for VariantAccess {
         self,
         seed: T,
     ) -> Result<T::Value, ValueError> {
-        seed.deserialize(self.contents("newtype")?)
+        let (contents, key) = self.contents("newtype")?;
+        seed.deserialize(contents).map_err(|e| at_key(e, key))
     }
 
     fn tuple_variant<V: Visitor<'de>>(
@@ -592,7 +678,10 @@ impl<'de> de::VariantAccess<'de> for VariantAccess {
         _len: usize,
         visitor: V,
     ) -> Result<V::Value, ValueError> {
-        self.contents("tuple")?.deserialize_seq(visitor)
+        let (contents, key) = self.contents("tuple")?;
+        contents
+            .deserialize_seq(visitor)
+            .map_err(|e| at_key(e, key))
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -600,15 +689,17 @@ impl<'de> de::VariantAccess<'de> for VariantAccess {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, ValueError> {
-        self.contents("struct")?
+        let (contents, key) = self.contents("struct")?;
+        contents
             .deserialize_struct("variant", fields, visitor)
+            .map_err(|e| at_key(e, key))
     }
 }
 
 /// Deserializes a [`Value`] from any self-describing format, e.g. JSON.
 ///
 /// Sequences become `list`, maps `dict`, bytes `bytes`, unit and `None` `None`;
-/// integers beyond `i64` become [`BigInt`].
+/// integers beyond `i64` become [`BigInt`](super::BigInt).
 ///
 /// ```
 /// use ecci_proto::pickle::Value;
