@@ -348,6 +348,14 @@ fn error_messages() {
         Value::dict([("a b", int(300))]),
         r#"integer 300 out of range for u8 at ["a b"]"#,
     );
+    let long_key = "k".repeat(100);
+    check_err::<BTreeMap<String, u8>>(
+        Value::dict([(long_key.as_str(), Value::None)]),
+        &format!(
+            "invalid type: expected u8, found NoneType at [\"{}…\"]",
+            "k".repeat(64)
+        ),
+    );
     check_err::<BTreeMap<i32, u8>>(
         Value::Dict(vec![(int(-5), s("x"))]),
         "invalid type: expected u8, found str at [-5]",

@@ -123,7 +123,10 @@ impl serde::ser::Error for ValueError {
 /// # Errors
 ///
 /// When the value does not have the shape `T` expects: the message names both,
-/// e.g. `invalid type: expected u8, found str` or `integer 300 out of range for u8`.
+/// and where in the value the mismatch is, e.g. `invalid type: expected u8,
+/// found str` or `integer 300 out of range for u8 at .readings[2]`. Keys are not
+/// converted: a dict with `int` keys does not read as a map with `String` keys
+/// (to get JSON with string keys, serialize the `Value` with `serde_json`).
 ///
 /// ```
 /// use ecci_proto::pickle::{Value, from_value};
@@ -561,8 +564,13 @@ struct MapAccess {
 
 /// How an error path names a dict key (only `str` and `int` keys are named).
 fn key_segment(key: &Value) -> Option<Segment> {
+    // A key from the wire may be huge; an error message needs only its start.
+    const MAX_KEY_CHARS: usize = 64;
     match key {
-        Value::Str(s) => Some(Segment::Key(s.clone())),
+        Value::Str(s) => Some(Segment::Key(match s.char_indices().nth(MAX_KEY_CHARS) {
+            None => s.clone(),
+            Some((end, _)) => format!("{}…", s.get(..end).unwrap_or_default()),
+        })),
         Value::Int(i) => Some(Segment::Int(*i)),
         _ => None,
     }
