@@ -6,10 +6,14 @@
 //! refuses everything that would load code, with bounds on input size, nesting
 //! depth and decoded size so that a hostile stream cannot exhaust memory.
 
+mod de;
 mod decode;
 mod encode;
+mod ser;
 mod value;
 
+pub use de::{ValueError, from_value};
 pub use decode::{DecodeError, DecodeLimits, decode};
 pub use encode::{Protocol, encode};
+pub use ser::{Bytes, to_value};
 pub use value::{BigInt, Value};
