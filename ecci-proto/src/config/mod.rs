@@ -36,6 +36,7 @@ pub mod pyliteral;
 use std::fmt;
 
 use crate::name::{AppId, BrokerId, ContainerName, NameError};
+use crate::topic::{Mountpoint, PrefixError};
 use pyliteral::LiteralError;
 
 /// The names of the `ECCI_*` variables, as [`ConfigError`]s name them.
@@ -135,23 +136,14 @@ pub enum ConfigError {
         #[source]
         source: NameError,
     },
-    /// A bridge mountpoint is empty.
-    #[error("{variable} holds an empty mountpoint")]
-    EmptyMountpoint {
+    /// A bridge mountpoint is not a valid topic prefix.
+    #[error("{variable} holds an invalid mountpoint")]
+    Mountpoint {
         /// The variable.
         variable: &'static str,
-    },
-    /// A bridge mountpoint contains an MQTT wildcard or NUL.
-    #[error(
-        "{variable}: mountpoint {mountpoint:?} contains {found:?}, which is not allowed in a topic"
-    )]
-    MountpointChar {
-        /// The variable.
-        variable: &'static str,
-        /// The mountpoint.
-        mountpoint: String,
-        /// The first forbidden character in it.
-        found: char,
+        /// What is wrong with the mountpoint.
+        #[source]
+        source: PrefixError,
     },
     /// More than one controller is configured.
     #[error("{variable} has {count} entries, but a container has at most one controller")]
@@ -424,7 +416,7 @@ pub struct Config {
     container_name: ContainerName,
     pub_targets: Vec<Target>,
     sub_objects: Vec<ContainerName>,
-    bridge_mountpoints: Vec<String>,
+    bridge_mountpoints: Vec<Mountpoint>,
     container_type: Option<ContainerType>,
     app_type: Option<AppType>,
     controller: Option<Target>,
@@ -535,6 +527,7 @@ impl Config {
                 controller: None,
                 agent_id: None,
             },
+            mountpoints: Vec::new(),
         }
     }
 
@@ -646,7 +639,7 @@ impl Config {
     /// # let c = ecci_proto::config::Config::builder("h", "b".parse().unwrap(), "a".parse().unwrap(), "c".parse().unwrap()).bridge_mountpoint("edge1/").build().unwrap();
     /// assert_eq!(c.bridge_mountpoints(), ["edge1/"]);
     /// ```
-    pub fn bridge_mountpoints(&self) -> &[String] {
+    pub fn bridge_mountpoints(&self) -> &[Mountpoint] {
         &self.bridge_mountpoints
     }
 
@@ -815,6 +808,8 @@ impl fmt::Display for TargetError {
 #[must_use]
 pub struct ConfigBuilder {
     config: Config,
+    /// Checked and deduplicated by [`ConfigBuilder::build`].
+    mountpoints: Vec<String>,
 }
 
 impl ConfigBuilder {
@@ -884,10 +879,7 @@ impl ConfigBuilder {
     /// assert!(b.bridge_mountpoint("edge/#").build().is_err());
     /// ```
     pub fn bridge_mountpoint(mut self, mountpoint: impl Into<String>) -> Self {
-        let mountpoint = mountpoint.into();
-        if !self.config.bridge_mountpoints.contains(&mountpoint) {
-            self.config.bridge_mountpoints.push(mountpoint);
-        }
+        self.mountpoints.push(mountpoint.into());
         self
     }
 
@@ -955,7 +947,7 @@ impl ConfigBuilder {
     ///
     /// A [`ConfigError`] for the first bad value.
     pub fn build(self) -> Result<Config, ConfigError> {
-        let c = self.config;
+        let mut c = self.config;
         if c.broker_host.is_empty() {
             return Err(ConfigError::Missing {
                 variable: vars::LOCAL_BROKER_IP,
@@ -967,26 +959,23 @@ impl ConfigBuilder {
                 value: "0".to_owned(),
             });
         }
-        for m in &c.bridge_mountpoints {
-            check_mountpoint(m)?;
-        }
+        c.bridge_mountpoints = check_mountpoints(self.mountpoints)?;
         Ok(c)
     }
 }
 
-fn check_mountpoint(m: &str) -> Result<(), ConfigError> {
-    let variable = vars::BRIDGE_MOUNTPOINTS;
-    if m.is_empty() {
-        return Err(ConfigError::EmptyMountpoint { variable });
+fn check_mountpoints(raw: Vec<String>) -> Result<Vec<Mountpoint>, ConfigError> {
+    let mut mountpoints: Vec<Mountpoint> = Vec::with_capacity(raw.len());
+    for m in raw {
+        let m = Mountpoint::new(m).map_err(|source| ConfigError::Mountpoint {
+            variable: vars::BRIDGE_MOUNTPOINTS,
+            source,
+        })?;
+        if !mountpoints.contains(&m) {
+            mountpoints.push(m);
+        }
     }
-    match m.chars().find(|c| matches!(c, '+' | '#' | '\0')) {
-        Some(found) => Err(ConfigError::MountpointChar {
-            variable,
-            mountpoint: m.to_owned(),
-            found,
-        }),
-        None => Ok(()),
-    }
+    Ok(mountpoints)
 }
 
 type Lookup<'a> = dyn Fn(&'static str) -> Result<Option<String>, ConfigError> + 'a;
@@ -1036,10 +1025,10 @@ fn load(options: &EnvOptions, lookup: &Lookup<'_>) -> Result<Config, ConfigError
         .into_iter()
         .map(|n| ContainerName::new(n).map_err(name_err(vars::SUB_OBJECTS)))
         .collect::<Result<Vec<_>, _>>()?;
-    let bridge_mountpoints = list(vars::BRIDGE_MOUNTPOINTS, get(vars::BRIDGE_MOUNTPOINTS)?)?;
-    for m in &bridge_mountpoints {
-        check_mountpoint(m)?;
-    }
+    let bridge_mountpoints = check_mountpoints(list(
+        vars::BRIDGE_MOUNTPOINTS,
+        get(vars::BRIDGE_MOUNTPOINTS)?,
+    )?)?;
     let container_type = get(vars::CONTAINER_TYPE)?
         .map(|v| v.parse::<ContainerType>())
         .transpose()?;
@@ -1068,7 +1057,7 @@ fn load(options: &EnvOptions, lookup: &Lookup<'_>) -> Result<Config, ConfigError
         container_name,
         pub_targets,
         sub_objects: dedup(sub_objects),
-        bridge_mountpoints: dedup(bridge_mountpoints),
+        bridge_mountpoints,
         container_type,
         app_type,
         controller,

@@ -297,24 +297,26 @@ fn bridge_mountpoints() {
     );
     check(
         &[("ECCI_BRIDGE_MOUNTPOINTS", "['']")],
-        Err("ECCI_BRIDGE_MOUNTPOINTS holds an empty mountpoint"),
+        Err(
+            "ECCI_BRIDGE_MOUNTPOINTS holds an invalid mountpoint: mountpoint is empty (leave it out instead)",
+        ),
     );
     check(
         &[("ECCI_BRIDGE_MOUNTPOINTS", "['ok/', 'a/+/']")],
         Err(
-            "ECCI_BRIDGE_MOUNTPOINTS: mountpoint \"a/+/\" contains '+', which is not allowed in a topic",
+            "ECCI_BRIDGE_MOUNTPOINTS holds an invalid mountpoint: mountpoint \"a/+/\" contains '+', which is not allowed in a topic",
         ),
     );
     check(
         &[("ECCI_BRIDGE_MOUNTPOINTS", "['#']")],
         Err(
-            "ECCI_BRIDGE_MOUNTPOINTS: mountpoint \"#\" contains '#', which is not allowed in a topic",
+            "ECCI_BRIDGE_MOUNTPOINTS holds an invalid mountpoint: mountpoint \"#\" contains '#', which is not allowed in a topic",
         ),
     );
     check(
         &[("ECCI_BRIDGE_MOUNTPOINTS", r"['a\x00']")],
         Err(
-            "ECCI_BRIDGE_MOUNTPOINTS: mountpoint \"a\\0\" contains '\\0', which is not allowed in a topic",
+            "ECCI_BRIDGE_MOUNTPOINTS holds an invalid mountpoint: mountpoint \"a\\0\" contains '\\0', which is not allowed in a topic",
         ),
     );
     check(
@@ -411,7 +413,7 @@ fn lookup_errors_propagate() {
 
 #[test]
 fn builder_checks() {
-    let built = |b: ConfigBuilder| b.build().map(|_| ()).map_err(|e| e.to_string());
+    let built = |b: ConfigBuilder| b.build().map(|_| ()).map_err(|e| chain(&e));
     assert_eq!(built(base()), Ok(()));
     assert_eq!(
         built(Config::builder(
@@ -428,11 +430,11 @@ fn builder_checks() {
     );
     assert_eq!(
         built(base().bridge_mountpoint("a/#")),
-        Err("ECCI_BRIDGE_MOUNTPOINTS: mountpoint \"a/#\" contains '#', which is not allowed in a topic".to_owned())
+        Err("ECCI_BRIDGE_MOUNTPOINTS holds an invalid mountpoint: mountpoint \"a/#\" contains '#', which is not allowed in a topic".to_owned())
     );
     assert_eq!(
         built(base().bridge_mountpoint("")),
-        Err("ECCI_BRIDGE_MOUNTPOINTS holds an empty mountpoint".to_owned())
+        Err("ECCI_BRIDGE_MOUNTPOINTS holds an invalid mountpoint: mountpoint is empty (leave it out instead)".to_owned())
     );
 }
 
