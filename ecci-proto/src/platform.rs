@@ -213,8 +213,8 @@ fn shortest_f32(value: f32) -> String {
 /// # Errors
 ///
 /// The [`serde_json::Error`] raised by `value`'s [`Serialize`] implementation,
-/// e.g. for a map whose keys are not strings or numbers. The types of this
-/// module never fail; their `to_json` methods are infallible.
+/// e.g. for a map whose keys are not strings or numbers. [`ReadyReport`] and
+/// [`LogRecord`] never fail: their `to_json` methods are infallible.
 pub fn to_python_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(128);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
