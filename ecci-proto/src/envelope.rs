@@ -1,1 +1,466 @@
-//! Placeholder: module `envelope` lands with the foundation issue.
+//! The envelope on every `ECCI/…` topic: `{'type': T, 'contents': C}`, pickled.
+//!
+//! Python peers publish `pickle.dumps({'type': T, 'contents': C})` with `T` one
+//! of `'data'`, `'cmd'`, `'file'`, and crash their network thread on anything
+//! else. Here a malformed payload is an [`EnvelopeError`] that says what was
+//! wrong, so the caller can report it and keep running.
+
+use std::fmt;
+
+use crate::pickle::{self, DecodeError, DecodeLimits, Protocol, Value};
+
+/// The longest prefix of an unknown `type` quoted in an error, in characters.
+const MAX_QUOTED_TYPE: usize = 64;
+
+/// What an envelope carries, from its `'type'` key.
+///
+/// ```
+/// use ecci_proto::envelope::MessageType;
+/// assert_eq!(MessageType::from_wire("cmd"), Some(MessageType::Cmd));
+/// assert_eq!(MessageType::File.as_str(), "file");
+/// assert_eq!(MessageType::from_wire("other"), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    /// Application data (`'data'`).
+    Data,
+    /// A command such as `ready` or `start` (`'cmd'`); see [`cmd_name`].
+    Cmd,
+    /// A fileManager plugin message (`'file'`); see [`crate::file`].
+    File,
+}
+
+impl MessageType {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::Data => "data",
+            MessageType::Cmd => "cmd",
+            MessageType::File => "file",
+        }
+    }
+
+    /// The type named `name` on the wire, if there is one.
+    pub fn from_wire(name: &str) -> Option<Self> {
+        match name {
+            "data" => Some(MessageType::Data),
+            "cmd" => Some(MessageType::Cmd),
+            "file" => Some(MessageType::File),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a payload is not a valid envelope.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// The payload is not a pickle this crate accepts.
+    #[error("payload is not a valid data-only pickle")]
+    NotPickle(#[source] DecodeError),
+    /// The payload is a pickle of something other than a dict.
+    #[error("envelope is a {found}, not a dict")]
+    NotADict {
+        /// The Python type found (`"list"`, `"str"`, …).
+        found: &'static str,
+    },
+    /// The dict has no `'type'` key.
+    #[error("envelope has no 'type' key")]
+    MissingType,
+    /// The `'type'` key is not a string.
+    #[error("envelope key 'type' is a {found}, not a str")]
+    TypeNotStr {
+        /// The Python type found.
+        found: &'static str,
+    },
+    /// The `'type'` is not `'data'`, `'cmd'` or `'file'`.
+    #[error("unknown envelope type {name:?}")]
+    UnknownType {
+        /// The type found, cut to its first 64 characters.
+        name: String,
+    },
+    /// The dict has no `'contents'` key.
+    #[error("envelope has no 'contents' key")]
+    MissingContents,
+}
+
+/// A decoded envelope: what it is and what it carries.
+///
+/// ```
+/// use ecci_proto::envelope::{Envelope, MessageType};
+/// use ecci_proto::pickle::Value;
+///
+/// let env = Envelope::cmd("ready");
+/// let value = env.to_value();
+/// assert_eq!(value.get("type").and_then(Value::as_str), Some("cmd"));
+/// assert_eq!(Envelope::from_value(value).unwrap(), env);
+/// assert_eq!(env.cmd_name(), Some("ready"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// The `'type'` key.
+    pub kind: MessageType,
+    /// The `'contents'` key, any data value.
+    pub contents: Value,
+}
+
+impl Envelope {
+    /// An envelope of the given kind.
+    pub fn new(kind: MessageType, contents: Value) -> Self {
+        Self { kind, contents }
+    }
+
+    /// A `'data'` envelope.
+    pub fn data(contents: Value) -> Self {
+        Self::new(MessageType::Data, contents)
+    }
+
+    /// A `'cmd'` envelope with contents `{'cmd': name}`.
+    ///
+    /// ```
+    /// use ecci_proto::envelope::Envelope;
+    /// use ecci_proto::pickle::Value;
+    /// assert_eq!(
+    ///     Envelope::cmd("start").to_value(),
+    ///     Value::dict([
+    ///         ("type", Value::from("cmd")),
+    ///         ("contents", Value::dict([("cmd", Value::from("start"))])),
+    ///     ]),
+    /// );
+    /// ```
+    pub fn cmd(name: &str) -> Self {
+        Self::new(MessageType::Cmd, Value::dict([("cmd", Value::from(name))]))
+    }
+
+    /// The command name, if this is a `'cmd'` envelope whose contents are
+    /// `{'cmd': NAME, …}` with a string `NAME`.
+    pub fn cmd_name(&self) -> Option<&str> {
+        match self.kind {
+            MessageType::Cmd => cmd_name(&self.contents),
+            MessageType::Data | MessageType::File => None,
+        }
+    }
+
+    /// The dict `{'type': T, 'contents': C}`, in that key order.
+    pub fn to_value(&self) -> Value {
+        self.clone().into_value()
+    }
+
+    /// Like [`Envelope::to_value`], without copying the contents.
+    pub fn into_value(self) -> Value {
+        Value::dict([
+            ("type", Value::from(self.kind.as_str())),
+            ("contents", self.contents),
+        ])
+    }
+
+    /// Reads an envelope from a decoded value.
+    ///
+    /// Extra keys are ignored, as Python ignores them. When a key repeats (only
+    /// a hand-made pickle can do that), the last one counts, as in a Python dict.
+    ///
+    /// # Errors
+    ///
+    /// An [`EnvelopeError`] naming what is wrong: not a dict, no `'type'`, a
+    /// `'type'` that is not a known string, or no `'contents'`.
+    pub fn from_value(value: Value) -> Result<Self, EnvelopeError> {
+        let pairs = match value {
+            Value::Dict(pairs) => pairs,
+            other => {
+                return Err(EnvelopeError::NotADict {
+                    found: other.type_name(),
+                });
+            }
+        };
+        let mut kind = None;
+        let mut contents = None;
+        for (key, value) in pairs {
+            match key.as_str() {
+                Some("type") => kind = Some(value),
+                Some("contents") => contents = Some(value),
+                _ => {}
+            }
+        }
+        let kind = match kind {
+            None => return Err(EnvelopeError::MissingType),
+            Some(Value::Str(name)) => {
+                MessageType::from_wire(&name).ok_or_else(|| EnvelopeError::UnknownType {
+                    name: name.chars().take(MAX_QUOTED_TYPE).collect(),
+                })?
+            }
+            Some(other) => {
+                return Err(EnvelopeError::TypeNotStr {
+                    found: other.type_name(),
+                });
+            }
+        };
+        let contents = contents.ok_or(EnvelopeError::MissingContents)?;
+        Ok(Self { kind, contents })
+    }
+
+    /// The envelope as a pickle of the given protocol, as Python's
+    /// `pickle.dumps(envelope, protocol)` would write it.
+    pub fn to_pickle(&self, protocol: Protocol) -> Vec<u8> {
+        // A borrowed view would avoid this copy, but `Value` owns its data and
+        // the encoder takes a `Value`; envelopes are built once per publish.
+        pickle::encode(&self.to_value(), protocol)
+    }
+
+    /// Decodes an envelope from an untrusted payload.
+    ///
+    /// # Errors
+    ///
+    /// [`EnvelopeError::NotPickle`] (with the [`DecodeError`] as its source) when
+    /// the payload is not an acceptable pickle within `limits`, otherwise what
+    /// [`Envelope::from_value`] reports.
+    pub fn from_pickle(payload: &[u8], limits: &DecodeLimits) -> Result<Self, EnvelopeError> {
+        let value = pickle::decode(payload, limits).map_err(EnvelopeError::NotPickle)?;
+        Self::from_value(value)
+    }
+}
+
+/// The command name of `'cmd'` contents `{'cmd': NAME, …}`, if `NAME` is a string.
+///
+/// ```
+/// use ecci_proto::envelope::cmd_name;
+/// use ecci_proto::pickle::Value;
+/// assert_eq!(cmd_name(&Value::dict([("cmd", Value::from("exit"))])), Some("exit"));
+/// assert_eq!(cmd_name(&Value::dict::<&str>([])), None);
+/// assert_eq!(cmd_name(&Value::from("exit")), None);
+/// ```
+pub fn cmd_name(contents: &Value) -> Option<&str> {
+    contents.get("cmd").and_then(Value::as_str)
+}
+
+/// The commands of the readiness protocol, and any other.
+///
+/// ```
+/// use ecci_proto::envelope::Command;
+/// assert_eq!(Command::from("req_ready"), Command::ReqReady);
+/// assert_eq!(Command::from("pause"), Command::Other("pause".to_owned()));
+/// assert_eq!(Command::Start.as_str(), "start");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// `ready`: a component (or local controller) is subscribed and waiting.
+    Ready,
+    /// `start`: the controller tells its targets to start.
+    Start,
+    /// `exit`: the controller asks its targets to exit.
+    Exit,
+    /// `req_ready`: a controller asks its targets to announce `ready` again.
+    ReqReady,
+    /// Any other command, handed to the application.
+    Other(String),
+}
+
+impl Command {
+    /// The name on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Command::Ready => "ready",
+            Command::Start => "start",
+            Command::Exit => "exit",
+            Command::ReqReady => "req_ready",
+            Command::Other(name) => name,
+        }
+    }
+
+    /// The command of an envelope, if it is a `'cmd'` envelope with a command name.
+    pub fn of(envelope: &Envelope) -> Option<Self> {
+        envelope.cmd_name().map(Command::from)
+    }
+
+    /// A `'cmd'` envelope carrying this command.
+    pub fn to_envelope(&self) -> Envelope {
+        Envelope::cmd(self.as_str())
+    }
+}
+
+impl From<&str> for Command {
+    fn from(name: &str) -> Self {
+        match name {
+            "ready" => Command::Ready,
+            "start" => Command::Start,
+            "exit" => Command::Exit,
+            "req_ready" => Command::ReqReady,
+            other => Command::Other(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[track_caller]
+    fn check(input: Value, expected: Result<Envelope, &str>) {
+        let got = Envelope::from_value(input.clone()).map_err(|e| e.to_string());
+        assert_eq!(got, expected.map_err(str::to_owned), "input {input:?}");
+    }
+
+    fn s(text: &str) -> Value {
+        Value::from(text)
+    }
+
+    #[test]
+    fn from_value_table() {
+        let cmd_ready = Value::dict([("cmd", s("ready"))]);
+        check(
+            Value::dict([("type", s("data")), ("contents", Value::from(3))]),
+            Ok(Envelope::data(Value::from(3))),
+        );
+        check(
+            Value::dict([("type", s("cmd")), ("contents", cmd_ready.clone())]),
+            Ok(Envelope::cmd("ready")),
+        );
+        check(
+            Value::dict([("contents", Value::None), ("type", s("file"))]),
+            Ok(Envelope::new(MessageType::File, Value::None)),
+        );
+        // A valid envelope whose command has no name.
+        check(
+            Value::dict([("type", s("cmd")), ("contents", Value::dict::<&str>([]))]),
+            Ok(Envelope::new(MessageType::Cmd, Value::dict::<&str>([]))),
+        );
+        // Extra keys are ignored; a repeated key counts last.
+        check(
+            Value::dict([
+                ("type", s("cmd")),
+                ("contents", Value::None),
+                ("extra", s("x")),
+                ("type", s("data")),
+            ]),
+            Ok(Envelope::data(Value::None)),
+        );
+        check(
+            Value::List(vec![s("type"), s("data")]),
+            Err("envelope is a list, not a dict"),
+        );
+        check(s("data"), Err("envelope is a str, not a dict"));
+        check(Value::None, Err("envelope is a NoneType, not a dict"));
+        check(
+            Value::dict([("contents", s("x"))]),
+            Err("envelope has no 'type' key"),
+        );
+        check(Value::dict::<&str>([]), Err("envelope has no 'type' key"));
+        check(
+            Value::Dict(vec![(Value::Bytes(b"type".to_vec()), s("data"))]),
+            Err("envelope has no 'type' key"),
+        );
+        check(
+            Value::dict([
+                ("type", Value::Bytes(b"data".to_vec())),
+                ("contents", s("x")),
+            ]),
+            Err("envelope key 'type' is a bytes, not a str"),
+        );
+        check(
+            Value::dict([("type", Value::None), ("contents", s("x"))]),
+            Err("envelope key 'type' is a NoneType, not a str"),
+        );
+        check(
+            Value::dict([("type", s("Data")), ("contents", s("x"))]),
+            Err("unknown envelope type \"Data\""),
+        );
+        check(
+            Value::dict([("type", s(&"é".repeat(100))), ("contents", s("x"))]),
+            Err(&format!("unknown envelope type {:?}", "é".repeat(64))),
+        );
+        check(
+            Value::dict([("type", s("data"))]),
+            Err("envelope has no 'contents' key"),
+        );
+    }
+
+    #[test]
+    fn to_value_key_order() {
+        let env = Envelope::data(Value::List(vec![Value::from(1)]));
+        let Value::Dict(pairs) = env.to_value() else {
+            panic!("not a dict");
+        };
+        let keys: Vec<_> = pairs.iter().filter_map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["type", "contents"]);
+        assert_eq!(pairs[0].1, s("data"));
+        assert_eq!(pairs[1].1, Value::List(vec![Value::from(1)]));
+    }
+
+    #[test]
+    fn commands() {
+        for (name, command) in [
+            ("ready", Command::Ready),
+            ("start", Command::Start),
+            ("exit", Command::Exit),
+            ("req_ready", Command::ReqReady),
+            ("custom", Command::Other("custom".to_owned())),
+        ] {
+            assert_eq!(Command::from(name), command);
+            assert_eq!(command.as_str(), name);
+            assert_eq!(Command::of(&command.to_envelope()), Some(command.clone()));
+        }
+        assert_eq!(
+            Envelope::data(Value::dict([("cmd", s("start"))])).cmd_name(),
+            None
+        );
+        assert_eq!(
+            Envelope::new(MessageType::Cmd, Value::dict([("cmd", Value::from(1))])).cmd_name(),
+            None
+        );
+        assert_eq!(
+            Command::of(&Envelope::new(MessageType::Cmd, Value::None)),
+            None
+        );
+    }
+
+    #[test]
+    fn not_a_pickle_keeps_its_source() {
+        use std::error::Error;
+        let err = Envelope::from_pickle(b"", &DecodeLimits::default()).unwrap_err();
+        assert_eq!(err.to_string(), "payload is not a valid data-only pickle");
+        assert!(err.source().is_some());
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::None),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            any::<String>().prop_map(Value::Str),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Bytes),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
+                proptest::collection::vec((any::<String>(), inner), 0..4).prop_map(Value::dict),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn value_round_trip(
+            kind in prop_oneof![Just(MessageType::Data), Just(MessageType::Cmd), Just(MessageType::File)],
+            contents in value(),
+        ) {
+            let env = Envelope::new(kind, contents);
+            prop_assert_eq!(Envelope::from_value(env.to_value()), Ok(env.clone()));
+            prop_assert_eq!(Envelope::from_value(env.clone().into_value()), Ok(env));
+        }
+    }
+}
