@@ -238,69 +238,6 @@ pub fn cmd_name(contents: &Value) -> Option<&str> {
     contents.get("cmd").and_then(Value::as_str)
 }
 
-/// The commands of the readiness protocol, and any other.
-///
-/// ```
-/// use ecci_proto::envelope::Command;
-/// assert_eq!(Command::from("req_ready"), Command::ReqReady);
-/// assert_eq!(Command::from("pause"), Command::Other("pause".to_owned()));
-/// assert_eq!(Command::Start.as_str(), "start");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Command {
-    /// `ready`: a component (or local controller) is subscribed and waiting.
-    Ready,
-    /// `start`: the controller tells its targets to start.
-    Start,
-    /// `exit`: the controller asks its targets to exit.
-    Exit,
-    /// `req_ready`: a controller asks its targets to announce `ready` again.
-    ReqReady,
-    /// Any other command, handed to the application.
-    Other(String),
-}
-
-impl Command {
-    /// The name on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Command::Ready => "ready",
-            Command::Start => "start",
-            Command::Exit => "exit",
-            Command::ReqReady => "req_ready",
-            Command::Other(name) => name,
-        }
-    }
-
-    /// The command of an envelope, if it is a `'cmd'` envelope with a command name.
-    pub fn of(envelope: &Envelope) -> Option<Self> {
-        envelope.cmd_name().map(Command::from)
-    }
-
-    /// A `'cmd'` envelope carrying this command.
-    pub fn to_envelope(&self) -> Envelope {
-        Envelope::cmd(self.as_str())
-    }
-}
-
-impl From<&str> for Command {
-    fn from(name: &str) -> Self {
-        match name {
-            "ready" => Command::Ready,
-            "start" => Command::Start,
-            "exit" => Command::Exit,
-            "req_ready" => Command::ReqReady,
-            other => Command::Other(other.to_owned()),
-        }
-    }
-}
-
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,16 +337,8 @@ mod tests {
 
     #[test]
     fn commands() {
-        for (name, command) in [
-            ("ready", Command::Ready),
-            ("start", Command::Start),
-            ("exit", Command::Exit),
-            ("req_ready", Command::ReqReady),
-            ("custom", Command::Other("custom".to_owned())),
-        ] {
-            assert_eq!(Command::from(name), command);
-            assert_eq!(command.as_str(), name);
-            assert_eq!(Command::of(&command.to_envelope()), Some(command.clone()));
+        for name in ["ready", "start", "exit", "req_ready", "custom"] {
+            assert_eq!(Envelope::cmd(name).cmd_name(), Some(name));
         }
         assert_eq!(
             Envelope::data(Value::dict([("cmd", s("start"))])).cmd_name(),
@@ -420,7 +349,7 @@ mod tests {
             None
         );
         assert_eq!(
-            Command::of(&Envelope::new(MessageType::Cmd, Value::None)),
+            Envelope::new(MessageType::Cmd, Value::None).cmd_name(),
             None
         );
     }

@@ -264,6 +264,15 @@ impl ReadyType {
     }
 }
 
+impl From<crate::readiness::ReadyType> for ReadyType {
+    fn from(report: crate::readiness::ReadyType) -> Self {
+        match report {
+            crate::readiness::ReadyType::Controller => ReadyType::Controller,
+            crate::readiness::ReadyType::App => ReadyType::App,
+        }
+    }
+}
+
 impl From<&str> for ReadyType {
     fn from(s: &str) -> Self {
         match s {

@@ -135,6 +135,16 @@ impl Cmd {
             _ => None,
         }
     }
+
+    /// The `'cmd'` envelope carrying this command: `{'cmd': NAME}`.
+    ///
+    /// ```
+    /// use ecci_proto::readiness::Cmd;
+    /// assert_eq!(Cmd::Start.to_envelope().cmd_name(), Some("start"));
+    /// ```
+    pub fn to_envelope(self) -> crate::envelope::Envelope {
+        crate::envelope::Envelope::cmd(self.as_str())
+    }
 }
 
 impl fmt::Display for Cmd {
