@@ -8,6 +8,7 @@
 
 mod decode;
 mod encode;
+mod op;
 mod value;
 
 pub use decode::{DecodeError, DecodeLimits, decode};
