@@ -30,6 +30,9 @@ pub struct DecodeLimits {
     /// Largest accepted input, in bytes (default 64 MiB). Checked before anything else.
     pub max_input: usize,
     /// Deepest accepted nesting of containers (default 128): a list of lists has depth 2.
+    ///
+    /// The decoder itself never recurses, but dropping, comparing or encoding a
+    /// [`Value`] does, once per level: keep this in the hundreds.
     pub max_depth: usize,
     /// Budget for the memory the decoder builds, in approximate bytes (default 256 MiB,
     /// four times `max_input`).
@@ -324,6 +327,14 @@ impl Callable {
             Callable::FrozenSet => "builtins.frozenset",
         }
     }
+}
+
+/// The container kind an `APPEND`-like opcode adds to.
+#[derive(Clone, Copy)]
+enum Target {
+    List,
+    Dict,
+    Set,
 }
 
 /// What every value costs against [`DecodeLimits::max_decoded`], besides its payload.
@@ -659,23 +670,27 @@ impl<'a> Machine<'a> {
             }
             op::APPEND => {
                 let item = self.pop(at)?;
-                self.extend(at, vec![item])?;
+                self.extend(at, Target::List, vec![item])?;
             }
-            op::APPENDS | op::ADDITEMS => {
+            op::APPENDS => {
                 let items = self.pop_mark(at)?;
-                self.extend(at, items)?;
+                self.extend(at, Target::List, items)?;
+            }
+            op::ADDITEMS => {
+                let items = self.pop_mark(at)?;
+                self.extend(at, Target::Set, items)?;
             }
             op::SETITEM => {
                 let value = self.pop(at)?;
                 let key = self.pop(at)?;
-                self.extend(at, vec![key, value])?;
+                self.extend(at, Target::Dict, vec![key, value])?;
             }
             op::SETITEMS => {
                 let items = self.pop_mark(at)?;
                 if items.len() % 2 != 0 {
                     return Err(at.bad("odd number of items"));
                 }
-                self.extend(at, items)?;
+                self.extend(at, Target::Dict, items)?;
             }
 
             // The whitelisted globals.
@@ -683,10 +698,10 @@ impl<'a> Machine<'a> {
                 let module = self.read_line(at)?;
                 let name = self.read_line(at)?;
                 let (module, name) = (
-                    String::from_utf8_lossy(module).into_owned(),
-                    String::from_utf8_lossy(name).into_owned(),
+                    String::from_utf8_lossy(module),
+                    String::from_utf8_lossy(name),
                 );
-                self.push_global(module, name, at)?;
+                self.push_global(&module, &name, at)?;
             }
             op::STACK_GLOBAL => {
                 let name = self.pop(at)?;
@@ -697,7 +712,7 @@ impl<'a> Machine<'a> {
                     return Err(at.wrong_type("two str"));
                 };
                 let (module, name) = (module.clone(), name.clone());
-                self.push_global(module, name, at)?;
+                self.push_global(&module, &name, at)?;
             }
             op::REDUCE => self.reduce(at)?,
 
@@ -869,42 +884,30 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    /// `APPEND(S)`, `SETITEM(S)` and `ADDITEMS` on the container below the items.
-    fn extend(&mut self, at: At, items: Vec<NodeId>) -> Result<(), DecodeError> {
+    /// `APPEND(S)`, `SETITEM(S)` and `ADDITEMS`: adds `items` to the container below them.
+    fn extend(&mut self, at: At, into: Target, items: Vec<NodeId>) -> Result<(), DecodeError> {
         let target = self.peek(at)?;
         self.budget.charge(items.len() * size_of::<NodeId>())?;
-        let ok = match (&mut self.nodes[target], at.opcode) {
-            (Node::List(list), "APPEND" | "APPENDS") => {
-                list.extend(items);
-                true
+        match (&mut self.nodes[target], into) {
+            (Node::List(existing), Target::List)
+            | (Node::Dict(existing), Target::Dict)
+            | (Node::Set(existing), Target::Set) => {
+                existing.extend(items);
+                Ok(())
             }
-            (Node::Dict(pairs), "SETITEM" | "SETITEMS") => {
-                pairs.extend(items);
-                true
-            }
-            (Node::Set(set), "ADDITEMS") => {
-                set.extend(items);
-                true
-            }
-            _ => false,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(at.wrong_type(match at.opcode {
-                "SETITEM" | "SETITEMS" => "a dict",
-                "ADDITEMS" => "a set",
-                _ => "a list",
-            }))
+            (_, Target::List) => Err(at.wrong_type("a list")),
+            (_, Target::Dict) => Err(at.wrong_type("a dict")),
+            (_, Target::Set) => Err(at.wrong_type("a set")),
         }
     }
 
-    fn push_global(&mut self, module: String, name: String, at: At) -> Result<(), DecodeError> {
-        let callable = Callable::lookup(&module, &name).ok_or(DecodeError::RefusedGlobal {
-            module,
-            name,
-            offset: at.offset,
-        })?;
+    fn push_global(&mut self, module: &str, name: &str, at: At) -> Result<(), DecodeError> {
+        let callable =
+            Callable::lookup(module, name).ok_or_else(|| DecodeError::RefusedGlobal {
+                module: shorten(module),
+                name: shorten(name),
+                offset: at.offset,
+            })?;
         self.push_node(Node::Global(callable))
     }
 
@@ -963,93 +966,114 @@ impl<'a> Machine<'a> {
     /// Builds the result tree without recursion, charging every value to the
     /// budget: a container reached through several references is built (and
     /// charged) once per reference.
-    fn materialize(&mut self, root: NodeId) -> Result<Value, DecodeError> {
-        struct Frame {
-            id: NodeId,
-            items: Vec<Value>,
-        }
-        let mut on_path = vec![false; self.nodes.len()];
-        let mut frames: Vec<Frame> = Vec::new();
-        let mut next = Some(root);
+    fn materialize(mut self, root: NodeId) -> Result<Value, DecodeError> {
+        let mut builder = Builder {
+            nodes: &self.nodes,
+            budget: &mut self.budget,
+            max_depth: self.limits.max_depth,
+            on_path: vec![false; self.nodes.len()],
+        };
+        let mut frame = match builder.enter(root, 0)? {
+            Entered::Value(value) => return Ok(value),
+            Entered::Container(frame) => frame,
+        };
+        let mut parents: Vec<Frame<'_>> = Vec::new();
         loop {
-            if let Some(id) = next.take() {
-                self.budget.charge(VALUE_COST)?;
-                let done = match self.nodes.get(id) {
-                    Some(Node::Leaf(value)) => {
-                        self.budget.charge(payload_len(value))?;
-                        Some(value.clone())
-                    }
-                    Some(Node::Global(callable)) => {
-                        return Err(DecodeError::GlobalAsValue(callable.name()));
-                    }
-                    Some(node) => {
-                        if on_path.get(id).copied().unwrap_or(true) {
-                            return Err(DecodeError::Cycle);
-                        }
-                        if frames.len() >= self.limits.max_depth {
-                            return Err(DecodeError::TooDeep {
-                                max: self.limits.max_depth,
-                            });
-                        }
-                        on_path[id] = true;
-                        let len = children(node).len();
-                        frames.push(Frame {
-                            id,
-                            items: Vec::with_capacity(len),
-                        });
-                        None
-                    }
-                    None => return Err(DecodeError::Cycle),
-                };
-                if let Some(value) = done {
-                    match frames.last_mut() {
-                        Some(frame) => frame.items.push(value),
-                        None => return Ok(value),
-                    }
+            if let Some(&child) = frame.children.get(frame.items.len()) {
+                match builder.enter(child, parents.len() + 1)? {
+                    Entered::Value(value) => frame.items.push(value),
+                    Entered::Container(inner) => parents.push(std::mem::replace(&mut frame, inner)),
                 }
-            }
-            let Some(frame) = frames.last() else {
-                return Err(DecodeError::Cycle);
-            };
-            let kids = self.nodes.get(frame.id).map(children).unwrap_or_default();
-            if let Some(&child) = kids.get(frame.items.len()) {
-                next = Some(child);
                 continue;
             }
-            let Some(frame) = frames.pop() else {
-                return Err(DecodeError::Cycle);
-            };
-            on_path[frame.id] = false;
-            let value = match self.nodes.get(frame.id) {
-                Some(Node::List(_)) => Value::List(frame.items),
-                Some(Node::Tuple(_)) => Value::Tuple(frame.items),
-                Some(Node::Set(_)) => Value::Set(frame.items),
-                Some(Node::FrozenSet(_)) => Value::FrozenSet(frame.items),
-                _ => {
-                    let mut items = frame.items.into_iter();
-                    let mut pairs = Vec::with_capacity(items.len() / 2);
-                    while let (Some(k), Some(v)) = (items.next(), items.next()) {
-                        pairs.push((k, v));
-                    }
-                    Value::Dict(pairs)
+            builder.on_path[frame.id] = false;
+            let value = (frame.finish)(frame.items);
+            match parents.pop() {
+                Some(parent) => {
+                    frame = parent;
+                    frame.items.push(value);
                 }
-            };
-            match frames.last_mut() {
-                Some(parent) => parent.items.push(value),
                 None => return Ok(value),
             }
         }
     }
 }
 
-fn children(node: &Node) -> &[NodeId] {
-    match node {
-        Node::List(items)
-        | Node::Tuple(items)
-        | Node::Set(items)
-        | Node::FrozenSet(items)
-        | Node::Dict(items) => items,
-        Node::Leaf(_) | Node::Global(_) => &[],
+/// The state of [`Machine::materialize`].
+struct Builder<'n> {
+    nodes: &'n [Node],
+    budget: &'n mut Budget,
+    max_depth: usize,
+    /// The containers being built, to tell a cycle from a shared reference.
+    on_path: Vec<bool>,
+}
+
+/// A container being built: its node's children and the values built for them so far.
+struct Frame<'n> {
+    id: NodeId,
+    /// Makes the container's value of the children's values.
+    finish: fn(Vec<Value>) -> Value,
+    children: &'n [NodeId],
+    items: Vec<Value>,
+}
+
+enum Entered<'n> {
+    Value(Value),
+    Container(Frame<'n>),
+}
+
+impl<'n> Builder<'n> {
+    /// Starts building node `id`, under `depth` open containers.
+    fn enter(&mut self, id: NodeId, depth: usize) -> Result<Entered<'n>, DecodeError> {
+        self.budget.charge(VALUE_COST)?;
+        let nodes: &'n [Node] = self.nodes;
+        let node = &nodes[id];
+        let (children, finish): (_, fn(Vec<Value>) -> Value) = match node {
+            Node::Leaf(value) => {
+                self.budget.charge(payload_len(value))?;
+                return Ok(Entered::Value(value.clone()));
+            }
+            Node::Global(callable) => return Err(DecodeError::GlobalAsValue(callable.name())),
+            Node::List(items) => (items, Value::List),
+            Node::Tuple(items) => (items, Value::Tuple),
+            Node::Set(items) => (items, Value::Set),
+            Node::FrozenSet(items) => (items, Value::FrozenSet),
+            Node::Dict(items) => (items, dict_from_flat),
+        };
+        if self.on_path[id] {
+            return Err(DecodeError::Cycle);
+        }
+        if depth >= self.max_depth {
+            return Err(DecodeError::TooDeep {
+                max: self.max_depth,
+            });
+        }
+        self.on_path[id] = true;
+        Ok(Entered::Container(Frame {
+            id,
+            finish,
+            children,
+            items: Vec::with_capacity(children.len()),
+        }))
+    }
+}
+
+/// A dict's value from its keys and values, alternating.
+fn dict_from_flat(items: Vec<Value>) -> Value {
+    let mut items = items.into_iter();
+    let mut pairs = Vec::with_capacity(items.len() / 2);
+    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+        pairs.push((k, v));
+    }
+    Value::Dict(pairs)
+}
+
+/// A name from the stream, cut to a length fit for an error message.
+fn shorten(name: &str) -> String {
+    const MAX_CHARS: usize = 100;
+    match name.char_indices().nth(MAX_CHARS) {
+        Some((end, _)) => format!("{}…", &name[..end]),
+        None => name.to_owned(),
     }
 }
 
