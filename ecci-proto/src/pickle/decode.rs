@@ -37,11 +37,13 @@ pub struct DecodeLimits {
     /// Budget for the memory the decoder builds, in approximate bytes (default 256 MiB,
     /// four times `max_input`).
     ///
-    /// Every value the stream creates and every value of the result count
-    /// `size_of::<Value>()` (32 bytes), plus the length of its text or bytes. A
-    /// stream that refers to one memoized container many times is charged for
-    /// every copy, so a small "billion laughs" pickle fails here instead of
-    /// expanding. Raise it to accept payloads of many millions of small values.
+    /// Both the values the stream creates and the values of the result count
+    /// their in-memory size (a few dozen bytes each) plus the length of their
+    /// text or bytes; stack slots and memo entries count too. A stream that
+    /// refers to one memoized container many times is charged for every copy,
+    /// so a small "billion laughs" pickle fails here instead of expanding. A
+    /// payload of `n` bytes of `bytes` needs about `2n`; raise the budget to
+    /// accept payloads of many millions of small values.
     pub max_decoded: usize,
 }
 
@@ -486,6 +488,7 @@ impl<'a> Machine<'a> {
             }
             op::DUP => {
                 let top = self.peek(at)?;
+                self.budget.charge(size_of::<NodeId>())?;
                 self.stack.push(top);
             }
 
@@ -832,7 +835,8 @@ impl<'a> Machine<'a> {
     }
 
     fn push_node(&mut self, node: Node) -> Result<(), DecodeError> {
-        self.budget.charge(VALUE_COST)?;
+        self.budget
+            .charge(size_of::<Node>() + size_of::<NodeId>())?;
         self.stack.push(self.nodes.len());
         self.nodes.push(node);
         Ok(())
