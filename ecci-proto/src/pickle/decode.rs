@@ -1,14 +1,50 @@
-//! Pickle decoding (placeholder until the decoder lands).
+//! The data-only pickle decoder.
+//!
+//! The stream is run on a small virtual machine whose stack and memo hold ids
+//! into an arena of nodes, so that a container memoized right after its
+//! creation and filled afterwards is seen filled through every reference, as in
+//! CPython. The tree is materialized at `STOP` by an explicit-stack walk that
+//! counts depth, detects cycles and charges a budget, so that neither deep
+//! nesting nor a shared-reference bomb can overflow the stack or exhaust
+//! memory. Nothing named by the stream is ever called: the few globals Python 3
+//! needs for plain data (`bytes`, `bytearray`, `set`, `frozenset` below protocol
+//! 4) are recognized by name and interpreted here.
 
-use super::Value;
+use std::collections::HashMap;
+use std::mem::size_of;
+
+use super::op;
+use super::{BigInt, Value};
 
 /// Bounds applied while decoding untrusted input.
+///
+/// ```
+/// use ecci_proto::pickle::{DecodeLimits, decode};
+/// let limits = DecodeLimits { max_depth: 4, ..DecodeLimits::default() };
+/// // [[[[[]]]]]: five nested lists.
+/// assert!(decode(b"\x80\x02]]]]]aaaa.", &limits).is_err());
+/// assert!(decode(b"\x80\x02]]]]aaa.", &limits).is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeLimits {
-    /// Largest accepted input, in bytes.
+    /// Largest accepted input, in bytes (default 64 MiB). Checked before anything else.
     pub max_input: usize,
-    /// Deepest accepted nesting of containers.
+    /// Deepest accepted nesting of containers (default 128): a list of lists has depth 2.
+    ///
+    /// The decoder itself never recurses, but dropping, comparing or encoding a
+    /// [`Value`] does, once per level: keep this in the hundreds.
     pub max_depth: usize,
+    /// Budget for the memory the decoder builds, in approximate bytes (default 256 MiB,
+    /// four times `max_input`).
+    ///
+    /// Both the values the stream creates and the values of the result count
+    /// their in-memory size (a few dozen bytes each) plus the length of their
+    /// text or bytes; stack slots and memo entries count too. A stream that
+    /// refers to one memoized container many times is charged for every copy,
+    /// so a small "billion laughs" pickle fails here instead of expanding. A
+    /// payload of `n` bytes of `bytes` needs about `2n`; raise the budget to
+    /// accept payloads of many millions of small values.
+    pub max_decoded: usize,
 }
 
 impl Default for DecodeLimits {
@@ -16,25 +52,1274 @@ impl Default for DecodeLimits {
         Self {
             max_input: 64 << 20,
             max_depth: 128,
+            max_decoded: 256 << 20,
         }
     }
 }
 
+/// The most decimal digits accepted in a protocol 0 `INT`/`LONG`, as CPython's
+/// default `sys.get_int_max_str_digits()`: longer ones cost quadratic time.
+const MAX_INT_DIGITS: usize = 4300;
+
 /// Why a pickle could not be decoded.
+///
+/// Offsets are byte offsets of the opcode in the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The input is empty.
     #[error("empty input")]
     Empty,
+    /// The input is longer than [`DecodeLimits::max_input`].
+    #[error("input of {len} bytes exceeds the limit of {max} bytes")]
+    InputTooLarge {
+        /// The input length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The input ended inside an opcode's argument.
+    #[error("truncated {opcode} at byte {offset}")]
+    Truncated {
+        /// The opcode.
+        opcode: &'static str,
+        /// Where it starts.
+        offset: usize,
+    },
+    /// The input ended before `STOP`.
+    #[error("input ended at byte {offset} without STOP")]
+    MissingStop {
+        /// The input length.
+        offset: usize,
+    },
+    /// Bytes follow `STOP`.
+    #[error("{count} trailing bytes after STOP at byte {offset}")]
+    TrailingBytes {
+        /// Where `STOP` is.
+        offset: usize,
+        /// How many bytes follow it.
+        count: usize,
+    },
+    /// A byte that is no pickle opcode.
+    #[error("unknown opcode 0x{byte:02x} at byte {offset}")]
+    UnknownOpcode {
+        /// The byte.
+        byte: u8,
+        /// Where it is.
+        offset: usize,
+    },
+    /// An opcode that builds objects or loads code, refused by this data-only decoder.
+    #[error("refused opcode {opcode} at byte {offset}")]
+    RefusedOpcode {
+        /// The opcode.
+        opcode: &'static str,
+        /// Where it is.
+        offset: usize,
+    },
+    /// A `GLOBAL`/`STACK_GLOBAL` naming anything but the few data constructors.
+    #[error("refused global {module}.{name} at byte {offset}")]
+    RefusedGlobal {
+        /// The module, as named by the stream.
+        module: String,
+        /// The name.
+        name: String,
+        /// Where the opcode is.
+        offset: usize,
+    },
+    /// A `PROTO` with an unknown version.
+    #[error("unsupported protocol {version} at byte {offset}")]
+    UnsupportedProtocol {
+        /// The version.
+        version: u8,
+        /// Where the opcode is.
+        offset: usize,
+    },
+    /// A length field larger than the rest of the input.
+    #[error("{opcode} at byte {offset} claims {len} bytes but only {remaining} remain")]
+    LengthTooLarge {
+        /// The opcode.
+        opcode: &'static str,
+        /// Where it is.
+        offset: usize,
+        /// The claimed length.
+        len: u64,
+        /// The bytes left after the length field.
+        remaining: usize,
+    },
+    /// An opcode found too few values on the stack (or above its `MARK`).
+    #[error("stack underflow at {opcode} at byte {offset}")]
+    StackUnderflow {
+        /// The opcode.
+        opcode: &'static str,
+        /// Where it is.
+        offset: usize,
+    },
+    /// An opcode that needs a `MARK` found none.
+    #[error("{opcode} at byte {offset} without MARK")]
+    MissingMark {
+        /// The opcode.
+        opcode: &'static str,
+        /// Where it is.
+        offset: usize,
+    },
+    /// A memo read of an index that was never stored.
+    #[error("{opcode} at byte {offset} reads unset memo index {index}")]
+    BadMemoIndex {
+        /// The opcode.
+        opcode: &'static str,
+        /// Where it is.
+        offset: usize,
+        /// The index.
+        index: u64,
+    },
+    /// An opcode applied to a value of the wrong type (`APPEND` to a dict, …).
+    #[error("{opcode} at byte {offset} needs {expected}")]
+    WrongType {
+        /// The opcode.
+        opcode: &'static str,
+        /// Where it is.
+        offset: usize,
+        /// What it needed.
+        expected: &'static str,
+    },
+    /// A malformed opcode argument (bad UTF-8, bad escape, odd `SETITEMS`, …).
+    #[error("bad {opcode} at byte {offset}: {reason}")]
+    BadArgument {
+        /// The opcode.
+        opcode: &'static str,
+        /// Where it is.
+        offset: usize,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// `STOP` with other than exactly one value and no open `MARK` on the stack.
+    #[error("STOP at byte {offset} leaves {values} values and {marks} marks on the stack")]
+    UnbalancedStop {
+        /// Where `STOP` is.
+        offset: usize,
+        /// Values on the stack.
+        values: usize,
+        /// Open marks.
+        marks: usize,
+    },
+    /// A whitelisted global (such as `builtins.set`) used as a value instead of called.
+    #[error("global {0} used as a value")]
+    GlobalAsValue(&'static str),
+    /// Containers nested deeper than [`DecodeLimits::max_depth`].
+    #[error("nesting deeper than {max}")]
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
+    /// The decoded value would exceed [`DecodeLimits::max_decoded`].
+    #[error("decoded size exceeds the budget of {max} bytes")]
+    TooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// A container contains itself.
+    #[error("a container contains itself")]
+    Cycle,
 }
 
-/// Decodes a data-only pickle.
+/// Decodes a data-only pickle of any protocol (0–5).
+///
+/// Supported: `None`, `bool`, `int` (any size), `float`, `str`, `bytes`,
+/// `bytearray`, `list`, `tuple`, `dict`, `set`, `frozenset`, with shared
+/// references. Refused: every opcode that builds objects or loads code
+/// (`BUILD`, `INST`, `OBJ`, `NEWOBJ`, `NEWOBJ_EX`, `PERSID`, `BINPERSID`,
+/// `EXT1/2/4`, out-of-band buffers), `GLOBAL`/`STACK_GLOBAL` of anything but
+/// `_codecs.encode` and `builtins` (or `__builtin__`) `bytes`, `bytearray`,
+/// `set` and `frozenset`, and `REDUCE` of anything else.
+///
+/// Protocol 0–2 `STRING`/`BINSTRING`/`SHORT_BINSTRING` (Python 2 `str`) decode
+/// as Python 3's default `encoding='ASCII'` does: to a `str`, refusing non-ASCII.
+/// Ints that fit an `i64` are [`Value::Int`], larger ones [`Value::BigInt`];
+/// protocol 0 decimal ints may have at most 4300 digits, as in CPython.
+/// The stream must end with `STOP` leaving exactly one value on the stack.
+///
+/// ```
+/// use ecci_proto::pickle::{DecodeLimits, Value, decode};
+/// // pickle.dumps({'type': 'cmd'}, 2)
+/// let v = decode(b"\x80\x02}q\x00X\x04\x00\x00\x00typeq\x01X\x03\x00\x00\x00cmdq\x02s.",
+///                &DecodeLimits::default())?;
+/// assert_eq!(v, Value::dict([("type", Value::from("cmd"))]));
+///
+/// // pickle.dumps of a class whose __reduce__ returns (os.system, ('echo pwned',))
+/// let err = decode(b"\x80\x02cposix\nsystem\nX\x0a\x00\x00\x00echo pwned\x85R.",
+///                  &DecodeLimits::default()).unwrap_err();
+/// assert_eq!(err.to_string(), "refused global posix.system at byte 2");
+/// # Ok::<(), ecci_proto::pickle::DecodeError>(())
+/// ```
 ///
 /// # Errors
 ///
 /// A [`DecodeError`] saying why the input was refused.
 pub fn decode(input: &[u8], limits: &DecodeLimits) -> Result<Value, DecodeError> {
-    let _ = (input, limits);
-    Err(DecodeError::Empty)
+    if input.len() > limits.max_input {
+        return Err(DecodeError::InputTooLarge {
+            len: input.len(),
+            max: limits.max_input,
+        });
+    }
+    if input.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let mut machine = Machine {
+        input,
+        pos: 0,
+        limits,
+        budget: Budget {
+            left: limits.max_decoded,
+            max: limits.max_decoded,
+        },
+        nodes: Vec::new(),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+    };
+    let root = machine.run()?;
+    machine.materialize(root)
+}
+
+type NodeId = usize;
+
+/// A value under construction. Containers refer to their items by id, so that
+/// every reference to a container sees what is added to it later.
+#[derive(Debug)]
+enum Node {
+    Leaf(Value),
+    List(Vec<NodeId>),
+    Tuple(Vec<NodeId>),
+    Set(Vec<NodeId>),
+    FrozenSet(Vec<NodeId>),
+    /// Keys and values alternate.
+    Dict(Vec<NodeId>),
+    Global(Callable),
+}
+
+/// The only callables a stream may name: constructors of plain data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Callable {
+    CodecsEncode,
+    Bytes,
+    ByteArray,
+    Set,
+    FrozenSet,
+}
+
+impl Callable {
+    fn lookup(module: &str, name: &str) -> Option<Self> {
+        match (module, name) {
+            ("_codecs", "encode") => Some(Callable::CodecsEncode),
+            ("builtins" | "__builtin__", "bytes") => Some(Callable::Bytes),
+            ("builtins" | "__builtin__", "bytearray") => Some(Callable::ByteArray),
+            ("builtins" | "__builtin__", "set") => Some(Callable::Set),
+            ("builtins" | "__builtin__", "frozenset") => Some(Callable::FrozenSet),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Callable::CodecsEncode => "_codecs.encode",
+            Callable::Bytes => "builtins.bytes",
+            Callable::ByteArray => "builtins.bytearray",
+            Callable::Set => "builtins.set",
+            Callable::FrozenSet => "builtins.frozenset",
+        }
+    }
+}
+
+/// The container kind an `APPEND`-like opcode adds to.
+#[derive(Clone, Copy)]
+enum Target {
+    List,
+    Dict,
+    Set,
+}
+
+/// What every value costs against [`DecodeLimits::max_decoded`], besides its payload.
+const VALUE_COST: usize = size_of::<Value>();
+
+struct Machine<'a> {
+    input: &'a [u8],
+    pos: usize,
+    limits: &'a DecodeLimits,
+    budget: Budget,
+    nodes: Vec<Node>,
+    stack: Vec<NodeId>,
+    /// Stack lengths at each open `MARK`; nothing below the innermost may be popped.
+    marks: Vec<usize>,
+    memo: HashMap<u64, NodeId>,
+}
+
+/// What is left of [`DecodeLimits::max_decoded`].
+struct Budget {
+    left: usize,
+    max: usize,
+}
+
+impl Budget {
+    fn charge(&mut self, cost: usize) -> Result<(), DecodeError> {
+        self.left = self
+            .left
+            .checked_sub(cost)
+            .ok_or(DecodeError::TooLarge { max: self.max })?;
+        Ok(())
+    }
+}
+
+/// The opcode being executed, for error messages.
+#[derive(Clone, Copy)]
+struct At {
+    opcode: &'static str,
+    offset: usize,
+}
+
+impl At {
+    fn truncated(self) -> DecodeError {
+        DecodeError::Truncated {
+            opcode: self.opcode,
+            offset: self.offset,
+        }
+    }
+
+    fn underflow(self) -> DecodeError {
+        DecodeError::StackUnderflow {
+            opcode: self.opcode,
+            offset: self.offset,
+        }
+    }
+
+    fn bad(self, reason: &'static str) -> DecodeError {
+        DecodeError::BadArgument {
+            opcode: self.opcode,
+            offset: self.offset,
+            reason,
+        }
+    }
+
+    fn wrong_type(self, expected: &'static str) -> DecodeError {
+        DecodeError::WrongType {
+            opcode: self.opcode,
+            offset: self.offset,
+            expected,
+        }
+    }
+}
+
+impl<'a> Machine<'a> {
+    /// Runs the stream to `STOP` and returns the id of the resulting value.
+    fn run(&mut self) -> Result<NodeId, DecodeError> {
+        loop {
+            let offset = self.pos;
+            let Some(&byte) = self.input.get(offset) else {
+                return Err(DecodeError::MissingStop { offset });
+            };
+            self.pos += 1;
+            let Some(opcode) = op::name(byte) else {
+                return Err(DecodeError::UnknownOpcode { byte, offset });
+            };
+            let at = At { opcode, offset };
+            if byte == op::STOP {
+                return self.stop(at);
+            }
+            self.step(byte, at)?;
+        }
+    }
+
+    fn stop(&mut self, at: At) -> Result<NodeId, DecodeError> {
+        let trailing = self.input.len() - self.pos;
+        if trailing > 0 {
+            return Err(DecodeError::TrailingBytes {
+                offset: at.offset,
+                count: trailing,
+            });
+        }
+        match (self.stack.as_slice(), self.marks.len()) {
+            (&[root], 0) => Ok(root),
+            ([], 0) => Err(at.underflow()),
+            (values, marks) => Err(DecodeError::UnbalancedStop {
+                offset: at.offset,
+                values: values.len(),
+                marks,
+            }),
+        }
+    }
+
+    fn step(&mut self, byte: u8, at: At) -> Result<(), DecodeError> {
+        match byte {
+            op::PROTO => {
+                let version = self.read_u8(at)?;
+                if version > 5 {
+                    return Err(DecodeError::UnsupportedProtocol {
+                        version,
+                        offset: at.offset,
+                    });
+                }
+            }
+            op::FRAME => {
+                // Frames only help buffered readers; the length must still be sane.
+                let len = self.read_u64(at)?;
+                self.check_len(len, at)?;
+            }
+
+            // Stack and marks.
+            op::MARK => {
+                if self.marks.len() >= self.limits.max_depth.saturating_add(1) {
+                    return Err(DecodeError::TooDeep {
+                        max: self.limits.max_depth,
+                    });
+                }
+                self.marks.push(self.stack.len());
+            }
+            op::POP => {
+                if self.stack.len() > self.mark_floor() {
+                    self.stack.pop();
+                } else if self.stack.len() == self.mark_floor() && self.marks.pop().is_some() {
+                    // CPython's POP with nothing above a MARK discards the MARK.
+                } else {
+                    return Err(at.underflow());
+                }
+            }
+            op::POP_MARK => {
+                self.pop_mark(at)?;
+            }
+            op::DUP => {
+                let top = self.peek(at)?;
+                self.budget.charge(size_of::<NodeId>())?;
+                self.stack.push(top);
+            }
+
+            // Memo.
+            op::PUT => {
+                let index = self.read_decimal_index(at)?;
+                self.memo_put(index, at)?;
+            }
+            op::BINPUT => {
+                let index = self.read_u8(at)?;
+                self.memo_put(index.into(), at)?;
+            }
+            op::LONG_BINPUT => {
+                let index = self.read_u32(at)?;
+                self.memo_put(index.into(), at)?;
+            }
+            op::MEMOIZE => {
+                let index = self.memo.len() as u64;
+                self.memo_put(index, at)?;
+            }
+            op::GET => {
+                let index = self.read_decimal_index(at)?;
+                self.memo_get(index, at)?;
+            }
+            op::BINGET => {
+                let index = self.read_u8(at)?;
+                self.memo_get(index.into(), at)?;
+            }
+            op::LONG_BINGET => {
+                let index = self.read_u32(at)?;
+                self.memo_get(index.into(), at)?;
+            }
+
+            // Scalars.
+            op::NONE => self.push_leaf(Value::None, 0)?,
+            op::NEWTRUE => self.push_leaf(Value::Bool(true), 0)?,
+            op::NEWFALSE => self.push_leaf(Value::Bool(false), 0)?,
+            op::BININT => {
+                let i = i32::from_le_bytes(self.read_array(at)?);
+                self.push_leaf(Value::Int(i.into()), 0)?;
+            }
+            op::BININT1 => {
+                let i = self.read_u8(at)?;
+                self.push_leaf(Value::Int(i.into()), 0)?;
+            }
+            op::BININT2 => {
+                let i = u16::from_le_bytes(self.read_array(at)?);
+                self.push_leaf(Value::Int(i.into()), 0)?;
+            }
+            op::INT => {
+                let line = self.read_line(at)?;
+                let value = match line {
+                    b"00" => Value::Bool(false),
+                    b"01" => Value::Bool(true),
+                    _ => parse_decimal_int(line).map_err(|reason| at.bad(reason))?,
+                };
+                self.push_leaf(value, 0)?;
+            }
+            op::LONG => {
+                let line = self.read_line(at)?;
+                let digits = line.strip_suffix(b"L").unwrap_or(line);
+                let value = parse_decimal_int(digits).map_err(|reason| at.bad(reason))?;
+                self.push_leaf(value, 0)?;
+            }
+            op::LONG1 => {
+                let len = self.read_u8(at)?;
+                let bytes = self.read_bytes(len.into(), at)?;
+                self.push_leaf(int_from_le(bytes), bytes.len())?;
+            }
+            op::LONG4 => {
+                let len = i32::from_le_bytes(self.read_array(at)?);
+                let len = u64::try_from(len).map_err(|_| at.bad("negative length"))?;
+                let bytes = self.read_bytes(len, at)?;
+                self.push_leaf(int_from_le(bytes), bytes.len())?;
+            }
+            op::BINFLOAT => {
+                let f = f64::from_be_bytes(self.read_array(at)?);
+                self.push_leaf(Value::Float(f), 0)?;
+            }
+            op::FLOAT => {
+                let line = self.read_line(at)?;
+                let f = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<f64>().ok())
+                    .ok_or_else(|| at.bad("not a float"))?;
+                self.push_leaf(Value::Float(f), 0)?;
+            }
+
+            // Text and bytes.
+            op::STRING => {
+                let line = self.read_line(at)?;
+                let quoted = match line {
+                    [b'\'', inner @ .., b'\''] | [b'"', inner @ .., b'"'] => inner,
+                    _ => return Err(at.bad("argument not quoted")),
+                };
+                let bytes = escape_decode(quoted).map_err(|reason| at.bad(reason))?;
+                self.push_ascii(bytes, at)?;
+            }
+            op::BINSTRING => {
+                let len = i32::from_le_bytes(self.read_array(at)?);
+                let len = u64::try_from(len).map_err(|_| at.bad("negative length"))?;
+                let bytes = self.read_bytes(len, at)?.to_vec();
+                self.push_ascii(bytes, at)?;
+            }
+            op::SHORT_BINSTRING => {
+                let len = self.read_u8(at)?;
+                let bytes = self.read_bytes(len.into(), at)?.to_vec();
+                self.push_ascii(bytes, at)?;
+            }
+            op::UNICODE => {
+                let line = self.read_line(at)?;
+                let s = raw_unicode_escape_decode(line).map_err(|reason| at.bad(reason))?;
+                self.push_str(s)?;
+            }
+            op::SHORT_BINUNICODE => {
+                let len = self.read_u8(at)?;
+                self.read_utf8(len.into(), at)?;
+            }
+            op::BINUNICODE => {
+                let len = self.read_u32(at)?;
+                self.read_utf8(len.into(), at)?;
+            }
+            op::BINUNICODE8 => {
+                let len = self.read_u64(at)?;
+                self.read_utf8(len, at)?;
+            }
+            op::SHORT_BINBYTES => {
+                let len = self.read_u8(at)?;
+                let bytes = self.read_bytes(len.into(), at)?.to_vec();
+                self.push_bytes(Value::Bytes, bytes)?;
+            }
+            op::BINBYTES => {
+                let len = self.read_u32(at)?;
+                let bytes = self.read_bytes(len.into(), at)?.to_vec();
+                self.push_bytes(Value::Bytes, bytes)?;
+            }
+            op::BINBYTES8 => {
+                let len = self.read_u64(at)?;
+                let bytes = self.read_bytes(len, at)?.to_vec();
+                self.push_bytes(Value::Bytes, bytes)?;
+            }
+            op::BYTEARRAY8 => {
+                let len = self.read_u64(at)?;
+                let bytes = self.read_bytes(len, at)?.to_vec();
+                self.push_bytes(Value::ByteArray, bytes)?;
+            }
+
+            // Containers.
+            op::EMPTY_LIST => self.push_node(Node::List(Vec::new()))?,
+            op::EMPTY_TUPLE => self.push_node(Node::Tuple(Vec::new()))?,
+            op::EMPTY_DICT => self.push_node(Node::Dict(Vec::new()))?,
+            op::EMPTY_SET => self.push_node(Node::Set(Vec::new()))?,
+            op::LIST => {
+                let items = self.pop_mark(at)?;
+                self.push_node(Node::List(items))?;
+            }
+            op::TUPLE => {
+                let items = self.pop_mark(at)?;
+                self.push_node(Node::Tuple(items))?;
+            }
+            op::DICT => {
+                let items = self.pop_mark(at)?;
+                if items.len() % 2 != 0 {
+                    return Err(at.bad("odd number of items"));
+                }
+                self.push_node(Node::Dict(items))?;
+            }
+            op::FROZENSET => {
+                let items = self.pop_mark(at)?;
+                self.push_node(Node::FrozenSet(items))?;
+            }
+            op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
+                let n = usize::from(byte - op::TUPLE1) + 1;
+                let start = self
+                    .stack
+                    .len()
+                    .checked_sub(n)
+                    .filter(|&start| start >= self.mark_floor())
+                    .ok_or_else(|| at.underflow())?;
+                let items = self.stack.split_off(start);
+                self.push_node(Node::Tuple(items))?;
+            }
+            op::APPEND => {
+                let item = self.pop(at)?;
+                self.extend(at, Target::List, vec![item])?;
+            }
+            op::APPENDS => {
+                let items = self.pop_mark(at)?;
+                self.extend(at, Target::List, items)?;
+            }
+            op::ADDITEMS => {
+                let items = self.pop_mark(at)?;
+                self.extend(at, Target::Set, items)?;
+            }
+            op::SETITEM => {
+                let value = self.pop(at)?;
+                let key = self.pop(at)?;
+                self.extend(at, Target::Dict, vec![key, value])?;
+            }
+            op::SETITEMS => {
+                let items = self.pop_mark(at)?;
+                if items.len() % 2 != 0 {
+                    return Err(at.bad("odd number of items"));
+                }
+                self.extend(at, Target::Dict, items)?;
+            }
+
+            // The whitelisted globals.
+            op::GLOBAL => {
+                let module = self.read_line(at)?;
+                let name = self.read_line(at)?;
+                let (module, name) = (
+                    String::from_utf8_lossy(module),
+                    String::from_utf8_lossy(name),
+                );
+                self.push_global(&module, &name, at)?;
+            }
+            op::STACK_GLOBAL => {
+                let name = self.pop(at)?;
+                let module = self.pop(at)?;
+                let (Node::Leaf(Value::Str(module)), Node::Leaf(Value::Str(name))) =
+                    (&self.nodes[module], &self.nodes[name])
+                else {
+                    return Err(at.wrong_type("two str"));
+                };
+                let (module, name) = (module.clone(), name.clone());
+                self.push_global(&module, &name, at)?;
+            }
+            op::REDUCE => self.reduce(at)?,
+
+            _ => {
+                return Err(DecodeError::RefusedOpcode {
+                    opcode: at.opcode,
+                    offset: at.offset,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    // Reading arguments. Every length is checked against the rest of the input
+    // before anything is allocated.
+
+    fn read_bytes(&mut self, len: u64, at: At) -> Result<&'a [u8], DecodeError> {
+        let len = self.check_len(len, at)?;
+        let input: &'a [u8] = self.input;
+        let start = self.pos;
+        self.pos += len;
+        input.get(start..self.pos).ok_or_else(|| at.truncated())
+    }
+
+    fn check_len(&self, len: u64, at: At) -> Result<usize, DecodeError> {
+        let remaining = self.input.len().saturating_sub(self.pos);
+        match usize::try_from(len) {
+            Ok(len) if len <= remaining => Ok(len),
+            _ => Err(DecodeError::LengthTooLarge {
+                opcode: at.opcode,
+                offset: at.offset,
+                len,
+                remaining,
+            }),
+        }
+    }
+
+    fn read_array<const N: usize>(&mut self, at: At) -> Result<[u8; N], DecodeError> {
+        let bytes = self
+            .input
+            .get(self.pos..)
+            .and_then(|rest| rest.first_chunk::<N>())
+            .ok_or_else(|| at.truncated())?;
+        self.pos += N;
+        Ok(*bytes)
+    }
+
+    fn read_u8(&mut self, at: At) -> Result<u8, DecodeError> {
+        let [b] = self.read_array(at)?;
+        Ok(b)
+    }
+
+    fn read_u32(&mut self, at: At) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.read_array(at)?))
+    }
+
+    fn read_u64(&mut self, at: At) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.read_array(at)?))
+    }
+
+    /// A `\n`-terminated argument of the text protocol, without the `\n`.
+    fn read_line(&mut self, at: At) -> Result<&'a [u8], DecodeError> {
+        let input: &'a [u8] = self.input;
+        let rest = input.get(self.pos..).unwrap_or_default();
+        let len = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| at.truncated())?;
+        self.pos += len + 1;
+        Ok(rest.get(..len).unwrap_or_default())
+    }
+
+    fn read_decimal_index(&mut self, at: At) -> Result<u64, DecodeError> {
+        let line = self.read_line(at)?;
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .ok_or_else(|| at.bad("not a memo index"))
+    }
+
+    fn read_utf8(&mut self, len: u64, at: At) -> Result<(), DecodeError> {
+        let bytes = self.read_bytes(len, at)?;
+        let s = std::str::from_utf8(bytes).map_err(|_| at.bad("invalid utf-8"))?;
+        let s = s.to_owned();
+        self.push_str(s)
+    }
+
+    // The stack.
+
+    fn mark_floor(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
+    fn pop(&mut self, at: At) -> Result<NodeId, DecodeError> {
+        if self.stack.len() > self.mark_floor() {
+            self.stack.pop().ok_or_else(|| at.underflow())
+        } else {
+            Err(at.underflow())
+        }
+    }
+
+    fn peek(&self, at: At) -> Result<NodeId, DecodeError> {
+        if self.stack.len() > self.mark_floor() {
+            self.stack.last().copied().ok_or_else(|| at.underflow())
+        } else {
+            Err(at.underflow())
+        }
+    }
+
+    /// Pops everything above the innermost `MARK`, and the `MARK`.
+    fn pop_mark(&mut self, at: At) -> Result<Vec<NodeId>, DecodeError> {
+        let mark = self.marks.pop().ok_or(DecodeError::MissingMark {
+            opcode: at.opcode,
+            offset: at.offset,
+        })?;
+        Ok(self.stack.split_off(mark.min(self.stack.len())))
+    }
+
+    fn push_node(&mut self, node: Node) -> Result<(), DecodeError> {
+        self.budget
+            .charge(size_of::<Node>() + size_of::<NodeId>())?;
+        self.stack.push(self.nodes.len());
+        self.nodes.push(node);
+        Ok(())
+    }
+
+    fn push_leaf(&mut self, value: Value, payload: usize) -> Result<(), DecodeError> {
+        self.budget.charge(payload)?;
+        self.push_node(Node::Leaf(value))
+    }
+
+    fn push_str(&mut self, s: String) -> Result<(), DecodeError> {
+        let len = s.len();
+        self.push_leaf(Value::Str(s), len)
+    }
+
+    fn push_bytes(
+        &mut self,
+        kind: fn(Vec<u8>) -> Value,
+        bytes: Vec<u8>,
+    ) -> Result<(), DecodeError> {
+        let len = bytes.len();
+        self.push_leaf(kind(bytes), len)
+    }
+
+    /// Python 2 `str` as Python 3 loads it by default: ASCII text.
+    fn push_ascii(&mut self, bytes: Vec<u8>, at: At) -> Result<(), DecodeError> {
+        if !bytes.is_ascii() {
+            return Err(at.bad("non-ascii string (python 2 str)"));
+        }
+        let s = String::from_utf8(bytes).map_err(|_| at.bad("non-ascii string"))?;
+        self.push_str(s)
+    }
+
+    fn memo_put(&mut self, index: u64, at: At) -> Result<(), DecodeError> {
+        let top = self.peek(at)?;
+        self.budget.charge(2 * size_of::<u64>())?;
+        self.memo.insert(index, top);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, index: u64, at: At) -> Result<(), DecodeError> {
+        let id = *self.memo.get(&index).ok_or(DecodeError::BadMemoIndex {
+            opcode: at.opcode,
+            offset: at.offset,
+            index,
+        })?;
+        self.budget.charge(size_of::<NodeId>())?;
+        self.stack.push(id);
+        Ok(())
+    }
+
+    /// `APPEND(S)`, `SETITEM(S)` and `ADDITEMS`: adds `items` to the container below them.
+    fn extend(&mut self, at: At, into: Target, items: Vec<NodeId>) -> Result<(), DecodeError> {
+        let target = self.peek(at)?;
+        self.budget.charge(items.len() * size_of::<NodeId>())?;
+        match (&mut self.nodes[target], into) {
+            (Node::List(existing), Target::List)
+            | (Node::Dict(existing), Target::Dict)
+            | (Node::Set(existing), Target::Set) => {
+                existing.extend(items);
+                Ok(())
+            }
+            (_, Target::List) => Err(at.wrong_type("a list")),
+            (_, Target::Dict) => Err(at.wrong_type("a dict")),
+            (_, Target::Set) => Err(at.wrong_type("a set")),
+        }
+    }
+
+    fn push_global(&mut self, module: &str, name: &str, at: At) -> Result<(), DecodeError> {
+        let callable =
+            Callable::lookup(module, name).ok_or_else(|| DecodeError::RefusedGlobal {
+                module: shorten(module),
+                name: shorten(name),
+                offset: at.offset,
+            })?;
+        self.push_node(Node::Global(callable))
+    }
+
+    /// `REDUCE` of a whitelisted constructor, interpreted here.
+    fn reduce(&mut self, at: At) -> Result<(), DecodeError> {
+        let args = self.pop(at)?;
+        let callable = self.pop(at)?;
+        let Node::Global(callable) = self.nodes[callable] else {
+            return Err(at.wrong_type("a whitelisted global"));
+        };
+        let Node::Tuple(args) = &self.nodes[args] else {
+            return Err(at.wrong_type("an argument tuple"));
+        };
+        let args: Vec<&Node> = args.iter().map(|&id| &self.nodes[id]).collect();
+        let leaf = |value: &Value| match value {
+            Value::Bytes(b) | Value::ByteArray(b) => Some(b.clone()),
+            _ => None,
+        };
+        let node = match (callable, args.as_slice()) {
+            (Callable::CodecsEncode, [Node::Leaf(Value::Str(s)), Node::Leaf(Value::Str(enc))]) => {
+                Node::Leaf(Value::Bytes(
+                    latin1(s, enc).ok_or_else(|| at.bad("_codecs.encode arguments"))?,
+                ))
+            }
+            (Callable::Bytes, []) => Node::Leaf(Value::Bytes(Vec::new())),
+            (Callable::ByteArray, []) => Node::Leaf(Value::ByteArray(Vec::new())),
+            (Callable::Bytes, [Node::Leaf(v)]) => Node::Leaf(Value::Bytes(
+                leaf(v).ok_or_else(|| at.bad("bytes argument"))?,
+            )),
+            (Callable::ByteArray, [Node::Leaf(v)]) => Node::Leaf(Value::ByteArray(
+                leaf(v).ok_or_else(|| at.bad("bytearray argument"))?,
+            )),
+            // Python 2's bytearray.__reduce__: bytearray(u'…', 'latin-1').
+            (Callable::ByteArray, [Node::Leaf(Value::Str(s)), Node::Leaf(Value::Str(enc))]) => {
+                Node::Leaf(Value::ByteArray(
+                    latin1(s, enc).ok_or_else(|| at.bad("bytearray arguments"))?,
+                ))
+            }
+            (Callable::Set, []) => Node::Set(Vec::new()),
+            (Callable::FrozenSet, []) => Node::FrozenSet(Vec::new()),
+            (Callable::Set, [Node::List(items) | Node::Tuple(items)]) => Node::Set(items.clone()),
+            (Callable::FrozenSet, [Node::List(items) | Node::Tuple(items)]) => {
+                Node::FrozenSet(items.clone())
+            }
+            _ => return Err(at.bad("arguments not accepted for this constructor")),
+        };
+        let payload = match &node {
+            Node::Leaf(Value::Bytes(b) | Value::ByteArray(b)) => b.len(),
+            Node::Set(items) | Node::FrozenSet(items) => items.len() * size_of::<NodeId>(),
+            _ => 0,
+        };
+        self.budget.charge(payload)?;
+        self.push_node(node)
+    }
+
+    /// Builds the result tree without recursion, charging every value to the
+    /// budget: a container reached through several references is built (and
+    /// charged) once per reference.
+    fn materialize(mut self, root: NodeId) -> Result<Value, DecodeError> {
+        let mut builder = Builder {
+            nodes: &self.nodes,
+            budget: &mut self.budget,
+            max_depth: self.limits.max_depth,
+            on_path: vec![false; self.nodes.len()],
+        };
+        let mut frame = match builder.enter(root, 0)? {
+            Entered::Value(value) => return Ok(value),
+            Entered::Container(frame) => frame,
+        };
+        let mut parents: Vec<Frame<'_>> = Vec::new();
+        loop {
+            if let Some(&child) = frame.children.get(frame.items.len()) {
+                match builder.enter(child, parents.len() + 1)? {
+                    Entered::Value(value) => frame.items.push(value),
+                    Entered::Container(inner) => parents.push(std::mem::replace(&mut frame, inner)),
+                }
+                continue;
+            }
+            builder.on_path[frame.id] = false;
+            let value = (frame.finish)(frame.items);
+            match parents.pop() {
+                Some(parent) => {
+                    frame = parent;
+                    frame.items.push(value);
+                }
+                None => return Ok(value),
+            }
+        }
+    }
+}
+
+/// The state of [`Machine::materialize`].
+struct Builder<'n> {
+    nodes: &'n [Node],
+    budget: &'n mut Budget,
+    max_depth: usize,
+    /// The containers being built, to tell a cycle from a shared reference.
+    on_path: Vec<bool>,
+}
+
+/// A container being built: its node's children and the values built for them so far.
+struct Frame<'n> {
+    id: NodeId,
+    /// Makes the container's value of the children's values.
+    finish: fn(Vec<Value>) -> Value,
+    children: &'n [NodeId],
+    items: Vec<Value>,
+}
+
+enum Entered<'n> {
+    Value(Value),
+    Container(Frame<'n>),
+}
+
+impl<'n> Builder<'n> {
+    /// Starts building node `id`, under `depth` open containers.
+    fn enter(&mut self, id: NodeId, depth: usize) -> Result<Entered<'n>, DecodeError> {
+        self.budget.charge(VALUE_COST)?;
+        let nodes: &'n [Node] = self.nodes;
+        let node = &nodes[id];
+        let (children, finish): (_, fn(Vec<Value>) -> Value) = match node {
+            Node::Leaf(value) => {
+                self.budget.charge(payload_len(value))?;
+                return Ok(Entered::Value(value.clone()));
+            }
+            Node::Global(callable) => return Err(DecodeError::GlobalAsValue(callable.name())),
+            Node::List(items) => (items, Value::List),
+            Node::Tuple(items) => (items, Value::Tuple),
+            Node::Set(items) => (items, Value::Set),
+            Node::FrozenSet(items) => (items, Value::FrozenSet),
+            Node::Dict(items) => (items, dict_from_flat),
+        };
+        if self.on_path[id] {
+            return Err(DecodeError::Cycle);
+        }
+        if depth >= self.max_depth {
+            return Err(DecodeError::TooDeep {
+                max: self.max_depth,
+            });
+        }
+        self.on_path[id] = true;
+        Ok(Entered::Container(Frame {
+            id,
+            finish,
+            children,
+            items: Vec::with_capacity(children.len()),
+        }))
+    }
+}
+
+/// A dict's value from its keys and values, alternating.
+fn dict_from_flat(items: Vec<Value>) -> Value {
+    let mut items = items.into_iter();
+    let mut pairs = Vec::with_capacity(items.len() / 2);
+    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+        pairs.push((k, v));
+    }
+    Value::Dict(pairs)
+}
+
+/// A name from the stream, cut to a length fit for an error message.
+fn shorten(name: &str) -> String {
+    const MAX_CHARS: usize = 100;
+    match name.char_indices().nth(MAX_CHARS) {
+        Some((end, _)) => format!("{}…", &name[..end]),
+        None => name.to_owned(),
+    }
+}
+
+fn payload_len(value: &Value) -> usize {
+    match value {
+        Value::Str(s) => s.len(),
+        Value::Bytes(b) | Value::ByteArray(b) => b.len(),
+        Value::BigInt(b) => b.to_le_bytes().len(),
+        _ => 0,
+    }
+}
+
+/// `s.encode('latin1')`, if `enc` names Latin-1 and every char fits.
+fn latin1(s: &str, enc: &str) -> Option<Vec<u8>> {
+    if !matches!(
+        enc.to_ascii_lowercase().as_str(),
+        "latin1" | "latin-1" | "latin_1" | "iso-8859-1" | "iso8859-1" | "l1"
+    ) {
+        return None;
+    }
+    s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+}
+
+/// An int from minimal-or-not little-endian two's complement bytes (`LONG1`/`LONG4`).
+fn int_from_le(bytes: &[u8]) -> Value {
+    let big = BigInt::from_le_bytes(bytes);
+    match big.to_i128().and_then(|i| i64::try_from(i).ok()) {
+        Some(i) => Value::Int(i),
+        None => Value::BigInt(big),
+    }
+}
+
+/// A protocol 0 decimal int (`I`/`L` argument): optional sign, decimal digits.
+fn parse_decimal_int(text: &[u8]) -> Result<Value, &'static str> {
+    let text = text.trim_ascii();
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err("not a decimal int");
+    }
+    if digits.len() > MAX_INT_DIGITS {
+        return Err("int longer than 4300 digits");
+    }
+    // Magnitude in base 2^32 limbs, least significant first.
+    let mut limbs: Vec<u32> = vec![0];
+    for &d in digits {
+        let mut carry = u64::from(d - b'0');
+        for limb in &mut limbs {
+            let cur = u64::from(*limb) * 10 + carry;
+            *limb = cur as u32;
+            carry = cur >> 32;
+        }
+        if carry != 0 {
+            limbs.push(carry as u32);
+        }
+    }
+    let mut bytes: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
+    bytes.push(0); // room for the sign bit
+    if negative {
+        let mut carry = true;
+        for b in &mut bytes {
+            let (v, c) = (!*b).overflowing_add(u8::from(carry));
+            *b = v;
+            carry = c;
+        }
+    }
+    Ok(int_from_le(&bytes))
+}
+
+/// Python's `codecs.escape_decode`, as protocol 0 `STRING` uses it.
+fn escape_decode(s: &[u8]) -> Result<Vec<u8>, &'static str> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s;
+    while let Some((&c, tail)) = rest.split_first() {
+        rest = tail;
+        if c != b'\\' {
+            out.push(c);
+            continue;
+        }
+        let Some((&e, tail)) = rest.split_first() else {
+            return Err("trailing \\ in string");
+        };
+        rest = tail;
+        match e {
+            b'\n' => {}
+            b'\\' | b'\'' | b'"' => out.push(e),
+            b'a' => out.push(0x07),
+            b'b' => out.push(0x08),
+            b'f' => out.push(0x0c),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(0x0b),
+            b'0'..=b'7' => {
+                let mut v = u32::from(e - b'0');
+                for _ in 0..2 {
+                    match rest.split_first() {
+                        Some((&d @ b'0'..=b'7', tail)) => {
+                            v = v * 8 + u32::from(d - b'0');
+                            rest = tail;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push(v as u8);
+            }
+            b'x' => {
+                let hex = rest.get(..2).ok_or("invalid \\x escape")?;
+                let hex = std::str::from_utf8(hex).map_err(|_| "invalid \\x escape")?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| "invalid \\x escape")?);
+                rest = rest.get(2..).unwrap_or_default();
+            }
+            _ => out.extend([b'\\', e]),
+        }
+    }
+    Ok(out)
+}
+
+/// Python's `raw-unicode-escape` decoding, as protocol 0 `UNICODE` uses it:
+/// Latin-1 bytes, with `\uXXXX` and `\UXXXXXXXX` escapes after an odd number of
+/// backslashes.
+fn raw_unicode_escape_decode(s: &[u8]) -> Result<String, &'static str> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some((&c, tail)) = rest.split_first() {
+        rest = tail;
+        let digits = match (c, rest.first()) {
+            (b'\\', Some(b'u')) => 4,
+            (b'\\', Some(b'U')) => 8,
+            (b'\\', Some(b'\\')) => {
+                out.push_str("\\\\");
+                rest = rest.get(1..).unwrap_or_default();
+                continue;
+            }
+            _ => {
+                out.push(char::from(c));
+                continue;
+            }
+        };
+        let hex = rest.get(1..=digits).ok_or("truncated \\u escape")?;
+        let hex = std::str::from_utf8(hex).map_err(|_| "bad \\u escape")?;
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("bad \\u escape");
+        }
+        let code = u32::from_str_radix(hex, 16).map_err(|_| "bad \\u escape")?;
+        out.push(char::from_u32(code).ok_or("\\u escape out of range or a lone surrogate")?);
+        rest = rest.get(1 + digits..).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(input: &[u8], expected: Result<Value, &str>) {
+        let got = decode(input, &DecodeLimits::default()).map_err(|e| e.to_string());
+        assert_eq!(got, expected.map_err(str::to_owned), "{input:?}");
+    }
+
+    #[test]
+    fn decodes_small_streams() {
+        check(b"N.", Ok(Value::None));
+        check(b"I01\n.", Ok(Value::Bool(true)));
+        check(b"I00\n.", Ok(Value::Bool(false)));
+        check(b"I-12\n.", Ok(Value::Int(-12)));
+        check(b"L-12L\n.", Ok(Value::Int(-12)));
+        check(
+            b"L18446744073709551616L\n.",
+            Ok(Value::BigInt(BigInt::from_i128(1 << 64))),
+        );
+        check(
+            b"I-18446744073709551616\n.",
+            Ok(Value::BigInt(BigInt::from_i128(-(1 << 64)))),
+        );
+        check(b"F-0.0\n.", Ok(Value::Float(-0.0)));
+        check(b"Finf\n.", Ok(Value::Float(f64::INFINITY)));
+        check(b"S'a\\'b\\x41\\101\\n'\n.", Ok(Value::from("a'bAA\n")));
+        check(
+            b"S'\\xff'\n.",
+            Err("bad STRING at byte 0: non-ascii string (python 2 str)"),
+        );
+        check(b"U\x02ab.", Ok(Value::from("ab")));
+        check(
+            b"Va\\u005c\\\\u0041\xe9\\U0001f600\n.",
+            Ok(Value::from("a\\\\\\u0041é😀")),
+        );
+        check(
+            b"V\\ud800\n.",
+            Err("bad UNICODE at byte 0: \\u escape out of range or a lone surrogate"),
+        );
+        check(b"\x8a\x00.", Ok(Value::Int(0)));
+        check(b"\x8a\x02\xff\x7f.", Ok(Value::Int(0x7fff)));
+        check(
+            b"(K\x01K\x02l.",
+            Ok(Value::from(vec![Value::from(1), Value::from(2)])),
+        );
+        check(b"(K\x0101.", Err("stack underflow at STOP at byte 5"));
+        check(
+            b"K\x01K\x02.",
+            Err("STOP at byte 4 leaves 2 values and 0 marks on the stack"),
+        );
+        check(
+            b"(K\x01.",
+            Err("STOP at byte 3 leaves 1 values and 1 marks on the stack"),
+        );
+        check(b"K\x01(a.", Err("stack underflow at APPEND at byte 3"));
+        check(b"}K\x01a.", Err("APPEND at byte 3 needs a list"));
+        check(
+            b"}(K\x01u.",
+            Err("bad SETITEMS at byte 4: odd number of items"),
+        );
+        check(b"\x80\x06N.", Err("unsupported protocol 6 at byte 0"));
+        check(b"\x95\x01\x00\x00\x00\x00\x00\x00\x00N.", Ok(Value::None));
+        check(b"h\x00.", Err("BINGET at byte 0 reads unset memo index 0"));
+        check(b"N.N", Err("1 trailing bytes after STOP at byte 1"));
+        check(b"N", Err("input ended at byte 1 without STOP"));
+        check(b"\xff", Err("unknown opcode 0xff at byte 0"));
+        check(
+            b"c__builtin__\nset\n.",
+            Err("global builtins.set used as a value"),
+        );
+        check(
+            b"\x8c\x08builtins\x8c\x04eval\x93.",
+            Err("refused global builtins.eval at byte 16"),
+        );
+    }
+
+    #[test]
+    fn memo_aliases_containers() {
+        // x = []; [x, x] with x filled after both references exist.
+        let v = decode(b"(]q\x00h\x00lh\x00K\x07a0.", &DecodeLimits::default());
+        assert_eq!(
+            v,
+            Ok(Value::List(vec![
+                Value::List(vec![Value::from(7)]),
+                Value::List(vec![Value::from(7)]),
+            ]))
+        );
+    }
 }

@@ -5,10 +5,24 @@
 //! never does: it understands the data subset of pickle (protocols 0–5) and
 //! refuses everything that would load code, with bounds on input size, nesting
 //! depth and decoded size so that a hostile stream cannot exhaust memory.
+//!
+//! [`encode`] writes protocol 2, 3 or 4 (default 4, what Python 3.8+ writes)
+//! in the forms CPython itself uses, so any Python 3 `pickle.loads` reads it.
+//!
+//! ```
+//! use ecci_proto::pickle::{DecodeLimits, Protocol, Value, decode, encode};
+//! let envelope = Value::dict([
+//!     ("type", Value::from("data")),
+//!     ("contents", Value::from(vec![Value::from(1), Value::Bytes(b"jpeg".to_vec())])),
+//! ]);
+//! let wire = encode(&envelope, Protocol::default());
+//! assert_eq!(decode(&wire, &DecodeLimits::default()), Ok(envelope));
+//! ```
 
 mod de;
 mod decode;
 mod encode;
+mod op;
 mod ser;
 mod value;
 
