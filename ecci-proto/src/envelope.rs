@@ -398,27 +398,9 @@ mod tests {
 #[cfg(test)]
 mod codec_tests {
     use super::*;
-    use std::io::Write;
-    use std::process::{Command as Process, Stdio};
 
-    /// Runs a Python snippet with `data` on stdin and returns its stdout.
     fn python(script: &str, data: &[u8]) -> Vec<u8> {
-        let mut child = Process::new("python3")
-            .args(["-c", script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 must be installed to check pickles against CPython");
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        let data = data.to_vec();
-        let writer = std::thread::spawn(move || stdin.write_all(&data));
-        let output = child.wait_with_output().expect("python3 runs");
-        writer
-            .join()
-            .expect("writer thread")
-            .expect("write to python3");
-        assert!(output.status.success(), "python3 failed: {output:?}");
-        output.stdout
+        crate::testutil::python(script, data)
     }
 
     #[test]

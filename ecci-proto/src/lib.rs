@@ -66,6 +66,9 @@ pub mod platform;
 pub mod readiness;
 pub mod topic;
 
+#[cfg(test)]
+mod testutil;
+
 pub use config::Config;
 pub use envelope::{Envelope, MessageType};
 pub use name::{AppId, BrokerId, ContainerName, NameError};
