@@ -33,7 +33,7 @@ use rumqttc::mqttbytes::v4::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::codec::{self, Decoded};
@@ -57,6 +57,8 @@ enum ToConn {
     Deliver(Routed),
     /// Another connection took over the session, or the broker kicks everyone.
     Close,
+    /// Acknowledge and route what was withheld.
+    Release,
 }
 
 #[derive(Debug, Default)]
@@ -64,8 +66,12 @@ struct Session {
     conn: Option<(u64, mpsc::UnboundedSender<ToConn>)>,
     subs: Vec<(String, QoS)>,
     clean: bool,
-    /// Messages for a disconnected persistent session, unacknowledged ones first.
+    /// Messages for a disconnected persistent session.
     queued: VecDeque<Routed>,
+    /// A disconnected persistent session's unacknowledged messages, by packet id, and
+    /// whether PUBREC came; sent again with the same ids on reconnect.
+    in_flight: BTreeMap<u16, (Routed, bool)>,
+    last_pkid: u16,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +79,9 @@ struct State {
     sessions: HashMap<String, Session>,
     retained: BTreeMap<String, Routed>,
     next_conn: u64,
+    withhold: bool,
+    /// The most QoS ≥ 1 messages one connection had unacknowledged at once.
+    max_unacked: usize,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -89,7 +98,9 @@ fn lock(state: &Shared) -> MutexGuard<'_, State> {
 pub struct Broker {
     port: u16,
     state: Shared,
-    accept: Option<JoinHandle<()>>,
+    accept: Option<(JoinHandle<()>, watch::Sender<bool>)>,
+    /// QoS ≥ 1 messages withheld now, over all connections.
+    withheld: Arc<watch::Sender<usize>>,
 }
 
 impl Broker {
@@ -104,6 +115,7 @@ impl Broker {
             port,
             state: Shared::default(),
             accept: None,
+            withheld: Arc::new(watch::Sender::new(0)),
         };
         broker.listen().await?;
         Ok(broker)
@@ -112,7 +124,14 @@ impl Broker {
     async fn listen(&mut self) -> io::Result<()> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
         self.port = listener.local_addr()?.port();
-        self.accept = Some(tokio::spawn(accept(listener, Arc::clone(&self.state))));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = accept(
+            listener,
+            Arc::clone(&self.state),
+            Arc::clone(&self.withheld),
+            stop_rx,
+        );
+        self.accept = Some((tokio::spawn(task), stop_tx));
         Ok(())
     }
 
@@ -134,12 +153,28 @@ impl Broker {
     /// Stops listening and drops every connection, session and retained message, like a
     /// mosquitto without persistence that is killed. Does nothing when already stopped.
     pub async fn stop(&mut self) {
-        if let Some(accept) = self.accept.take() {
+        if let Some((accept, _)) = self.accept.take() {
             accept.abort();
             // Aborted on purpose; its connection tasks end with it.
             let _ = accept.await;
         }
-        *lock(&self.state) = State::default();
+        let withhold = lock(&self.state).withhold;
+        *lock(&self.state) = State {
+            withhold,
+            ..State::default()
+        };
+        self.withheld.send_replace(0);
+    }
+
+    /// Stops listening and closes every connection, but keeps persistent sessions (with the
+    /// messages owed to them) and retained messages, like a mosquitto with `persistence true`
+    /// that is restarted. Does nothing when already stopped.
+    pub async fn stop_keeping_sessions(&mut self) {
+        if let Some((accept, stop)) = self.accept.take() {
+            stop.send_replace(true);
+            // It ends once every connection has saved its session.
+            let _ = accept.await;
+        }
     }
 
     /// Starts again on the same port after [`stop`](Broker::stop).
@@ -153,12 +188,34 @@ impl Broker {
     /// Drops every client connection but keeps running (and keeps persistent sessions), as
     /// when the network fails.
     pub fn kick_all(&self) {
-        let state = lock(&self.state);
-        for session in state.sessions.values() {
-            if let Some((_, tx)) = &session.conn {
-                let _ = tx.send(ToConn::Close);
-            }
+        tell_all(&lock(&self.state), || ToConn::Close);
+    }
+
+    /// While `true`, QoS ≥ 1 messages from clients are neither acknowledged nor passed on;
+    /// turning it off acknowledges and routes them. Withheld messages die with their
+    /// connection, as if never received.
+    pub fn withhold_acks(&self, withhold: bool) {
+        let mut state = lock(&self.state);
+        state.withhold = withhold;
+        if !withhold {
+            tell_all(&state, || ToConn::Release);
         }
+    }
+
+    /// Waits until at least `n` messages are withheld (see [`withhold_acks`](Self::withhold_acks)).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe.
+    pub async fn wait_withheld(&self, n: usize) {
+        let mut rx = self.withheld.subscribe();
+        // The sender lives as long as `self`.
+        let _ = rx.wait_for(|w| *w >= n).await;
+    }
+
+    /// The most QoS ≥ 1 messages one connection has had unacknowledged at the broker at once
+    /// (while acknowledgements were withheld), since start.
+    pub fn max_unacked_seen(&self) -> usize {
+        lock(&self.state).max_unacked
     }
 
     /// How many clients are connected.
@@ -173,26 +230,43 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Some(accept) = self.accept.take() {
+        if let Some((accept, _)) = self.accept.take() {
             accept.abort();
         }
     }
 }
 
-async fn accept(listener: TcpListener, state: Shared) {
+fn tell_all(state: &State, what: impl Fn() -> ToConn) {
+    for session in state.sessions.values() {
+        if let Some((_, tx)) = &session.conn {
+            let _ = tx.send(what());
+        }
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    state: Shared,
+    withheld: Arc<watch::Sender<usize>>,
+    mut stop: watch::Receiver<bool>,
+) {
     // Dropping the set (when this task is aborted) aborts every connection task.
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
             r = listener.accept() => {
                 if let Ok((stream, _)) = r {
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(serve(stream, Arc::clone(&state)));
+                    conns.spawn(serve(stream, Arc::clone(&state), Arc::clone(&withheld)));
                 }
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+    drop(listener);
+    tell_all(&lock(&state), || ToConn::Close);
+    while conns.join_next().await.is_some() {}
 }
 
 /// Sends `msg` to every session subscribed to its topic, at the lower of the two QoS.
@@ -238,9 +312,12 @@ struct Conn {
     in_flight: BTreeMap<u16, (Routed, bool)>,
     last_pkid: u16,
     incoming_qos2: HashSet<u16>,
+    /// Messages received and neither acknowledged nor routed yet, with their acks.
+    withheld: Vec<(Routed, Packet)>,
+    withheld_total: Arc<watch::Sender<usize>>,
 }
 
-async fn serve(mut stream: TcpStream, state: Shared) {
+async fn serve(mut stream: TcpStream, state: Shared, withheld_total: Arc<watch::Sender<usize>>) {
     let mut rbuf = BytesMut::with_capacity(64 * 1024);
     let connect = loop {
         match codec::decode(&mut rbuf, MAX_PACKET) {
@@ -267,6 +344,8 @@ async fn serve(mut stream: TcpStream, state: Shared) {
         in_flight: BTreeMap::new(),
         last_pkid: 0,
         incoming_qos2: HashSet::new(),
+        withheld: Vec::new(),
+        withheld_total,
     };
     let session_present = {
         let mut st = lock(&state);
@@ -286,11 +365,16 @@ async fn serve(mut stream: TcpStream, state: Shared) {
         session.clean = connect.clean_session;
         session.conn = Some((conn.id, tx));
         conn.waiting = std::mem::take(&mut session.queued);
+        conn.in_flight = std::mem::take(&mut session.in_flight);
+        conn.last_pkid = session.last_pkid;
         st.sessions.insert(conn.client_id.clone(), session);
         present
     };
     let ack = ConnAck::new(ConnectReturnCode::Success, session_present);
     if conn.put(&Packet::ConnAck(ack)).is_err() {
+        return;
+    }
+    if conn.resend().is_err() {
         return;
     }
     conn.pump();
@@ -311,6 +395,7 @@ async fn serve(mut stream: TcpStream, state: Shared) {
                     conn.pump();
                     true
                 }
+                Some(ToConn::Release) => conn.release(),
                 Some(ToConn::Close) | None => false,
             },
         };
@@ -318,12 +403,32 @@ async fn serve(mut stream: TcpStream, state: Shared) {
             break;
         }
     }
-    conn.leave();
+    conn.leave(rx);
 }
 
 impl Conn {
     fn put(&mut self, packet: &Packet) -> Result<(), String> {
         codec::encode(packet, &mut self.wbuf)
+    }
+
+    /// Sends a resumed session's unacknowledged messages again, with their packet ids.
+    fn resend(&mut self) -> Result<(), String> {
+        let mut packets = Vec::with_capacity(self.in_flight.len());
+        for (pkid, (msg, received)) in &self.in_flight {
+            if *received {
+                packets.push(Packet::PubRel(PubRel::new(*pkid)));
+            } else {
+                let mut p = Publish::from_bytes(
+                    msg.topic.clone(),
+                    codec::to_wire(msg.qos),
+                    msg.payload.clone(),
+                );
+                p.pkid = *pkid;
+                p.dup = true;
+                packets.push(Packet::Publish(p));
+            }
+        }
+        packets.iter().try_for_each(|p| self.put(p))
     }
 
     /// Sends waiting messages while there are free in-flight slots.
@@ -379,19 +484,32 @@ impl Conn {
             Packet::Publish(p) => {
                 let qos = codec::from_wire(p.qos);
                 let fresh = qos != QoS::ExactlyOnce || self.incoming_qos2.insert(p.pkid);
-                if fresh {
-                    let msg = Routed {
-                        topic: p.topic,
-                        payload: p.payload,
-                        qos,
-                        retain: p.retain,
-                    };
-                    route(&mut lock(&self.state), &msg);
-                }
-                match qos {
-                    QoS::AtMostOnce => Ok(()),
-                    QoS::AtLeastOnce => self.put(&Packet::PubAck(PubAck::new(p.pkid))),
-                    QoS::ExactlyOnce => self.put(&Packet::PubRec(PubRec::new(p.pkid))),
+                let msg = Routed {
+                    topic: p.topic,
+                    payload: p.payload,
+                    qos,
+                    retain: p.retain,
+                };
+                let ack = match qos {
+                    QoS::AtMostOnce => None,
+                    QoS::AtLeastOnce => Some(Packet::PubAck(PubAck::new(p.pkid))),
+                    QoS::ExactlyOnce => Some(Packet::PubRec(PubRec::new(p.pkid))),
+                };
+                let mut state = lock(&self.state);
+                match ack {
+                    Some(ack) if state.withhold => {
+                        self.withheld.push((msg, ack));
+                        state.max_unacked = state.max_unacked.max(self.withheld.len());
+                        self.withheld_total.send_modify(|n| *n += 1);
+                        Ok(())
+                    }
+                    ack => {
+                        if fresh {
+                            route(&mut state, &msg);
+                        }
+                        drop(state);
+                        ack.map_or(Ok(()), |ack| self.put(&ack))
+                    }
                 }
             }
             Packet::PubRel(PubRel { pkid }) => {
@@ -450,9 +568,32 @@ impl Conn {
         sent.is_ok()
     }
 
+    /// Acknowledges and routes the withheld messages.
+    fn release(&mut self) -> bool {
+        let withheld = std::mem::take(&mut self.withheld);
+        self.withheld_total
+            .send_modify(|n| *n = n.saturating_sub(withheld.len()));
+        for (msg, ack) in withheld {
+            route(&mut lock(&self.state), &msg);
+            if self.put(&ack).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The connection ended: a clean session goes, a persistent one keeps what it was owed.
-    fn leave(self) {
+    fn leave(mut self, mut rx: mpsc::UnboundedReceiver<ToConn>) {
+        let lost = self.withheld.len();
+        self.withheld_total
+            .send_modify(|n| *n = n.saturating_sub(lost));
         let mut st = lock(&self.state);
+        // Routed to us before we took the lock; routes after it see the session closed.
+        while let Ok(m) = rx.try_recv() {
+            if let ToConn::Deliver(m) = m {
+                self.waiting.push_back(m);
+            }
+        }
         let Some(session) = st.sessions.get_mut(&self.client_id) else {
             return;
         };
@@ -464,12 +605,13 @@ impl Conn {
             return;
         }
         session.conn = None;
-        let mut owed: VecDeque<Routed> = self.in_flight.into_values().map(|(m, _)| m).collect();
-        owed.extend(
-            self.waiting
-                .into_iter()
-                .filter(|m| m.qos != QoS::AtMostOnce),
-        );
+        session.in_flight = self.in_flight;
+        session.last_pkid = self.last_pkid;
+        let mut owed: VecDeque<Routed> = self
+            .waiting
+            .into_iter()
+            .filter(|m| m.qos != QoS::AtMostOnce)
+            .collect();
         owed.append(&mut session.queued);
         session.queued = owed;
     }
