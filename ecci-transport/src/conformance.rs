@@ -1,5 +1,5 @@
 //! The conformance suite every [`Transport`] passes, run by test files against the in-memory
-//! transport, [`MqttTransport`](crate::MqttTransport) with the embedded broker, and
+//! transport, [`MqttTransport`] with the embedded broker, and
 //! `MqttTransport` with mosquitto.
 //!
 //! A test file implements [`Harness`] and expands [`conformance_tests!`](crate::conformance_tests)

@@ -143,7 +143,7 @@ pub enum Event {
     Disconnected(ConnectionError),
 }
 
-/// The receiving end of a transport's [`Event`]s; see [`Transport::take_events`].
+/// The receiving end of a transport's [`Event`]s; see [`Transport::take_events`](crate::Transport::take_events).
 #[derive(Debug)]
 pub struct Events {
     rx: EventsRx,
