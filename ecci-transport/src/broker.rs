@@ -8,7 +8,7 @@
 //! without persistence), SUBSCRIBE/UNSUBSCRIBE with `+`/`#`, PUBLISH at QoS 0/1/2 in both
 //! directions with at most 20 unacknowledged messages per client (like mosquitto's
 //! `max_inflight_messages`; the rest wait in order), retained messages, PING and DISCONNECT.
-//! User names and passwords are accepted but not checked.
+//! User names and passwords are checked only after [`Broker::require_credentials`].
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
@@ -80,6 +80,8 @@ struct State {
     retained: BTreeMap<String, Routed>,
     next_conn: u64,
     withhold: bool,
+    /// When set, CONNECT must carry this user name and password.
+    credentials: Option<(String, String)>,
     /// The most QoS ≥ 1 messages one connection had unacknowledged at once.
     max_unacked: usize,
 }
@@ -158,11 +160,13 @@ impl Broker {
             // Aborted on purpose; its connection tasks end with it.
             let _ = accept.await;
         }
-        let withhold = lock(&self.state).withhold;
-        *lock(&self.state) = State {
-            withhold,
+        let mut state = lock(&self.state);
+        *state = State {
+            withhold: state.withhold,
+            credentials: state.credentials.take(),
             ..State::default()
         };
+        drop(state);
         self.withheld.send_replace(0);
     }
 
@@ -216,6 +220,12 @@ impl Broker {
     /// (while acknowledgements were withheld), since start.
     pub fn max_unacked_seen(&self) -> usize {
         lock(&self.state).max_unacked
+    }
+
+    /// From now on, refuse connections (CONNACK return code 4) that do not carry this user
+    /// name and password.
+    pub fn require_credentials(&self, user: &str, password: &str) {
+        lock(&self.state).credentials = Some((user.to_owned(), password.to_owned()));
     }
 
     /// How many clients are connected.
@@ -334,6 +344,23 @@ async fn serve(mut stream: TcpStream, state: Shared, withheld_total: Arc<watch::
             _ => return,
         }
     };
+    let refused = {
+        let state = lock(&state);
+        state.credentials.as_ref().is_some_and(|(user, password)| {
+            connect
+                .login
+                .as_ref()
+                .is_none_or(|l| l.username != *user || l.password != *password)
+        })
+    };
+    if refused {
+        let mut buf = BytesMut::new();
+        let ack = ConnAck::new(ConnectReturnCode::BadUserNamePassword, false);
+        if codec::encode(&Packet::ConnAck(ack), &mut buf).is_ok() {
+            let _ = stream.write_all(&buf).await;
+        }
+        return;
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut conn = Conn {
         id: 0,

@@ -360,6 +360,7 @@ impl Driver {
     async fn run(mut self) {
         let mut backoff = Backoff::new(self.config.backoff);
         let mut connected_before = false;
+        let mut last_failure: Option<ConnectionError> = None;
         'life: loop {
             let attempt = tokio::select! {
                 biased;
@@ -372,13 +373,20 @@ impl Driver {
                         bump(&self.counters.reconnects, 1);
                     }
                     connected_before = true;
+                    last_failure = None;
                     backoff.reset();
                     match self.session(stream, session_present, rbuf).await {
                         End::Shutdown => break 'life,
                         End::Lost(reason) => self.stash.push_back(Event::Disconnected(reason)),
                     }
                 }
-                Err(_) => bump(&self.counters.connect_failures, 1),
+                Err(e) => {
+                    bump(&self.counters.connect_failures, 1);
+                    if last_failure.as_ref() != Some(&e) {
+                        last_failure = Some(e.clone());
+                        self.stash.push_back(Event::ConnectFailed(e));
+                    }
+                }
             }
             let events_tx = self.events_tx.clone();
             let sleep = tokio::time::sleep(backoff.next_delay());
@@ -471,7 +479,9 @@ impl Driver {
                             None => Err(End::Shutdown),
                         },
                         _ = ping.tick() => {
-                            if conn.ping_outstanding {
+                            // While reading is paused for a slow event consumer the PINGRESP
+                            // cannot be seen; that is no reason to drop the connection.
+                            if conn.ping_outstanding && can_read {
                                 Err(End::Lost(ConnectionError::Timeout))
                             } else {
                                 conn.ping_outstanding = true;

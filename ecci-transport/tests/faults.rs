@@ -221,3 +221,30 @@ async fn a_refused_connection_is_retried_and_closing_ends_the_task() {
         Err(ecci_transport::SubscribeError::Closed)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_sent_and_a_refusal_is_reported() {
+    let broker = Broker::start().await.unwrap();
+    broker.require_credentials("user", "secret");
+
+    let mut wrong = config(&broker);
+    wrong.credentials = Some(("user".into(), "guess".into()));
+    let t = MqttTransport::start(wrong);
+    let mut events = t.take_events().unwrap();
+    match bounded("refusal", events.recv()).await {
+        Some(Event::ConnectFailed(ecci_transport::ConnectionError::Refused(4))) => {}
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    t.close().await;
+
+    let mut right = config(&broker);
+    right.credentials = Some(("user".into(), "secret".into()));
+    let t = MqttTransport::start(right);
+    let mut events = t.take_events().unwrap();
+    assert_eq!(
+        bounded("connect", events.recv()).await,
+        Some(Event::Connected)
+    );
+    t.close().await;
+    assert_eq!(bounded("end of events", events.recv()).await, None);
+}
