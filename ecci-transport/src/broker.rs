@@ -31,8 +31,8 @@ use rumqttc::mqttbytes::v4::{
     ConnAck, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, PubRel, Publish, SubAck,
     SubscribeReasonCode, UnsubAck,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -103,6 +103,8 @@ pub struct Broker {
     accept: Option<(JoinHandle<()>, watch::Sender<bool>)>,
     /// QoS ≥ 1 messages withheld now, over all connections.
     withheld: Arc<watch::Sender<usize>>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Broker {
@@ -118,6 +120,38 @@ impl Broker {
             state: Shared::default(),
             accept: None,
             withheld: Arc::new(watch::Sender::new(0)),
+            #[cfg(feature = "tls")]
+            tls: None,
+        };
+        broker.listen().await?;
+        Ok(broker)
+    }
+
+    /// Starts a TLS broker on a free loopback port with this certificate chain and private
+    /// key (PEM).
+    #[cfg(feature = "tls")]
+    pub async fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> io::Result<Broker> {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls::{ServerConfig, crypto::ring::default_provider};
+        let bad =
+            |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+        let chain = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(&e))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad(&e))?;
+        let config = ServerConfig::builder_with_provider(Arc::new(default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(&e))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| bad(&e))?;
+        let mut broker = Broker {
+            port: 0,
+            state: Shared::default(),
+            accept: None,
+            withheld: Arc::new(watch::Sender::new(0)),
+            tls: Some(Arc::new(config)),
         };
         broker.listen().await?;
         Ok(broker)
@@ -127,12 +161,12 @@ impl Broker {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
         self.port = listener.local_addr()?.port();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = accept(
-            listener,
-            Arc::clone(&self.state),
-            Arc::clone(&self.withheld),
-            stop_rx,
-        );
+        let shared = Arc::clone(&self.state);
+        let withheld = Arc::clone(&self.withheld);
+        #[cfg(feature = "tls")]
+        let task = accept(listener, shared, withheld, stop_rx, self.tls.clone());
+        #[cfg(not(feature = "tls"))]
+        let task = accept(listener, shared, withheld, stop_rx);
         self.accept = Some((tokio::spawn(task), stop_tx));
         Ok(())
     }
@@ -259,7 +293,10 @@ async fn accept(
     state: Shared,
     withheld: Arc<watch::Sender<usize>>,
     mut stop: watch::Receiver<bool>,
+    #[cfg(feature = "tls")] tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 ) {
+    #[cfg(feature = "tls")]
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     // Dropping the set (when this task is aborted) aborts every connection task.
     let mut conns = JoinSet::new();
     loop {
@@ -268,7 +305,18 @@ async fn accept(
             r = listener.accept() => {
                 if let Ok((stream, _)) = r {
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(serve(stream, Arc::clone(&state), Arc::clone(&withheld)));
+                    let (state, withheld) = (Arc::clone(&state), Arc::clone(&withheld));
+                    #[cfg(feature = "tls")]
+                    if let Some(tls) = tls.clone() {
+                        conns.spawn(async move {
+                            let handshake = tokio::time::timeout(Duration::from_secs(10), tls.accept(stream));
+                            if let Ok(Ok(stream)) = handshake.await {
+                                serve(stream, state, withheld).await;
+                            }
+                        });
+                        continue;
+                    }
+                    conns.spawn(serve(stream, state, withheld));
                 }
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -327,7 +375,10 @@ struct Conn {
     withheld_total: Arc<watch::Sender<usize>>,
 }
 
-async fn serve(mut stream: TcpStream, state: Shared, withheld_total: Arc<watch::Sender<usize>>) {
+async fn serve<S>(mut stream: S, state: Shared, withheld_total: Arc<watch::Sender<usize>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut rbuf = BytesMut::with_capacity(64 * 1024);
     let connect = loop {
         match codec::decode(&mut rbuf, MAX_PACKET) {
@@ -405,7 +456,7 @@ async fn serve(mut stream: TcpStream, state: Shared, withheld_total: Arc<watch::
         return;
     }
     conn.pump();
-    let (mut rd, mut wr) = stream.split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     loop {
         if rbuf.capacity() - rbuf.len() < 8 * 1024 {
             rbuf.reserve(64 * 1024);

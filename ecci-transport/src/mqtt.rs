@@ -25,7 +25,7 @@ use rumqttc::mqttbytes::v4::{
     self, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, PubRel, SubscribeFilter,
     SubscribeReasonCode,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -375,7 +375,18 @@ impl Driver {
                     connected_before = true;
                     last_failure = None;
                     backoff.reset();
-                    match self.session(stream, session_present, rbuf).await {
+                    let end = match stream {
+                        Stream::Tcp(mut tcp) => {
+                            let (rd, wr) = tcp.split();
+                            self.session(rd, wr, session_present, rbuf).await
+                        }
+                        #[cfg(feature = "tls")]
+                        Stream::Tls(tls) => {
+                            let (rd, wr) = tokio::io::split(*tls);
+                            self.session(rd, wr, session_present, rbuf).await
+                        }
+                    };
+                    match end {
                         End::Shutdown => break 'life,
                         End::Lost(reason) => self.stash.push_back(Event::Disconnected(reason)),
                     }
@@ -411,13 +422,17 @@ impl Driver {
     }
 
     /// One connection, until it is lost or the transport shuts down.
-    async fn session(
+    async fn session<R, W>(
         &mut self,
-        mut stream: TcpStream,
+        mut rd: R,
+        mut wr: W,
         session_present: bool,
         mut rbuf: BytesMut,
-    ) -> End {
-        let (mut rd, mut wr) = stream.split();
+    ) -> End
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let mut conn = Conn {
             wbuf: BytesMut::with_capacity(64 * 1024),
             encoded: 0,
@@ -884,10 +899,43 @@ fn wire_publish(message: &Message, pkid: u16, dup: bool) -> v4::Publish {
 }
 
 /// TCP connect, CONNECT, CONNACK, within the connect timeout.
-async fn connect(config: &MqttConfig) -> Result<(TcpStream, bool, BytesMut), ConnectionError> {
+/// A connection to the broker, plain or TLS.
+#[derive(Debug)]
+enum Stream {
+    Tcp(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// TCP connect, TLS handshake if configured, CONNECT, CONNACK, within the connect timeout.
+async fn connect(config: &MqttConfig) -> Result<(Stream, bool, BytesMut), ConnectionError> {
     let attempt = async {
-        let mut stream = TcpStream::connect((config.host.as_str(), config.port)).await?;
-        stream.set_nodelay(true)?;
+        let tcp = TcpStream::connect((config.host.as_str(), config.port)).await?;
+        tcp.set_nodelay(true)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &config.tls {
+            let mut stream = tls.connect(&config.host, tcp).await?;
+            let (present, rbuf) = handshake(&mut stream, config).await?;
+            return Ok((Stream::Tls(Box::new(stream)), present, rbuf));
+        }
+        let mut tcp = tcp;
+        let (present, rbuf) = handshake(&mut tcp, config).await?;
+        Ok((Stream::Tcp(tcp), present, rbuf))
+    };
+    timeout(config.connect_timeout, attempt)
+        .await
+        .unwrap_or(Err(ConnectionError::Timeout))
+}
+
+/// CONNECT, then CONNACK: whether the session was present, and any bytes read past it.
+async fn handshake<S>(
+    stream: &mut S,
+    config: &MqttConfig,
+) -> Result<(bool, BytesMut), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    {
         let mut connect = v4::Connect::new(config.client_id.clone());
         connect.keep_alive = u16::try_from(config.keep_alive.as_secs()).unwrap_or(u16::MAX);
         connect.clean_session = config.clean_session;
@@ -906,7 +954,7 @@ async fn connect(config: &MqttConfig) -> Result<(TcpStream, bool, BytesMut), Con
                     if ack.code != ConnectReturnCode::Success {
                         return Err(ConnectionError::Refused(ack.code as u8));
                     }
-                    return Ok((stream, ack.session_present, rbuf));
+                    return Ok((ack.session_present, rbuf));
                 }
                 Decoded::Packet(other) => {
                     return Err(ConnectionError::Protocol(format!(
@@ -921,8 +969,5 @@ async fn connect(config: &MqttConfig) -> Result<(TcpStream, bool, BytesMut), Con
                 }
             }
         }
-    };
-    timeout(config.connect_timeout, attempt)
-        .await
-        .unwrap_or(Err(ConnectionError::Timeout))
+    }
 }
