@@ -47,7 +47,7 @@ pub mod conformance;
 pub mod memory;
 
 pub use config::{BackoffConfig, MqttConfig, client_id};
-pub use error::{ConnectionError, PublishError, SubscribeError, TryPublishError};
+pub use error::{ConnectionError, IoError, PublishError, SubscribeError, TryPublishError};
 pub use mqtt::MqttTransport;
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;
