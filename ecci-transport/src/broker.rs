@@ -59,6 +59,8 @@ enum ToConn {
     Close,
     /// Acknowledge and route what was withheld.
     Release,
+    /// Stop reading and writing, without closing.
+    Freeze,
 }
 
 #[derive(Debug, Default)]
@@ -221,6 +223,13 @@ impl Broker {
             self.listen().await?;
         }
         Ok(())
+    }
+
+    /// Stops reading from and writing to every current connection without closing it, as a
+    /// network partition does: clients can only notice by their keep-alive. New connections
+    /// work normally.
+    pub fn freeze_all(&self) {
+        tell_all(&lock(&self.state), || ToConn::Freeze);
     }
 
     /// Drops every client connection but keeps running (and keeps persistent sessions), as
@@ -457,13 +466,14 @@ where
     }
     conn.pump();
     let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut frozen = false;
     loop {
         if rbuf.capacity() - rbuf.len() < 8 * 1024 {
             rbuf.reserve(64 * 1024);
         }
         let go_on = tokio::select! {
-            r = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() => matches!(r, Ok(n) if n > 0),
-            r = rd.read_buf(&mut rbuf) => match r {
+            r = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() && !frozen => matches!(r, Ok(n) if n > 0),
+            r = rd.read_buf(&mut rbuf), if !frozen => match r {
                 Ok(n) if n > 0 => conn.incoming(&mut rbuf),
                 _ => false,
             },
@@ -474,6 +484,10 @@ where
                     true
                 }
                 Some(ToConn::Release) => conn.release(),
+                Some(ToConn::Freeze) => {
+                    frozen = true;
+                    true
+                }
                 Some(ToConn::Close) | None => false,
             },
         };

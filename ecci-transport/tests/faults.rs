@@ -248,3 +248,43 @@ async fn credentials_are_sent_and_a_refusal_is_reported() {
     t.close().await;
     assert_eq!(bounded("end of events", events.recv()).await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_broker_is_noticed_by_keep_alive() {
+    let broker = Broker::start().await.unwrap();
+    let mut c = config(&broker);
+    c.keep_alive = std::time::Duration::from_secs(1);
+    let t = MqttTransport::start(c);
+    let mut events = t.take_events().unwrap();
+    wait_for(&mut events, |e| matches!(e, Event::Connected)).await;
+    // A half-open connection: nothing is closed, nothing answers.
+    broker.freeze_all();
+    match bounded("timeout", events.recv()).await {
+        Some(Event::Disconnected(ecci_transport::ConnectionError::Timeout)) => {}
+        other => panic!("expected a keep-alive timeout, got {other:?}"),
+    }
+    wait_for(&mut events, |e| matches!(e, Event::Connected)).await;
+    let receipt = t
+        .publish(Message::new("after/freeze", "x", QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    bounded("receipt", receipt).await.unwrap();
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_never_answers_connect_times_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut c = MqttConfig::new("127.0.0.1", listener.local_addr().unwrap().port());
+    c.connect_timeout = std::time::Duration::from_millis(200);
+    let t = MqttTransport::start(c);
+    let mut events = t.take_events().unwrap();
+    // Accepted, then never a CONNACK.
+    let (socket, _) = bounded("accept", listener.accept()).await.unwrap();
+    match bounded("timeout", events.recv()).await {
+        Some(Event::ConnectFailed(ecci_transport::ConnectionError::Timeout)) => {}
+        other => panic!("expected a connect timeout, got {other:?}"),
+    }
+    drop(socket);
+    t.close().await;
+}
