@@ -93,6 +93,19 @@ mod tests {
         check("topic", QoS::ExactlyOnce, 3_000_000);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn publish_size_matches_the_codec_everywhere(
+            topic in "[a-z/]{1,40}",
+            qos in 0u8..3,
+            // Around every change of the remaining-length width.
+            payload in proptest::sample::select(vec![0usize, 1, 90, 120, 127, 128, 16_300, 16_383, 16_384, 2_097_100, 2_097_151]),
+        ) {
+            let qos = QoS::from_u8(qos).unwrap_or(QoS::AtMostOnce);
+            check(&topic, qos, payload);
+        }
+    }
+
     #[test]
     fn round_trip_and_partial_frames() {
         let mut buf = BytesMut::new();

@@ -73,6 +73,9 @@ pub struct MqttConfig {
     /// Largest MQTT packet sent or accepted, in bytes. Default 16 MiB + 64 KiB (mosquitto
     /// accepts up to 256 MiB by default).
     pub max_packet_size: usize,
+    /// TLS; `None` (the default): plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::TlsConfig>,
 }
 
 impl MqttConfig {
@@ -92,14 +95,16 @@ impl MqttConfig {
             bulk_queue: 4096,
             event_queue: 4096,
             max_packet_size: 16 * 1024 * 1024 + 64 * 1024,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
 
 impl std::fmt::Debug for MqttConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MqttConfig")
-            .field("host", &self.host)
+        let mut f = f.debug_struct("MqttConfig");
+        f.field("host", &self.host)
             .field("port", &self.port)
             .field("client_id", &self.client_id)
             .field(
@@ -117,8 +122,10 @@ impl std::fmt::Debug for MqttConfig {
             .field("control_queue", &self.control_queue)
             .field("bulk_queue", &self.bulk_queue)
             .field("event_queue", &self.event_queue)
-            .field("max_packet_size", &self.max_packet_size)
-            .finish()
+            .field("max_packet_size", &self.max_packet_size);
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls);
+        f.finish()
     }
 }
 

@@ -99,6 +99,9 @@ pub enum ConnectionError {
     /// The broker sent something that is not valid MQTT 3.1.1 here.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The TLS settings cannot be used (bad PEM, bad server name).
+    #[error("tls setup failed: {0}")]
+    Tls(String),
     /// The connection was dropped on purpose (fault injection, or the transport closing).
     #[error("connection dropped")]
     Dropped,

@@ -35,6 +35,8 @@ mod codec;
 mod config;
 mod error;
 mod mqtt;
+#[cfg(feature = "tls")]
+mod tls;
 mod types;
 
 #[cfg(feature = "test-util")]
@@ -45,8 +47,10 @@ pub mod conformance;
 pub mod memory;
 
 pub use config::{BackoffConfig, MqttConfig, client_id};
-pub use error::{ConnectionError, PublishError, SubscribeError, TryPublishError};
+pub use error::{ConnectionError, IoError, PublishError, SubscribeError, TryPublishError};
 pub use mqtt::MqttTransport;
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 pub use types::{Event, Events, Message, Metrics, Priority, QoS, Receipt};
 
 use async_trait::async_trait;

@@ -25,7 +25,7 @@ use rumqttc::mqttbytes::v4::{
     self, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, PubRel, SubscribeFilter,
     SubscribeReasonCode,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -360,6 +360,7 @@ impl Driver {
     async fn run(mut self) {
         let mut backoff = Backoff::new(self.config.backoff);
         let mut connected_before = false;
+        let mut last_failure: Option<ConnectionError> = None;
         'life: loop {
             let attempt = tokio::select! {
                 biased;
@@ -372,13 +373,31 @@ impl Driver {
                         bump(&self.counters.reconnects, 1);
                     }
                     connected_before = true;
+                    last_failure = None;
                     backoff.reset();
-                    match self.session(stream, session_present, rbuf).await {
+                    let end = match stream {
+                        Stream::Tcp(mut tcp) => {
+                            let (rd, wr) = tcp.split();
+                            self.session(rd, wr, session_present, rbuf).await
+                        }
+                        #[cfg(feature = "tls")]
+                        Stream::Tls(tls) => {
+                            let (rd, wr) = tokio::io::split(*tls);
+                            self.session(rd, wr, session_present, rbuf).await
+                        }
+                    };
+                    match end {
                         End::Shutdown => break 'life,
                         End::Lost(reason) => self.stash.push_back(Event::Disconnected(reason)),
                     }
                 }
-                Err(_) => bump(&self.counters.connect_failures, 1),
+                Err(e) => {
+                    bump(&self.counters.connect_failures, 1);
+                    if last_failure.as_ref() != Some(&e) {
+                        last_failure = Some(e.clone());
+                        self.stash.push_back(Event::ConnectFailed(e));
+                    }
+                }
             }
             let events_tx = self.events_tx.clone();
             let sleep = tokio::time::sleep(backoff.next_delay());
@@ -403,13 +422,17 @@ impl Driver {
     }
 
     /// One connection, until it is lost or the transport shuts down.
-    async fn session(
+    async fn session<R, W>(
         &mut self,
-        mut stream: TcpStream,
+        mut rd: R,
+        mut wr: W,
         session_present: bool,
         mut rbuf: BytesMut,
-    ) -> End {
-        let (mut rd, mut wr) = stream.split();
+    ) -> End
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let mut conn = Conn {
             wbuf: BytesMut::with_capacity(64 * 1024),
             encoded: 0,
@@ -471,7 +494,9 @@ impl Driver {
                             None => Err(End::Shutdown),
                         },
                         _ = ping.tick() => {
-                            if conn.ping_outstanding {
+                            // While reading is paused for a slow event consumer the PINGRESP
+                            // cannot be seen; that is no reason to drop the connection.
+                            if conn.ping_outstanding && can_read {
                                 Err(End::Lost(ConnectionError::Timeout))
                             } else {
                                 conn.ping_outstanding = true;
@@ -874,10 +899,43 @@ fn wire_publish(message: &Message, pkid: u16, dup: bool) -> v4::Publish {
 }
 
 /// TCP connect, CONNECT, CONNACK, within the connect timeout.
-async fn connect(config: &MqttConfig) -> Result<(TcpStream, bool, BytesMut), ConnectionError> {
+/// A connection to the broker, plain or TLS.
+#[derive(Debug)]
+enum Stream {
+    Tcp(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// TCP connect, TLS handshake if configured, CONNECT, CONNACK, within the connect timeout.
+async fn connect(config: &MqttConfig) -> Result<(Stream, bool, BytesMut), ConnectionError> {
     let attempt = async {
-        let mut stream = TcpStream::connect((config.host.as_str(), config.port)).await?;
-        stream.set_nodelay(true)?;
+        let tcp = TcpStream::connect((config.host.as_str(), config.port)).await?;
+        tcp.set_nodelay(true)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &config.tls {
+            let mut stream = tls.connect(&config.host, tcp).await?;
+            let (present, rbuf) = handshake(&mut stream, config).await?;
+            return Ok((Stream::Tls(Box::new(stream)), present, rbuf));
+        }
+        let mut tcp = tcp;
+        let (present, rbuf) = handshake(&mut tcp, config).await?;
+        Ok((Stream::Tcp(tcp), present, rbuf))
+    };
+    timeout(config.connect_timeout, attempt)
+        .await
+        .unwrap_or(Err(ConnectionError::Timeout))
+}
+
+/// CONNECT, then CONNACK: whether the session was present, and any bytes read past it.
+async fn handshake<S>(
+    stream: &mut S,
+    config: &MqttConfig,
+) -> Result<(bool, BytesMut), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    {
         let mut connect = v4::Connect::new(config.client_id.clone());
         connect.keep_alive = u16::try_from(config.keep_alive.as_secs()).unwrap_or(u16::MAX);
         connect.clean_session = config.clean_session;
@@ -896,7 +954,7 @@ async fn connect(config: &MqttConfig) -> Result<(TcpStream, bool, BytesMut), Con
                     if ack.code != ConnectReturnCode::Success {
                         return Err(ConnectionError::Refused(ack.code as u8));
                     }
-                    return Ok((stream, ack.session_present, rbuf));
+                    return Ok((ack.session_present, rbuf));
                 }
                 Decoded::Packet(other) => {
                     return Err(ConnectionError::Protocol(format!(
@@ -911,8 +969,5 @@ async fn connect(config: &MqttConfig) -> Result<(TcpStream, bool, BytesMut), Con
                 }
             }
         }
-    };
-    timeout(config.connect_timeout, attempt)
-        .await
-        .unwrap_or(Err(ConnectionError::Timeout))
+    }
 }

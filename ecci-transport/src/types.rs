@@ -141,6 +141,10 @@ pub enum Event {
     Connected,
     /// The connection was lost; the transport reconnects by itself.
     Disconnected(ConnectionError),
+    /// A connection attempt failed; the transport tries again after a delay. Reported for the
+    /// first failure after a connection or start, and whenever the reason changes (so a
+    /// broker that stays down does not flood the stream, but a wrong password is seen).
+    ConnectFailed(ConnectionError),
 }
 
 /// The receiving end of a transport's [`Event`]s; see [`Transport::take_events`](crate::Transport::take_events).
