@@ -9,7 +9,8 @@
 //!   alive; dropping it flushes with a bounded wait. [`start`] builds an [`EcciLogger`]
 //!   without installing it.
 //! - A call to `log::info!` and friends formats the message and buffers it; a background
-//!   thread (with its own small tokio runtime, so synchronous programs work too) publishes
+//!   thread (with its own small tokio runtime of one worker thread, so synchronous programs
+//!   work too) publishes
 //!   the records through `ecci-transport` as [`Priority::Bulk`](ecci_transport::Priority)
 //!   messages, so control traffic on a shared connection always goes first, waiting for room
 //!   when the transport's queue is full rather than spinning.

@@ -1,10 +1,13 @@
 //! The background thread: drains the buffer into the transport and counts what happened.
 //!
-//! It runs its own current-thread tokio runtime, so programs without tokio work too, and
-//! it owns everything it starts: the runtime, the logger's own transport (closed on stop)
-//! and three futures joined together: the publisher (buffer → transport, waiting on the
-//! transport's backpressure), the acknowledger (awaits receipts in publishing order and
-//! signals flush markers) and, for an own transport, a drain of its events.
+//! It runs its own small tokio runtime, so programs without tokio work too: the `ecci-logger`
+//! thread itself turns records into JSON and publishes them, and one runtime worker thread
+//! runs the logger's own MQTT connection in parallel (measured: about 1.5× the records per
+//! second at QoS 2 against mosquitto compared with one thread doing both). It owns
+//! everything it starts: the runtime, the logger's own transport (closed on stop) and three
+//! futures joined together: the publisher (buffer → transport, waiting on the transport's
+//! backpressure), the acknowledger (awaits receipts in publishing order and signals flush
+//! markers) and, for an own transport, a drain of its events.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -65,7 +68,9 @@ impl Worker {
         connection: Connection,
         identity: Identity,
     ) -> Result<Worker, InitError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ecci-logger-io")
             .enable_all()
             .build()
             .map_err(InitError::Thread)?;
