@@ -6,6 +6,7 @@
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its table")]
 
+mod logger;
 mod proto;
 mod table;
 
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 type Suite = (&'static str, fn() -> Result<(), String>);
 
 /// Every suite, in the order `cargo xtask bench` runs them.
-const SUITES: &[Suite] = &[("proto", proto::run)];
+const SUITES: &[Suite] = &[("proto", proto::run), ("logger", logger::run)];
 
 fn main() -> ExitCode {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
