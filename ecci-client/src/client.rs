@@ -525,6 +525,26 @@ impl Client {
             Targets::All if config.pub_targets().is_empty() => return Err(Error::NoPubTargets),
             Targets::All => config.pub_targets().iter().collect(),
             Targets::Prefixes(names) => config.select_targets(&names)?,
+            Targets::Exact(names) => {
+                let mut selected = Vec::with_capacity(names.len());
+                for name in names {
+                    match config.pub_target(&name) {
+                        Some(t) if !selected.contains(&t) => selected.push(t),
+                        Some(_) => {}
+                        None => {
+                            return Err(Error::NotATarget {
+                                name,
+                                known: config
+                                    .pub_targets()
+                                    .iter()
+                                    .map(|t| t.name.clone())
+                                    .collect(),
+                            });
+                        }
+                    }
+                }
+                selected
+            }
         };
         if *self.inner.shutdown.borrow() {
             return Err(Error::Closed);

@@ -30,6 +30,17 @@ pub enum Error {
     /// the known targets.
     #[error("publish refused: no such target")]
     Target(#[from] TargetError),
+    /// A publish to an exact name that is not a pub target.
+    #[error(
+        "publish refused: {name:?} is not a pub target (known targets: {})",
+        Names(known)
+    )]
+    NotATarget {
+        /// The name asked for.
+        name: String,
+        /// Every configured pub target.
+        known: Vec<ContainerName>,
+    },
     /// A publish to all targets, but `ECCI_PUB_TARGETS` is empty.
     #[error("publish refused: no pub targets are configured")]
     NoPubTargets,
@@ -86,6 +97,24 @@ pub enum Error {
     Runtime(#[source] std::io::Error),
 }
 
+/// Formats a list of names, or `none`.
+struct Names<'a>(&'a [ContainerName]);
+
+impl fmt::Display for Names<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        for (i, name) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(name.as_str())?;
+        }
+        Ok(())
+    }
+}
+
 /// Formats the tail of a readiness timeout: who has not answered.
 struct WaitingFor<'a>(&'a [ContainerName]);
 
@@ -133,6 +162,13 @@ mod tests {
                 known: vec![],
             }),
             "publish refused: no such target",
+        );
+        check(
+            Error::NotATarget {
+                name: "worker".into(),
+                known: vec!["worker1".parse().unwrap(), "store".parse().unwrap()],
+            },
+            "publish refused: \"worker\" is not a pub target (known targets: worker1, store)",
         );
     }
 

@@ -11,11 +11,17 @@ use crate::Error;
 /// Which pub targets a publish goes to (wire.md §5).
 ///
 /// [`Targets::All`] is every key of `ECCI_PUB_TARGETS`; a name selects every target whose
-/// name **starts with** it (`"worker"` reaches `worker1` and `worker2`).
+/// name **starts with** it (`"worker"` reaches `worker1` and `worker2`), as in Python.
+/// [`Targets::Exact`] (and a [`ContainerName`](ecci_proto::ContainerName), such as the
+/// sender of a message being answered) selects by whole name, so that a reply to
+/// `worker1` never reaches `worker10`.
 ///
 /// ```
 /// use ecci_client::Targets;
+/// use ecci_proto::ContainerName;
 /// assert_eq!(Targets::from("worker"), Targets::Prefixes(vec!["worker".into()]));
+/// let sender: ContainerName = "worker1".parse().unwrap();
+/// assert_eq!(Targets::from(&sender), Targets::Exact(vec!["worker1".into()]));
 /// assert_eq!(Targets::from(["a", "b"]), Targets::Prefixes(vec!["a".into(), "b".into()]));
 /// assert_eq!(Targets::from(None::<&str>), Targets::All);
 /// assert_eq!(Targets::default(), Targets::All);
@@ -27,6 +33,15 @@ pub enum Targets {
     All,
     /// Every pub target whose name starts with one of these.
     Prefixes(Vec<String>),
+    /// The pub targets with exactly these names; each must be one.
+    Exact(Vec<String>),
+}
+
+impl Targets {
+    /// The pub target named exactly `name`.
+    pub fn exact(name: impl Into<String>) -> Self {
+        Targets::Exact(vec![name.into()])
+    }
 }
 
 impl From<&str> for Targets {
@@ -49,7 +64,7 @@ impl From<&String> for Targets {
 
 impl From<&ecci_proto::ContainerName> for Targets {
     fn from(name: &ecci_proto::ContainerName) -> Self {
-        Targets::Prefixes(vec![name.as_str().to_owned()])
+        Targets::Exact(vec![name.as_str().to_owned()])
     }
 }
 

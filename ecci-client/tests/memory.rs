@@ -121,8 +121,12 @@ async fn prefix_targets_select_every_match() {
     assert_eq!(d.targets(), ["worker2", "store"]);
     d.await.unwrap();
 
+    let d = ctrl.publish(&"exactly", clients[1].name()).await.unwrap();
+    assert_eq!(d.targets(), ["worker2"]);
+    d.await.unwrap();
+
     let mut got = Vec::new();
-    for (c, n) in clients.iter().zip([2, 3, 2]) {
+    for (c, n) in clients.iter().zip([2, 4, 2]) {
         let mut mine = Vec::new();
         for _ in 0..n {
             let m = tokio::time::timeout(WAIT, c.recv_data())
@@ -151,7 +155,12 @@ async fn prefix_targets_select_every_match() {
             ),
             (
                 "worker2".into(),
-                vec!["to workers".into(), "to all".into(), "two names".into()]
+                vec![
+                    "to workers".into(),
+                    "to all".into(),
+                    "two names".into(),
+                    "exactly".into()
+                ]
             ),
             ("store".into(), vec!["to all".into(), "two names".into()]),
         ]

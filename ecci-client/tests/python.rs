@@ -28,20 +28,31 @@ fn broker() -> Option<(String, u16)> {
         );
         return None;
     };
-    let (host, port) = addr.rsplit_once(':').expect("ECCI_TEST_BROKER is host:port");
+    let (host, port) = addr
+        .rsplit_once(':')
+        .expect("ECCI_TEST_BROKER is host:port");
     Some((host.to_owned(), port.parse().expect("a port number")))
 }
 
 /// An app id of its own per test, so that tests sharing the broker never hear each other.
 fn app_id(test: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{test}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A Rust container's configuration: `me` on broker id `b1`, all on the one test broker.
 fn config(app: &str, broker: &(String, u16), me: &str, targets: &[&str]) -> ConfigBuilder {
-    let mut b = Config::builder(broker.0.clone(), "b1".parse().unwrap(), app.parse().unwrap(), me.parse().unwrap())
-        .port(broker.1);
+    let mut b = Config::builder(
+        broker.0.clone(),
+        "b1".parse().unwrap(),
+        app.parse().unwrap(),
+        me.parse().unwrap(),
+    )
+    .port(broker.1);
     for t in targets {
         b = b.pub_target(t.parse().unwrap(), "b1".parse().unwrap());
     }
@@ -77,10 +88,7 @@ impl Peer {
             .env("ECCI_APP_ID", app)
             .env("ECCI_CONTAINER_NAME", me)
             .env("ECCI_PUB_TARGETS", dict(targets))
-            .env(
-                "ECCI_APP_CONTROLLER_CONTAINER",
-                dict(controller.as_slice()),
-            )
+            .env("ECCI_APP_CONTROLLER_CONTAINER", dict(controller.as_slice()))
             .env("ECCI_APP_TYPE", mode)
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -145,11 +153,17 @@ async fn python_peer_exchanges_data_and_commands_both_ways() {
     py.until("READY").await;
 
     // Python → Rust: data with Python's types, and a command.
-    let hello = tokio::time::timeout(WAIT, rust.recv_data()).await.unwrap().unwrap();
+    let hello = tokio::time::timeout(WAIT, rust.recv_data())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(hello.sender(), "py");
     let v = hello.contents.value();
     assert_eq!(v.get("hello").and_then(Value::as_str), Some("py"));
-    assert_eq!(v.get("blob").and_then(Value::as_bytes), Some(&b"\x00\xff"[..]));
+    assert_eq!(
+        v.get("blob").and_then(Value::as_bytes),
+        Some(&b"\x00\xff"[..])
+    );
     assert_eq!(
         v.get("pair"),
         Some(&Value::Tuple(vec![Value::from(1), Value::from("a")]))
@@ -158,10 +172,20 @@ async fn python_peer_exchanges_data_and_commands_both_ways() {
     assert_eq!(v.get("nothing"), Some(&Value::None));
     assert_eq!(
         v.get("nested").and_then(|n| n.get("list")),
-        Some(&Value::List(vec![Value::from(1), Value::from(2), Value::from(3)]))
+        Some(&Value::List(vec![
+            Value::from(1),
+            Value::from(2),
+            Value::from(3)
+        ]))
     );
-    let cmd = tokio::time::timeout(WAIT, rust.recv_cmd()).await.unwrap().unwrap();
-    assert_eq!((cmd.sender().as_str(), cmd.contents.cmd_name()), ("py", Some("py_hello")));
+    let cmd = tokio::time::timeout(WAIT, rust.recv_cmd())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (cmd.sender().as_str(), cmd.contents.cmd_name()),
+        ("py", Some("py_hello"))
+    );
 
     // Rust → Python and back: Python decoded exactly what was meant.
     let job = Job {
@@ -169,12 +193,19 @@ async fn python_peer_exchanges_data_and_commands_both_ways() {
         text: "héllo".into(),
         raw: vec![0, 1].into(),
     };
-    rust.publish(&job, Targets::All).await.unwrap().await.unwrap();
+    rust.publish(&job, Targets::All)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     assert_eq!(
         py.until("DATA").await,
         r"DATA rust {'n': 5, 'text': 'héllo', 'raw': b'\x00\x01'}"
     );
-    let echo = tokio::time::timeout(WAIT, rust.recv_data()).await.unwrap().unwrap();
+    let echo = tokio::time::timeout(WAIT, rust.recv_data())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(echo.decode::<Echo<Job>>().unwrap(), Echo { echo: job });
 
     #[derive(Serialize)]
@@ -182,9 +213,16 @@ async fn python_peer_exchanges_data_and_commands_both_ways() {
         cmd: &'static str,
         k: i32,
     }
-    rust.publish_cmd(&Ping { cmd: "ping", k: 1 }, "py").await.unwrap().await.unwrap();
+    rust.publish_cmd(&Ping { cmd: "ping", k: 1 }, "py")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     assert_eq!(py.until("CMD").await, "CMD rust {'cmd': 'ping', 'k': 1}");
-    let ack = tokio::time::timeout(WAIT, rust.recv_cmd()).await.unwrap().unwrap();
+    let ack = tokio::time::timeout(WAIT, rust.recv_cmd())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ack.contents.cmd_name(), Some("ack"));
     assert_eq!(
         ack.contents.value().get("of").and_then(|of| of.get("k")),
@@ -261,7 +299,10 @@ async fn python_component_of_a_rust_controller() {
     )
     .await
     .unwrap();
-    let err = ctrl.wait_started(Duration::from_millis(300)).await.unwrap_err();
+    let err = ctrl
+        .wait_started(Duration::from_millis(300))
+        .await
+        .unwrap_err();
     assert!(err.to_string().ends_with("no `ready` from pyc"), "{err}");
 
     let mut py = Peer::spawn("component", &app, &broker, "pyc", &[], Some("rctrl"));
@@ -270,15 +311,21 @@ async fn python_component_of_a_rust_controller() {
     rc.wait_started(WAIT).await.unwrap();
 
     // The Python component reports in once started.
-    let m = tokio::time::timeout(WAIT, ctrl.recv_data()).await.unwrap().unwrap();
+    let m = tokio::time::timeout(WAIT, ctrl.recv_data())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(m.sender(), "pyc");
     assert_eq!(m.contents.value().get("started"), Some(&Value::Bool(true)));
 
-    ctrl.publish_cmd(&std::collections::BTreeMap::from([("cmd", "exit")]), Targets::All)
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    ctrl.publish_cmd(
+        &std::collections::BTreeMap::from([("cmd", "exit")]),
+        Targets::All,
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
     py.until("EXIT").await;
     py.exits_cleanly().await;
     tokio::time::timeout(WAIT, rc.exit_requested())
