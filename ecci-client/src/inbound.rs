@@ -241,7 +241,8 @@ impl<T: Send + 'static> Inbox<T> {
         self.rx.try_lock().ok()?.try_recv().ok()
     }
 
-    /// How many items are waiting.
+    /// How many items are waiting (0 while another consumer is waiting in
+    /// [`recv`](Self::recv), which holds the queue).
     pub fn len(&self) -> usize {
         self.rx.try_lock().map_or(0, |rx| rx.len())
     }

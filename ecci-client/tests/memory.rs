@@ -313,6 +313,59 @@ async fn controller_waits_and_times_out_naming_the_missing() {
     started(&c2).await;
 }
 
+/// The readiness commands among `messages`, as `(topic, cmd)`.
+fn cmds(messages: Vec<Message>) -> Vec<(String, String)> {
+    messages
+        .into_iter()
+        .map(|m| {
+            let env = Envelope::from_pickle(&m.payload, &Default::default()).unwrap();
+            (m.topic, env.cmd_name().unwrap_or("?").to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_ticks_resend_what_is_unanswered() {
+    let hub = Hub::new();
+    let options = ClientOptions {
+        retry_interval: Duration::from_secs(5),
+        ..ClientOptions::default()
+    };
+    // Stand-ins for the peers: they listen and never answer.
+    let (_g, mut to_g) = spy(&hub, "ECCI/cloud/app1/app/+/g").await;
+    let (_c2, mut to_c2) = spy(&hub, "ECCI/edge/app1/app/+/c2").await;
+
+    let (c1, _) = on_hub_with(
+        &hub,
+        component("c1", "edge", ("g", "cloud")),
+        options.clone(),
+    )
+    .await;
+    connected(&c1).await;
+    let (ctrl, _) = on_hub_with(
+        &hub,
+        controller("ctrl", "cloud", &[("c2", "edge")], None),
+        options,
+    )
+    .await;
+    connected(&ctrl).await;
+    let ready = ("ECCI/cloud/app1/app/c1/g".to_owned(), "ready".to_owned());
+    let req_ready = (
+        "ECCI/edge/app1/app/ctrl/c2".to_owned(),
+        "req_ready".to_owned(),
+    );
+    assert_eq!(cmds(drain(&mut to_g)), [ready.clone()]);
+    assert_eq!(cmds(drain(&mut to_c2)), [req_ready.clone()]);
+
+    // Each tick sends again; the paused clock makes this exact (checked just after each
+    // tick is due).
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(5001)).await;
+        assert_eq!(cmds(drain(&mut to_g)), [ready.clone()]);
+        assert_eq!(cmds(drain(&mut to_c2)), [req_ready.clone()]);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn component_without_handshake_role_and_missing_controller() {
     let hub = Hub::new();
