@@ -354,15 +354,15 @@ async fn retry_ticks_resend_what_is_unanswered() {
         "ECCI/edge/app1/app/ctrl/c2".to_owned(),
         "req_ready".to_owned(),
     );
-    assert_eq!(cmds(drain(&mut to_g)), [ready.clone()]);
-    assert_eq!(cmds(drain(&mut to_c2)), [req_ready.clone()]);
+    assert_eq!(cmds(drain(&mut to_g)), [ready()]);
+    assert_eq!(cmds(drain(&mut to_c2)), [req_ready()]);
 
     // Each tick sends again; the paused clock makes this exact (checked just after each
     // tick is due).
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(5001)).await;
-        assert_eq!(cmds(drain(&mut to_g)), [ready.clone()]);
-        assert_eq!(cmds(drain(&mut to_c2)), [req_ready.clone()]);
+        assert_eq!(cmds(drain(&mut to_g)), [ready()]);
+        assert_eq!(cmds(drain(&mut to_c2)), [req_ready()]);
     }
 }
 
