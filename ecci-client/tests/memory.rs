@@ -349,11 +349,13 @@ async fn retry_ticks_resend_what_is_unanswered() {
     )
     .await;
     connected(&ctrl).await;
-    let ready = ("ECCI/cloud/app1/app/c1/g".to_owned(), "ready".to_owned());
-    let req_ready = (
-        "ECCI/edge/app1/app/ctrl/c2".to_owned(),
-        "req_ready".to_owned(),
-    );
+    let ready = || ("ECCI/cloud/app1/app/c1/g".to_owned(), "ready".to_owned());
+    let req_ready = || {
+        (
+            "ECCI/edge/app1/app/ctrl/c2".to_owned(),
+            "req_ready".to_owned(),
+        )
+    };
     assert_eq!(cmds(drain(&mut to_g)), [ready()]);
     assert_eq!(cmds(drain(&mut to_c2)), [req_ready()]);
 
