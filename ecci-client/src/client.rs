@@ -327,13 +327,20 @@ async fn subscribe(
         }
         Ok(())
     };
-    tokio::time::timeout(limit, all)
-        .await
-        .unwrap_or(Err(Error::Timeout {
+    match tokio::time::timeout(limit, all).await {
+        Ok(result) => result,
+        // Subscriptions wait for a connection: say which of the two never came.
+        Err(_) if !transport.metrics().connected => Err(Error::Timeout {
+            operation: "connecting to the broker",
+            after: limit,
+            waiting_for: Vec::new(),
+        }),
+        Err(_) => Err(Error::Timeout {
             operation: "subscribing",
             after: limit,
             waiting_for: Vec::new(),
-        }))
+        }),
+    }
 }
 
 struct Inner {
@@ -704,6 +711,10 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Publish`], [`Error::Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: when dropped before it returned, nothing was queued.
     pub async fn send_complete(&self, period: &str) -> Result<Delivery, Error> {
         let config = &self.inner.config;
         let report = ReadyReport {
@@ -723,6 +734,10 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Json`] when `data` cannot be JSON, [`Error::Publish`], [`Error::Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: when dropped before it returned, nothing was queued.
     pub async fn send_data<T: Serialize + ?Sized>(
         &self,
         data: &T,
@@ -782,6 +797,11 @@ impl Client {
     /// whose [`Delivery`] was not awaited may be lost; messages already in the inbound
     /// queues can still be received. Every clone sees the client closed. Calling it again
     /// does nothing.
+    ///
+    /// # Cancel safety
+    ///
+    /// The client is marked closed at once; dropping the future leaves the background task
+    /// to end by itself and the transport open until the last clone is dropped.
     pub async fn close(&self) {
         self.inner.shutdown.send_replace(true);
         let handle = self

@@ -145,3 +145,26 @@ async fn handshake_completes_across_a_broker_restart() {
     g.close().await;
     c1.close().await;
 }
+
+#[tokio::test]
+async fn connect_times_out_without_a_broker() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let options = ClientOptions {
+        subscribe_timeout: Duration::from_millis(300),
+        ..ClientOptions::default()
+    };
+    let err = Client::builder(on_port(plain("me", "b1", &[]), port))
+        .options(options)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "connecting to the broker timed out after 300ms"
+    );
+}

@@ -504,6 +504,12 @@ async fn platform_reports_are_the_python_json() {
         .unwrap();
     let (c, _) = on_hub(&hub, config).await;
     c.send_complete("epoch 1").await.unwrap().await.unwrap();
+    // JSON has no words for a map with tuple keys.
+    let err = c
+        .send_data(&BTreeMap::from([((1, 2), 3)]), "detect")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Json(_)), "{err:?}");
     c.send_data(&BTreeMap::from([("boxes", 3)]), "detect")
         .await
         .unwrap()
