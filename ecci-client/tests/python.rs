@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::WAIT;
-use ecci_client::{Client, Targets};
+use ecci_client::{Client, InboundError, Targets};
 use ecci_proto::config::{AppType, Config, ConfigBuilder};
+use ecci_proto::envelope::EnvelopeError;
 use ecci_proto::pickle::{Bytes, Value};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -236,7 +237,7 @@ async fn python_peer_exchanges_data_and_commands_both_ways() {
         .unwrap();
     py.until("QUIT").await;
     py.exits_cleanly().await;
-    assert_eq!(rust.metrics().errors, 0);
+    assert_eq!(rust.metrics().errors, 2);
     rust.close().await;
 }
 

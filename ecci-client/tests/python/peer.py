@@ -4,7 +4,8 @@ Rust SDK interoperates with Python peers.
 
 Usage: peer.py MODE, with the ECCI_* variables of wire.md §1 set. MODE is one of:
 
-- echo: sends a hello (data and cmd) to every target once subscribed, answers every data
+- echo: sends two bad payloads (a pickled list, a pickle that would call os.system), then
+  a hello (data and cmd) to every target once subscribed, answers every data
   message with {'echo': contents} and every command with {'cmd': 'ack', 'of': contents};
   exits on the command 'quit';
 - component: the readiness component of wire.md §4; once started it sends
@@ -75,9 +76,21 @@ def on_connect(client, userdata, flags, reason_code, properties):
     client.subscribe([(f, 2) for f in filters])
 
 
+class Evil:
+    """What an attacker would send: unpickling it calls os.system."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
 def on_subscribe(client, userdata, mid, reason_codes, properties):
     out("READY")
     if MODE == "echo":
+        # Two payloads a receiver must survive (wire.md §3), before the real hello.
+        for target in TARGETS:
+            topic = f"ECCI/{TARGETS[target]}/{APP}/app/{ME}/{target}"
+            client.publish(topic, pickle.dumps(["not", "an", "envelope"]), qos=2)
+            client.publish(topic, pickle.dumps({"type": "data", "contents": Evil()}), qos=2)
         hello = {
             "hello": ME,
             "n": 1,
