@@ -188,6 +188,21 @@ async fn python_peer_exchanges_data_and_commands_both_ways() {
         ("py", Some("py_hello"))
     );
 
+    // The two bad payloads before the hello were reported, not run, not fatal.
+    let errors = rust.errors();
+    let mut reasons = Vec::new();
+    while let Some(e) = errors.try_recv() {
+        assert_eq!(e.topic, format!("ECCI/b1/{app}/app/py/rust"));
+        reasons.push(match e.error {
+            InboundError::Envelope(EnvelopeError::NotADict { found }) => found.to_owned(),
+            InboundError::Envelope(EnvelopeError::NotPickle(d)) => d.to_string(),
+            other => panic!("{other:?}"),
+        });
+    }
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0], "list");
+    assert!(reasons[1].contains("system"), "{}", reasons[1]);
+
     // Rust → Python and back: Python decoded exactly what was meant.
     let job = Job {
         n: 5,
