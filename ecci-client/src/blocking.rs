@@ -1,0 +1,365 @@
+//! A blocking [`Client`] for synchronous programs, the habit of the Python SDK's users:
+//! no `async`, no Tokio in sight.
+//!
+//! It owns a small Tokio runtime (one worker thread) that runs the async
+//! [`crate::Client`]; every method blocks the calling thread until done.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ecci_client::blocking::Client;
+//!
+//! let client = Client::from_env()?;
+//! client.wait_started(Duration::from_secs(60))?;
+//! client.publish(&"hello", "worker")?;
+//! let message = client.recv_data()?;
+//! println!("{} sent {:?}", message.sender(), message.contents.value());
+//! # Ok::<(), ecci_client::Error>(())
+//! ```
+//!
+//! Do not call it from inside an async context (a Tokio task): blocking there panics. Use
+//! the async [`crate::Client`] instead.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecci_proto::Config;
+use ecci_proto::envelope::Envelope;
+use serde::Serialize;
+use tokio::runtime::Runtime;
+
+use crate::{ClientBuilder, Error, ErrorEvent, Metrics, Received, Status, Targets};
+
+struct Inner {
+    // `Option` so that `Drop` can shut the runtime down without blocking.
+    runtime: Option<Runtime>,
+    client: crate::Client,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Outside any runtime, close cleanly; inside one, blocking would panic.
+            if tokio::runtime::Handle::try_current().is_err() {
+                runtime.block_on(self.client.close());
+            }
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A blocking ECCI client; see the [module docs](self). Cheap to clone; clones share the
+/// connection. Dropping the last clone closes it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("blocking::Client")
+            .field(&self.inner.client)
+            .finish()
+    }
+}
+
+/// The receipt of a blocking publish; [`wait`](Self::wait) until every target's broker
+/// acknowledged it, or drop it to not wait.
+#[derive(Debug)]
+pub struct Delivery {
+    delivery: crate::Delivery,
+    handle: tokio::runtime::Handle,
+}
+
+impl Delivery {
+    /// Where the message went.
+    pub fn targets(&self) -> &[String] {
+        self.delivery.targets()
+    }
+
+    /// Blocks until every target's broker acknowledged the message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Publish`] with the transport's reason.
+    pub fn wait(self) -> Result<(), Error> {
+        self.handle.block_on(self.delivery)
+    }
+
+    /// Like [`wait`](Self::wait), for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`], or as [`wait`](Self::wait).
+    pub fn wait_timeout(self, timeout: Duration) -> Result<(), Error> {
+        let delivery = self.delivery;
+        self.handle.block_on(async move {
+            tokio::time::timeout(timeout, delivery)
+                .await
+                .unwrap_or(Err(Error::Timeout {
+                    operation: "waiting for acknowledgement",
+                    after: timeout,
+                    waiting_for: Vec::new(),
+                }))
+        })
+    }
+}
+
+impl Client {
+    /// Reads the `ECCI_*` variables and connects to the local broker over MQTT.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::from_env`], or [`Error::Runtime`].
+    pub fn from_env() -> Result<Client, Error> {
+        Client::connect(Config::from_env()?)
+    }
+
+    /// Connects with `config` over MQTT.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::ClientBuilder::connect`], or [`Error::Runtime`].
+    pub fn connect(config: Config) -> Result<Client, Error> {
+        Client::with_builder(|| crate::Client::builder(config))
+    }
+
+    /// Connects with a builder made inside the client's runtime (so that it may create
+    /// transports that need one).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ecci_client::blocking::Client;
+    /// use ecci_transport::memory::Hub;
+    ///
+    /// let config = ecci_proto::Config::builder("unused", "b".parse()?, "app".parse()?, "me".parse()?)
+    ///     .pub_target("me".parse()?, "b".parse()?)
+    ///     .build()?;
+    /// let hub = Hub::new();
+    /// let client = Client::with_builder(|| {
+    ///     ecci_client::Client::builder(config).transport(Arc::new(hub.transport()))
+    /// })?;
+    /// client.publish(&"to myself", "me")?.wait()?;
+    /// assert_eq!(client.recv_data()?.decode::<String>()?, "to myself");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::ClientBuilder::connect`], or [`Error::Runtime`].
+    pub fn with_builder(builder: impl FnOnce() -> ClientBuilder) -> Result<Client, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ecci-client")
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        let client = runtime.block_on(async move { builder().connect().await })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                runtime: Some(runtime),
+                client,
+            }),
+        })
+    }
+
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        match &self.inner.runtime {
+            Some(runtime) => runtime.block_on(future),
+            // Only `Drop` takes the runtime, and it has the last reference.
+            None => unreachable!("the runtime lives as long as the client"),
+        }
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.inner.runtime {
+            Some(runtime) => runtime.handle().clone(),
+            None => unreachable!("the runtime lives as long as the client"),
+        }
+    }
+
+    /// The async client inside, to mix both styles.
+    pub fn as_async(&self) -> &crate::Client {
+        &self.inner.client
+    }
+
+    /// Publishes data to `targets`; see [`crate::Client::publish`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::publish`].
+    pub fn publish<T: Serialize + ?Sized>(
+        &self,
+        contents: &T,
+        targets: impl Into<Targets>,
+    ) -> Result<Delivery, Error> {
+        let delivery = self.block_on(self.inner.client.publish(contents, targets))?;
+        Ok(Delivery {
+            delivery,
+            handle: self.handle(),
+        })
+    }
+
+    /// Publishes a command to `targets`; see [`crate::Client::publish_cmd`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::publish`].
+    pub fn publish_cmd<T: Serialize + ?Sized>(
+        &self,
+        contents: &T,
+        targets: impl Into<Targets>,
+    ) -> Result<Delivery, Error> {
+        let delivery = self.block_on(self.inner.client.publish_cmd(contents, targets))?;
+        Ok(Delivery {
+            delivery,
+            handle: self.handle(),
+        })
+    }
+
+    /// Publishes a ready-made envelope; see [`crate::Client::publish_envelope`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::publish`].
+    pub fn publish_envelope(
+        &self,
+        envelope: Envelope,
+        targets: impl Into<Targets>,
+    ) -> Result<Delivery, Error> {
+        let delivery = self.block_on(self.inner.client.publish_envelope(envelope, targets))?;
+        Ok(Delivery {
+            delivery,
+            handle: self.handle(),
+        })
+    }
+
+    /// Blocks until a data message arrives.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the client is closed and the queue is empty.
+    pub fn recv_data(&self) -> Result<Received, Error> {
+        self.block_on(self.inner.client.recv_data())
+    }
+
+    /// Like [`recv_data`](Self::recv_data), for at most `timeout`: `Ok(None)` when nothing
+    /// came.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the client is closed and the queue is empty.
+    pub fn recv_data_timeout(&self, timeout: Duration) -> Result<Option<Received>, Error> {
+        self.block_on(async {
+            match tokio::time::timeout(timeout, self.inner.client.recv_data()).await {
+                Ok(received) => received.map(Some),
+                Err(_) => Ok(None),
+            }
+        })
+    }
+
+    /// Blocks until a command arrives.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the client is closed and the queue is empty.
+    pub fn recv_cmd(&self) -> Result<Received, Error> {
+        self.block_on(self.inner.client.recv_cmd())
+    }
+
+    /// Like [`recv_cmd`](Self::recv_cmd), for at most `timeout`: `Ok(None)` when nothing
+    /// came.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the client is closed and the queue is empty.
+    pub fn recv_cmd_timeout(&self, timeout: Duration) -> Result<Option<Received>, Error> {
+        self.block_on(async {
+            match tokio::time::timeout(timeout, self.inner.client.recv_cmd()).await {
+                Ok(received) => received.map(Some),
+                Err(_) => Ok(None),
+            }
+        })
+    }
+
+    /// The next error event if one is waiting.
+    pub fn try_recv_error(&self) -> Option<ErrorEvent> {
+        self.inner.client.errors().try_recv()
+    }
+
+    /// Blocks until the readiness handshake completed; see [`crate::Client::wait_started`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::wait_started`].
+    pub fn wait_started(&self, timeout: Duration) -> Result<(), Error> {
+        self.block_on(self.inner.client.wait_started(timeout))
+    }
+
+    /// Blocks until an `exit` command arrived, for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`], or as [`crate::Client::exit_requested`].
+    pub fn wait_exit(&self, timeout: Duration) -> Result<(), Error> {
+        self.block_on(async {
+            tokio::time::timeout(timeout, self.inner.client.exit_requested())
+                .await
+                .unwrap_or(Err(Error::Timeout {
+                    operation: "waiting for exit",
+                    after: timeout,
+                    waiting_for: Vec::new(),
+                }))
+        })
+    }
+
+    /// Whether an `exit` command arrived.
+    pub fn is_exit_requested(&self) -> bool {
+        self.inner.client.status().exit_requested
+    }
+
+    /// Where the client stands.
+    pub fn status(&self) -> Status {
+        self.inner.client.status()
+    }
+
+    /// Reports a completed period; see [`crate::Client::send_complete`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::send_complete`].
+    pub fn send_complete(&self, period: &str) -> Result<Delivery, Error> {
+        let delivery = self.block_on(self.inner.client.send_complete(period))?;
+        Ok(Delivery {
+            delivery,
+            handle: self.handle(),
+        })
+    }
+
+    /// Sends algorithm data to the platform; see [`crate::Client::send_data`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::send_data`].
+    pub fn send_data<T: Serialize + ?Sized>(
+        &self,
+        data: &T,
+        algorithm_type: &str,
+    ) -> Result<Delivery, Error> {
+        let delivery = self.block_on(self.inner.client.send_data(data, algorithm_type))?;
+        Ok(Delivery {
+            delivery,
+            handle: self.handle(),
+        })
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> Metrics {
+        self.inner.client.metrics()
+    }
+
+    /// Closes the client (every clone); see [`crate::Client::close`].
+    pub fn close(&self) {
+        self.block_on(self.inner.client.close());
+    }
+}

@@ -1,0 +1,827 @@
+//! The [`Client`]: configuration, connecting, publishing, the inbound queues and the
+//! readiness API. The background work lives in [`crate::task`].
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ecci_proto::ContainerName;
+use ecci_proto::config::{AppType, Config, vars};
+use ecci_proto::envelope::{Envelope, MessageType};
+use ecci_proto::pickle::{DecodeLimits, Protocol, to_value};
+use ecci_proto::platform::{ReadyReport, ReadyType, SendData, to_python_json};
+use ecci_proto::readiness::{Peer, Readiness, Role, State};
+use ecci_proto::topic::{AppTopic, PlatformTopic, inbound_filters};
+use ecci_transport::{Message, MqttConfig, MqttTransport, Priority, QoS, Transport};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::Error;
+use crate::inbound::{ErrorEvent, Inbox, Received};
+use crate::publish::{Delivery, Targets};
+use crate::task::{Senders, Task};
+
+/// The tunables of a [`Client`], as a plain struct with a documented [`Default`].
+///
+/// # Queues and backpressure
+///
+/// Inbound messages wait in bounded queues ([`Client::data`], [`Client::commands`],
+/// [`Client::files`]) from the moment the client connected, whether or not the application
+/// has asked for them yet. When one is full the client stops reading from the transport,
+/// which in turn stops reading from the broker: nothing is dropped, but nothing else
+/// (commands, the handshake) moves either until the application reads. Two exceptions keep
+/// an application that does not read a queue from stalling itself:
+///
+/// - readiness commands (`ready`, `start`, `exit`, `req_ready`) are carried out by the
+///   handshake first and then put in the command queue only if it has room; skipped ones
+///   are counted in [`Metrics::handshake_commands_skipped`];
+/// - error events are diagnostics: when their queue is full they are counted in
+///   [`Metrics::errors_dropped`] instead.
+///
+/// ```
+/// use std::time::Duration;
+/// use ecci_client::ClientOptions;
+/// let options = ClientOptions { retry_interval: Duration::from_secs(1), ..ClientOptions::default() };
+/// assert_eq!(options.data_queue, 1024);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientOptions {
+    /// How often the handshake re-sends what is still unanswered (`req_ready` to silent
+    /// targets, `ready` to a silent controller) until started. Default 5 s.
+    pub retry_interval: Duration,
+    /// How long [`ClientBuilder::connect`] waits for the inbound subscriptions (that is, for
+    /// the broker). Default 30 s.
+    pub subscribe_timeout: Duration,
+    /// Capacity of the data queue. Default 1024.
+    pub data_queue: usize,
+    /// Capacity of the command queue. Default 1024.
+    pub command_queue: usize,
+    /// Capacity of the file message queue. Default 256.
+    pub file_queue: usize,
+    /// Capacity of the error event queue. Default 256.
+    pub error_queue: usize,
+    /// Bounds for decoding inbound pickles. Default [`DecodeLimits::default`].
+    pub decode_limits: DecodeLimits,
+    /// The pickle protocol written. Default 4 (what Python 3.8+ writes).
+    pub protocol: Protocol,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            retry_interval: Duration::from_secs(5),
+            subscribe_timeout: Duration::from_secs(30),
+            data_queue: 1024,
+            command_queue: 1024,
+            file_queue: 256,
+            error_queue: 256,
+            decode_limits: DecodeLimits::default(),
+            protocol: Protocol::default(),
+        }
+    }
+}
+
+/// Where the client stands: connection and readiness handshake.
+///
+/// ```no_run
+/// # async fn demo(client: ecci_client::Client) {
+/// let status = client.status();
+/// if !status.started {
+///     println!("still waiting for {:?}", status.waiting_for);
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Status {
+    /// Whether the transport is connected (and subscribed).
+    pub connected: bool,
+    /// Whether the handshake completed (`start` received, or, for the global controller,
+    /// every target answered).
+    pub started: bool,
+    /// Whether an `exit` command arrived.
+    pub exit_requested: bool,
+    /// Whether the client is closed (or its background task ended).
+    pub closed: bool,
+    /// Where the handshake stands; `None` for a container without `ECCI_APP_TYPE`.
+    pub handshake: Option<State>,
+    /// For a controller: the targets that have not sent `ready` yet.
+    pub waiting_for: Vec<ContainerName>,
+}
+
+/// The client's counters (see [`Client::metrics`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Inbound messages read from the transport.
+    pub received: u64,
+    /// Data messages received.
+    pub data: u64,
+    /// Commands received (readiness ones included).
+    pub commands: u64,
+    /// File messages received.
+    pub files: u64,
+    /// Error events raised (bad topics, bad payloads, refused readiness commands).
+    pub errors: u64,
+    /// Error events not queued because the error queue was full.
+    pub errors_dropped: u64,
+    /// Readiness commands not queued for the application because the command queue was
+    /// full (the handshake carried them out).
+    pub handshake_commands_skipped: u64,
+    /// The transport's counters.
+    pub transport: ecci_transport::Metrics,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) received: AtomicU64,
+    pub(crate) data: AtomicU64,
+    pub(crate) commands: AtomicU64,
+    pub(crate) files: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) errors_dropped: AtomicU64,
+    pub(crate) handshake_skipped: AtomicU64,
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The MQTT settings the default transport uses for `config`: its broker host, port and
+/// credentials, everything else [`MqttConfig::new`]'s defaults. Change them and pass the
+/// transport to [`ClientBuilder::transport`] to tune it.
+///
+/// ```
+/// let config = ecci_proto::Config::builder("10.0.0.5", "b1".parse()?, "app".parse()?, "me".parse()?)
+///     .port(1884)
+///     .build()?;
+/// let mqtt = ecci_client::mqtt_config(&config);
+/// assert_eq!((mqtt.host.as_str(), mqtt.port), ("10.0.0.5", 1884));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn mqtt_config(config: &Config) -> MqttConfig {
+    let mut mqtt = MqttConfig::new(config.broker_host(), config.broker_port());
+    mqtt.credentials = config
+        .credentials()
+        .map(|c| (c.username().to_owned(), c.password().to_owned()));
+    mqtt
+}
+
+/// Builds a [`Client`]; see [`Client::builder`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `connect` is awaited"]
+pub struct ClientBuilder {
+    config: Config,
+    transport: Option<Arc<dyn Transport>>,
+    options: ClientOptions,
+}
+
+impl ClientBuilder {
+    /// Uses `transport` instead of an [`MqttTransport`] to the configured broker (tests use
+    /// the in-memory hub of `ecci-transport`'s `test-util` feature). The client takes its
+    /// event stream and closes it in [`Client::close`].
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Sets the tunables.
+    pub fn options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Starts the client: makes the inbound subscriptions (wire.md §2) and, once the broker
+    /// granted them, starts the background task that dispatches inbound messages and drives
+    /// the readiness handshake.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a component without a controller, [`Error::TransportInUse`]
+    /// when the transport's events were taken already, [`Error::Subscribe`] or
+    /// [`Error::Timeout`] when the subscriptions cannot be made.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    pub async fn connect(self) -> Result<Client, Error> {
+        let ClientBuilder {
+            config,
+            transport,
+            options,
+        } = self;
+        let role = role(&config)?;
+        let owned = transport.is_none();
+        let transport: Arc<dyn Transport> = match transport {
+            Some(t) => t,
+            None => Arc::new(MqttTransport::start(mqtt_config(&config))),
+        };
+        let Some(events) = transport.take_events() else {
+            return Err(Error::TransportInUse);
+        };
+        if let Err(e) = subscribe(&*transport, &config, options.subscribe_timeout).await {
+            if owned {
+                transport.close().await;
+            }
+            return Err(e);
+        }
+
+        let (data_tx, data_rx) = mpsc::channel(options.data_queue.max(1));
+        let (cmd_tx, cmd_rx) = mpsc::channel(options.command_queue.max(1));
+        let (file_tx, file_rx) = mpsc::channel(options.file_queue.max(1));
+        let (error_tx, error_rx) = mpsc::channel(options.error_queue.max(1));
+        let handshake = role.is_some();
+        let readiness = role.map(Readiness::new);
+        let (status_tx, status_rx) = watch::channel(Status {
+            handshake: readiness.as_ref().map(Readiness::state),
+            ..Status::default()
+        });
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let counters = Arc::new(Counters::default());
+        let task = Task {
+            transport: Arc::clone(&transport),
+            events,
+            me: config.container_name().clone(),
+            app: config.app_id().clone(),
+            broker: config.broker_id().clone(),
+            agent_id: config.agent_id().map(str::to_owned),
+            readiness,
+            status: status_tx,
+            senders: Senders {
+                data: data_tx,
+                commands: cmd_tx,
+                files: file_tx,
+                errors: error_tx,
+            },
+            counters: Arc::clone(&counters),
+            shutdown: shutdown_rx,
+            limits: options.decode_limits.clone(),
+            protocol: options.protocol,
+            retry_interval: options.retry_interval,
+        };
+        let handle = tokio::spawn(task.run());
+        Ok(Client {
+            inner: Arc::new(Inner {
+                config,
+                options,
+                transport,
+                handshake,
+                status: status_rx,
+                data: Inbox::new(data_rx),
+                commands: Inbox::new(cmd_rx),
+                files: Inbox::new(file_rx),
+                errors: Inbox::new(error_rx),
+                counters,
+                shutdown: shutdown_tx,
+                task: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+}
+
+/// The readiness role `config` describes (wire.md §4), if any.
+fn role(config: &Config) -> Result<Option<Role>, Error> {
+    let peer = |t: &ecci_proto::config::Target| Peer::new(t.name.clone(), t.broker.clone());
+    Ok(match config.app_type() {
+        None => None,
+        Some(AppType::Component) => {
+            let Some(controller) = config.controller() else {
+                return Err(Error::Config(ecci_proto::config::ConfigError::Missing {
+                    variable: vars::APP_CONTROLLER_CONTAINER,
+                }));
+            };
+            Some(Role::Component {
+                controller: peer(controller),
+            })
+        }
+        Some(AppType::Controller) => Some(Role::Controller {
+            targets: config.pub_targets().iter().map(peer).collect(),
+            upstream: config.controller().map(peer),
+        }),
+    })
+}
+
+async fn subscribe(
+    transport: &dyn Transport,
+    config: &Config,
+    limit: Duration,
+) -> Result<(), Error> {
+    let filters = inbound_filters(
+        config.broker_id(),
+        config.app_id(),
+        config.container_name(),
+        config.bridge_mountpoints(),
+        config.sub_objects(),
+    );
+    let all = async {
+        for filter in &filters {
+            transport
+                .subscribe(filter, QoS::ExactlyOnce)
+                .await
+                .map_err(|source| Error::Subscribe {
+                    filter: filter.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limit, all).await {
+        Ok(result) => result,
+        // Subscriptions wait for a connection: say which of the two never came.
+        Err(_) if !transport.metrics().connected => Err(Error::Timeout {
+            operation: "connecting to the broker",
+            after: limit,
+            waiting_for: Vec::new(),
+        }),
+        Err(_) => Err(Error::Timeout {
+            operation: "subscribing",
+            after: limit,
+            waiting_for: Vec::new(),
+        }),
+    }
+}
+
+struct Inner {
+    config: Config,
+    options: ClientOptions,
+    transport: Arc<dyn Transport>,
+    handshake: bool,
+    status: watch::Receiver<Status>,
+    data: Inbox<Received>,
+    commands: Inbox<Received>,
+    files: Inbox<Received>,
+    errors: Inbox<ErrorEvent>,
+    counters: Arc<Counters>,
+    shutdown: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A connection of one ECCI container to its app: publish to targets, receive data and
+/// commands, take part in the readiness handshake.
+///
+/// Cheap to clone (clones share one connection and one background task) and usable from
+/// any number of tasks. Not generic: any [`Transport`] sits behind it.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use ecci_client::Client;
+///
+/// # async fn demo() -> Result<(), ecci_client::Error> {
+/// let client = Client::from_env().await?; // ECCI_* variables, MQTT to the local broker
+/// client.wait_started(Duration::from_secs(60)).await?;
+/// client.publish(&("hello", 1), "worker").await?.await?;
+/// while let Ok(message) = client.recv_data().await {
+///     println!("{} sent {:?}", message.sender(), message.contents.value());
+/// }
+/// client.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("container", self.inner.config.container_name())
+            .field("app", self.inner.config.app_id())
+            .field("status", &*self.inner.status.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Reads the `ECCI_*` variables (wire.md §1) and connects to the local broker over MQTT.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::from_env`] and [`ClientBuilder::connect`].
+    pub async fn from_env() -> Result<Client, Error> {
+        Client::builder(Config::from_env()?).connect().await
+    }
+
+    /// Connects with `config` over MQTT to the broker it names.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientBuilder::connect`].
+    pub async fn connect(config: Config) -> Result<Client, Error> {
+        Client::builder(config).connect().await
+    }
+
+    /// A builder for a client with `config`, to choose the transport or the options.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use ecci_client::Client;
+    /// use ecci_proto::Config;
+    /// use ecci_transport::memory::Hub;
+    ///
+    /// let hub = Hub::new();
+    /// let config = |me: &str, to: &str| -> Result<Config, Box<dyn std::error::Error>> {
+    ///     Ok(Config::builder("unused", "b1".parse()?, "app".parse()?, me.parse()?)
+    ///         .pub_target(to.parse()?, "b1".parse()?)
+    ///         .build()?)
+    /// };
+    /// let a = Client::builder(config("a", "b")?).transport(Arc::new(hub.transport())).connect().await?;
+    /// let b = Client::builder(config("b", "a")?).transport(Arc::new(hub.transport())).connect().await?;
+    ///
+    /// a.publish(&[1, 2, 3], "b").await?.await?;
+    /// let got = b.recv_data().await?;
+    /// assert_eq!(got.sender(), "a");
+    /// assert_eq!(got.decode::<Vec<u8>>()?, [1, 2, 3]);
+    /// # a.close().await; b.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(config: Config) -> ClientBuilder {
+        ClientBuilder {
+            config,
+            transport: None,
+            options: ClientOptions::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The tunables.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// This container's name (`{me}`).
+    pub fn name(&self) -> &ContainerName {
+        self.inner.config.container_name()
+    }
+
+    /// The transport, shared with the client (for the logger and file transfers).
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.inner.transport
+    }
+
+    /// Publishes `contents` as data to `targets` (wire.md §5): topic
+    /// `ECCI/{Bt}/{app}/app/{me}/{T}` for each selected target `T`, QoS 2.
+    ///
+    /// `contents` is anything serde can serialize (see [`ecci_proto::pickle::to_value`]);
+    /// for a dynamic [`Value`](ecci_proto::pickle::Value) with sets or bytearrays use
+    /// [`publish_envelope`](Self::publish_envelope). Waits while the transport's queue is
+    /// full; returns a [`Delivery`] that resolves when every target's broker acknowledged.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Target`] when a name matches no pub target (its source names the known
+    /// ones), [`Error::NoPubTargets`], [`Error::Encode`], [`Error::Publish`], or
+    /// [`Error::Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: when dropped midway, the message may have been queued for some
+    /// targets and not others.
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        contents: &T,
+        targets: impl Into<Targets>,
+    ) -> Result<Delivery, Error> {
+        let value = to_value(contents).map_err(Error::Encode)?;
+        self.publish_envelope(Envelope::data(value), targets).await
+    }
+
+    /// Publishes `contents` as a command (`{'type': 'cmd', …}`) to `targets`, ahead of any
+    /// queued data ([`Priority::Control`]). By convention the contents are a dict with a
+    /// `'cmd'` key; see [`publish`](Self::publish) for the rest.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`publish`](Self::publish).
+    pub async fn publish_cmd<T: Serialize + ?Sized>(
+        &self,
+        contents: &T,
+        targets: impl Into<Targets>,
+    ) -> Result<Delivery, Error> {
+        let value = to_value(contents).map_err(Error::Encode)?;
+        self.publish_envelope(Envelope::new(MessageType::Cmd, value), targets)
+            .await
+    }
+
+    /// Publishes a ready-made envelope to `targets`; commands go ahead of data.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`publish`](Self::publish).
+    pub async fn publish_envelope(
+        &self,
+        envelope: Envelope,
+        targets: impl Into<Targets>,
+    ) -> Result<Delivery, Error> {
+        let config = &self.inner.config;
+        let selected = match targets.into() {
+            Targets::All if config.pub_targets().is_empty() => return Err(Error::NoPubTargets),
+            Targets::All => config.pub_targets().iter().collect(),
+            Targets::Prefixes(names) => config.select_targets(&names)?,
+            Targets::Exact(names) => {
+                let mut selected = Vec::with_capacity(names.len());
+                for name in names {
+                    match config.pub_target(&name) {
+                        Some(t) if !selected.contains(&t) => selected.push(t),
+                        Some(_) => {}
+                        None => {
+                            return Err(Error::NotATarget {
+                                name,
+                                known: config
+                                    .pub_targets()
+                                    .iter()
+                                    .map(|t| t.name.clone())
+                                    .collect(),
+                            });
+                        }
+                    }
+                }
+                selected
+            }
+        };
+        if *self.inner.shutdown.borrow() {
+            return Err(Error::Closed);
+        }
+        let priority = match envelope.kind {
+            MessageType::Cmd | MessageType::File => Priority::Control,
+            MessageType::Data => Priority::Bulk,
+        };
+        let payload = bytes_of(envelope.to_pickle(self.inner.options.protocol));
+        let mut parts = Vec::with_capacity(selected.len());
+        for target in selected {
+            let topic = AppTopic::app_message(
+                target.broker.clone(),
+                config.app_id().clone(),
+                config.container_name().clone(),
+                target.name.clone(),
+            );
+            let message = Message::new(topic.to_string(), payload.clone(), QoS::ExactlyOnce)
+                .with_priority(priority);
+            let receipt = self
+                .inner
+                .transport
+                .publish(message)
+                .await
+                .map_err(|source| Error::Publish {
+                    target: target.name.to_string(),
+                    source,
+                })?;
+            parts.push((target.name.to_string(), receipt));
+        }
+        Ok(Delivery::new(parts))
+    }
+
+    /// The data queue: every `{'type': 'data'}` message, with its sender.
+    pub fn data(&self) -> Inbox<Received> {
+        self.inner.data.clone()
+    }
+
+    /// The command queue: every `{'type': 'cmd'}` message, with its sender, the readiness
+    /// commands included (see [`ClientOptions`] for when those are skipped).
+    pub fn commands(&self) -> Inbox<Received> {
+        self.inner.commands.clone()
+    }
+
+    /// The file message queue: every `{'type': 'file'}` message (fileManager replies), for
+    /// the file transfer layer.
+    pub fn files(&self) -> Inbox<Received> {
+        self.inner.files.clone()
+    }
+
+    /// The error event queue: messages that could not be used (bad topic, not a pickle, not
+    /// an envelope, unknown type, refused readiness command), with the topic and the reason.
+    /// They never stop the client.
+    pub fn errors(&self) -> Inbox<ErrorEvent> {
+        self.inner.errors.clone()
+    }
+
+    /// The next data message (Python: `get_sub_data_payload_queue().get()`, with the sender).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the client is closed and the queue is empty.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn recv_data(&self) -> Result<Received, Error> {
+        self.inner.data.recv().await.ok_or(Error::Closed)
+    }
+
+    /// The next command.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the client is closed and the queue is empty.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn recv_cmd(&self) -> Result<Received, Error> {
+        self.inner.commands.recv().await.ok_or(Error::Closed)
+    }
+
+    /// Where the client stands now.
+    pub fn status(&self) -> Status {
+        self.inner.status.borrow().clone()
+    }
+
+    /// A watch of the [`Status`], to react to changes.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.inner.status.clone()
+    }
+
+    /// Whether the handshake completed.
+    pub fn is_started(&self) -> bool {
+        self.inner.status.borrow().started
+    }
+
+    /// Waits until the readiness handshake completed (wire.md §4): for a component, `start`
+    /// from its controller; for a controller, every target answered (and, for a local
+    /// controller, `start` from upstream). Returns at once when already started.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] after `timeout` (naming the targets a controller still waits
+    /// for), [`Error::NoHandshake`] without `ECCI_APP_TYPE`, [`Error::Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn wait_started(&self, timeout: Duration) -> Result<(), Error> {
+        if !self.inner.handshake {
+            return Err(Error::NoHandshake);
+        }
+        let mut rx = self.inner.status.clone();
+        let outcome = tokio::time::timeout(timeout, rx.wait_for(|s| s.started || s.closed))
+            .await
+            .map(|r| r.is_ok_and(|s| s.started));
+        let started = match outcome {
+            Ok(started) => started,
+            Err(_) => {
+                return Err(Error::Timeout {
+                    operation: "waiting for start",
+                    after: timeout,
+                    waiting_for: rx.borrow().waiting_for.clone(),
+                });
+            }
+        };
+        if started { Ok(()) } else { Err(Error::Closed) }
+    }
+
+    /// Resolves when an `exit` command arrived.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoHandshake`] without `ECCI_APP_TYPE`, [`Error::Closed`] when the client
+    /// closes first.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe.
+    pub async fn exit_requested(&self) -> Result<(), Error> {
+        if !self.inner.handshake {
+            return Err(Error::NoHandshake);
+        }
+        let mut rx = self.inner.status.clone();
+        let exit = match rx.wait_for(|s| s.exit_requested || s.closed).await {
+            Ok(s) => s.exit_requested,
+            Err(_) => false,
+        };
+        if exit { Ok(()) } else { Err(Error::Closed) }
+    }
+
+    /// Reports a completed period to the platform: `{"app_id", "container_name",
+    /// "agent_id", "ready_type": period}` on `toEdgeAI/{myB}/con_cntr_ready`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Publish`], [`Error::Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: when dropped before it returned, nothing was queued.
+    pub async fn send_complete(&self, period: &str) -> Result<Delivery, Error> {
+        let config = &self.inner.config;
+        let report = ReadyReport {
+            app_id: config.app_id().clone(),
+            container_name: config.container_name().clone(),
+            agent_id: config.agent_id().map(str::to_owned),
+            ready_type: ReadyType::from(period),
+        };
+        let topic = PlatformTopic::ready(config.broker_id().clone()).to_string();
+        self.publish_raw(topic, report.to_json(), Priority::Control)
+            .await
+    }
+
+    /// Sends algorithm data to the platform: `{"type": "data", "algorithm_type": …,
+    /// "data": …, "app_id": …}` on `toEdgeAI/{myB}/send_data`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] when `data` cannot be JSON, [`Error::Publish`], [`Error::Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: when dropped before it returned, nothing was queued.
+    pub async fn send_data<T: Serialize + ?Sized>(
+        &self,
+        data: &T,
+        algorithm_type: &str,
+    ) -> Result<Delivery, Error> {
+        let config = &self.inner.config;
+        let message = SendData {
+            algorithm_type: algorithm_type.to_owned(),
+            data,
+            app_id: config.app_id().clone(),
+        };
+        let json = to_python_json(&message).map_err(Error::Json)?;
+        let topic = PlatformTopic::send_data(config.broker_id().clone()).to_string();
+        self.publish_raw(topic, json, Priority::Bulk).await
+    }
+
+    async fn publish_raw(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        priority: Priority,
+    ) -> Result<Delivery, Error> {
+        if *self.inner.shutdown.borrow() {
+            return Err(Error::Closed);
+        }
+        let message = Message::new(topic.clone(), bytes_of(payload), QoS::ExactlyOnce)
+            .with_priority(priority);
+        let receipt = self
+            .inner
+            .transport
+            .publish(message)
+            .await
+            .map_err(|source| Error::Publish {
+                target: topic.clone(),
+                source,
+            })?;
+        Ok(Delivery::new(vec![(topic, receipt)]))
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> Metrics {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Metrics {
+            received: get(&c.received),
+            data: get(&c.data),
+            commands: get(&c.commands),
+            files: get(&c.files),
+            errors: get(&c.errors),
+            errors_dropped: get(&c.errors_dropped),
+            handshake_commands_skipped: get(&c.handshake_skipped),
+            transport: self.inner.transport.metrics(),
+        }
+    }
+
+    /// Stops the background task, waits for it, and closes the transport. Queued messages
+    /// whose [`Delivery`] was not awaited may be lost; messages already in the inbound
+    /// queues can still be received. Every clone sees the client closed. Calling it again
+    /// does nothing.
+    ///
+    /// # Cancel safety
+    ///
+    /// The client is marked closed at once; dropping the future leaves the background task
+    /// to end by itself and the transport open until the last clone is dropped.
+    pub async fn close(&self) {
+        self.inner.shutdown.send_replace(true);
+        let handle = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            // The task never panics on input; a panic here is a bug worth surfacing.
+            if let Err(e) = handle.await {
+                if e.is_panic() {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+        }
+        self.inner.transport.close().await;
+    }
+}
+
+fn bytes_of(payload: Vec<u8>) -> bytes::Bytes {
+    bytes::Bytes::from(payload)
+}

@@ -1,0 +1,273 @@
+//! What the client hands the application: received messages (sender and contents together),
+//! the queues they wait in, and the error events for messages that could not be used.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ecci_proto::ContainerName;
+use ecci_proto::envelope::EnvelopeError;
+use ecci_proto::pickle::{Value, from_value};
+use ecci_proto::readiness::UnexpectedCommand;
+use ecci_proto::topic::{AppTopic, TopicError};
+use ecci_transport::TryPublishError;
+use serde::de::DeserializeOwned;
+use tokio::sync::{Mutex, mpsc};
+
+use crate::Error;
+
+/// The `contents` of a received envelope: any Python data value, decoded safely.
+///
+/// Decode it into your own type with [`decode`](Self::decode), or look at the dynamic
+/// [`Value`].
+///
+/// ```
+/// use ecci_client::Contents;
+/// use ecci_proto::pickle::Value;
+///
+/// #[derive(serde::Deserialize, Debug, PartialEq)]
+/// struct Reading { sensor: String, celsius: f64 }
+///
+/// let c = Contents::from(Value::dict([
+///     ("sensor", Value::from("t1")),
+///     ("celsius", Value::Float(21.5)),
+/// ]));
+/// assert_eq!(c.decode::<Reading>()?, Reading { sensor: "t1".into(), celsius: 21.5 });
+/// assert!(c.decode::<Vec<i64>>().is_err());
+/// # Ok::<(), ecci_client::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Contents(Value);
+
+impl Contents {
+    /// The dynamic value.
+    pub fn value(&self) -> &Value {
+        &self.0
+    }
+
+    /// The dynamic value, owned.
+    pub fn into_value(self) -> Value {
+        self.0
+    }
+
+    /// Decodes a copy of the contents into `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the value does not have `T`'s shape.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        from_value(self.0.clone()).map_err(Error::Decode)
+    }
+
+    /// Decodes the contents into `T` without copying them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the value does not have `T`'s shape.
+    pub fn into_decoded<T: DeserializeOwned>(self) -> Result<T, Error> {
+        from_value(self.0).map_err(Error::Decode)
+    }
+
+    /// The command name, when the contents are `{'cmd': NAME, …}` with a string `NAME`.
+    ///
+    /// ```
+    /// use ecci_client::Contents;
+    /// use ecci_proto::pickle::Value;
+    /// let c = Contents::from(Value::dict([("cmd", Value::from("start"))]));
+    /// assert_eq!(c.cmd_name(), Some("start"));
+    /// ```
+    pub fn cmd_name(&self) -> Option<&str> {
+        ecci_proto::envelope::cmd_name(&self.0)
+    }
+}
+
+impl From<Value> for Contents {
+    fn from(value: Value) -> Self {
+        Contents(value)
+    }
+}
+
+impl From<Contents> for Value {
+    fn from(contents: Contents) -> Self {
+        contents.0
+    }
+}
+
+impl AsRef<Value> for Contents {
+    fn as_ref(&self) -> &Value {
+        &self.0
+    }
+}
+
+/// One received message: who sent it and what it carries, never apart.
+///
+/// ```
+/// use ecci_client::{Contents, Received};
+/// use ecci_proto::pickle::Value;
+/// use ecci_proto::topic::AppTopic;
+///
+/// let topic = AppTopic::parse("ECCI/b1/app/app/sender/me")?;
+/// let m = Received::new(topic, Contents::from(Value::from(7)));
+/// assert_eq!(m.sender(), "sender");
+/// assert_eq!(m.contents.decode::<i64>().unwrap(), 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// The topic it arrived on: sender, receiver (this container or a sub object), broker,
+    /// kind and mountpoint.
+    pub topic: AppTopic,
+    /// The envelope's contents.
+    pub contents: Contents,
+}
+
+impl Received {
+    /// A received message (for tests and fakes).
+    pub fn new(topic: AppTopic, contents: Contents) -> Self {
+        Self { topic, contents }
+    }
+
+    /// The sender, parsed from the topic.
+    pub fn sender(&self) -> &ContainerName {
+        &self.topic.sender
+    }
+
+    /// The receiver: this container, or one of its sub objects (`ECCI_SUB_OBJECTS`).
+    pub fn receiver(&self) -> &ContainerName {
+        &self.topic.receiver
+    }
+
+    /// Decodes a copy of the contents; see [`Contents::decode`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the contents do not have `T`'s shape.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        self.contents.decode()
+    }
+}
+
+/// Why an inbound message (or a message the handshake had to send) could not be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InboundError {
+    /// The topic is not an ECCI app topic.
+    #[error("topic is not an ecci app topic")]
+    Topic(#[source] TopicError),
+    /// The payload is not a pickled envelope of a known type.
+    #[error("payload is not an ecci envelope")]
+    Envelope(#[source] EnvelopeError),
+    /// A readiness command that does not fit this container's role or sender.
+    #[error("readiness command refused")]
+    Readiness(#[source] UnexpectedCommand),
+    /// A readiness message could not be queued (the retry tick sends it again).
+    #[error("readiness message could not be queued")]
+    Queue(#[source] TryPublishError),
+}
+
+/// A message the client could not use, reported instead of crashing; see
+/// [`Client::errors`](crate::Client::errors).
+///
+/// ```
+/// use ecci_client::{ErrorEvent, InboundError};
+/// use ecci_proto::topic::AppTopic;
+/// let err = AppTopic::parse("not/an/ecci/topic").unwrap_err();
+/// let ev = ErrorEvent { topic: "not/an/ecci/topic".into(), error: InboundError::Topic(err) };
+/// assert_eq!(ev.to_string(), "message on \"not/an/ecci/topic\" rejected");
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("message on {topic:?} rejected")]
+pub struct ErrorEvent {
+    /// The topic of the message concerned.
+    pub topic: String,
+    /// What was wrong.
+    #[source]
+    pub error: InboundError,
+}
+
+type Recv<T> = Pin<Box<dyn Future<Output = Option<T>> + Send>>;
+
+/// A queue of inbound items ([`Received`] messages or [`ErrorEvent`]s), shared by every
+/// clone of the [`Client`](crate::Client) that filled it.
+///
+/// Clones of an `Inbox` compete for the same items, like consumers of one work queue.
+/// It is a [`Stream`](futures_core::Stream) and has an async [`recv`](Self::recv).
+///
+/// The queue is bounded; see [`ClientOptions`](crate::ClientOptions) for what happens
+/// when the application does not keep up.
+pub struct Inbox<T> {
+    rx: Arc<Mutex<mpsc::Receiver<T>>>,
+    /// The `Stream`'s receive in progress. Behind a mutex only so that `Inbox` is `Sync`;
+    /// `poll_next` has `&mut self` and never locks it.
+    pending: std::sync::Mutex<Option<Recv<T>>>,
+}
+
+impl<T> fmt::Debug for Inbox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox").finish_non_exhaustive()
+    }
+}
+
+impl<T> Clone for Inbox<T> {
+    fn clone(&self) -> Self {
+        Self {
+            rx: Arc::clone(&self.rx),
+            pending: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<T: Send + 'static> Inbox<T> {
+    pub(crate) fn new(rx: mpsc::Receiver<T>) -> Self {
+        Self {
+            rx: Arc::new(Mutex::new(rx)),
+            pending: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The next item, or `None` once the client is closed and the queue is empty.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: no item is lost when the future is dropped.
+    pub async fn recv(&self) -> Option<T> {
+        self.rx.lock().await.recv().await
+    }
+
+    /// The next item if one is waiting (and no other consumer holds the queue).
+    pub fn try_recv(&self) -> Option<T> {
+        self.rx.try_lock().ok()?.try_recv().ok()
+    }
+
+    /// How many items are waiting (0 while another consumer is waiting in
+    /// [`recv`](Self::recv), which holds the queue).
+    pub fn len(&self) -> usize {
+        self.rx.try_lock().map_or(0, |rx| rx.len())
+    }
+
+    /// Whether no item is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T: Send + 'static> futures_core::Stream for Inbox<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let rx = Arc::clone(&self.rx);
+        let slot = self
+            .pending
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pending =
+            slot.get_or_insert_with(|| Box::pin(async move { rx.lock_owned().await.recv().await }));
+        let out = pending.as_mut().poll(cx);
+        if out.is_ready() {
+            *slot = None;
+        }
+        out
+    }
+}

@@ -1,0 +1,83 @@
+//! The ECCI SDK for Rust: what an ECCI container's code talks to.
+//!
+//! An ECCI app is a set of containers that exchange data and commands over MQTT brokers,
+//! started together through a readiness handshake. [`Client`] does everything the Python
+//! SDK's `Client` does, on the same wire (see `wire.md`), so Rust and Python containers work
+//! together:
+//!
+//! - **Configuration** from the `ECCI_*` variables ([`Client::from_env`]) or in code
+//!   ([`Client::builder`] with an [`ecci_proto::Config`]);
+//! - **Publishing** data or commands (any serde type) to targets selected by name prefix
+//!   ([`Client::publish`], [`Client::publish_cmd`], [`Targets`]), with a [`Delivery`] that
+//!   resolves when the brokers acknowledged;
+//! - **Receiving** data and commands as queues of [`Received`] messages, sender and
+//!   contents together ([`Client::recv_data`], [`Client::data`], an [`Inbox`] that is also a
+//!   `Stream`), decoded safely: a bad payload is an [`ErrorEvent`] on [`Client::errors`],
+//!   never a crash;
+//! - **Readiness**: [`Client::wait_started`] (with a timeout), [`Client::exit_requested`],
+//!   [`Client::send_complete`], [`Client::send_data`], for components, local and global
+//!   controllers, robust to reconnects and restarts;
+//! - a **blocking** API for synchronous programs ([`blocking::Client`]);
+//! - one [`Error`] type.
+//!
+//! A tour on the in-memory hub (a real app uses [`Client::from_env`] and MQTT): a global
+//! controller and a worker go through the handshake and exchange data and a command.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use ecci_client::Client;
+//! use ecci_proto::config::{AppType, Config};
+//! use ecci_transport::memory::Hub;
+//!
+//! let hub = Hub::new();
+//! let ctrl_config = Config::builder("unused", "cloud".parse()?, "app".parse()?, "ctrl".parse()?)
+//!     .app_type(AppType::Controller)
+//!     .pub_target("worker1".parse()?, "edge".parse()?)
+//!     .build()?;
+//! let worker_config = Config::builder("unused", "edge".parse()?, "app".parse()?, "worker1".parse()?)
+//!     .app_type(AppType::Component)
+//!     .controller("ctrl".parse()?, "cloud".parse()?)
+//!     .pub_target("ctrl".parse()?, "cloud".parse()?)
+//!     .build()?;
+//! let ctrl = Client::builder(ctrl_config).transport(Arc::new(hub.transport())).connect().await?;
+//! let worker = Client::builder(worker_config).transport(Arc::new(hub.transport())).connect().await?;
+//!
+//! ctrl.wait_started(Duration::from_secs(10)).await?;
+//! worker.wait_started(Duration::from_secs(10)).await?;
+//!
+//! // "worker" selects every target whose name starts with it.
+//! ctrl.publish(&("job", 42), "worker").await?.await?;
+//! let job = worker.recv_data().await?;
+//! assert_eq!(job.sender(), "ctrl");
+//! assert_eq!(job.decode::<(String, u32)>()?, ("job".to_owned(), 42));
+//!
+//! // Commands are (sender, contents) pairs too; the handshake's own commands come first.
+//! ctrl.publish_cmd(&std::collections::BTreeMap::from([("cmd", "pause")]), "worker1").await?;
+//! loop {
+//!     let cmd = worker.recv_cmd().await?;
+//!     if cmd.contents.cmd_name() == Some("pause") {
+//!         break;
+//!     }
+//! }
+//! ctrl.close().await;
+//! worker.close().await;
+//! # Ok(()) }
+//! ```
+
+pub mod blocking;
+mod client;
+mod error;
+mod inbound;
+mod publish;
+mod task;
+
+pub use client::{Client, ClientBuilder, ClientOptions, Metrics, Status, mqtt_config};
+pub use error::Error;
+pub use inbound::{Contents, ErrorEvent, InboundError, Inbox, Received};
+pub use publish::{Delivery, Targets};
+
+pub use ecci_proto;
+pub use ecci_proto::Config;
+pub use ecci_transport;

@@ -1,0 +1,269 @@
+//! The client's one background task: reads the transport's events, decodes envelopes with
+//! the data-only codec, dispatches them to the inbound queues, and drives the readiness
+//! state machine (connect events, commands, retry ticks) and carries out its actions.
+//!
+//! It never publishes with a waiting call: handshake messages go out with `try_publish`,
+//! so a full outgoing queue can never block the reader of the event stream (the retry tick
+//! and the peers' retries make up for a skipped one).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecci_proto::envelope::{Envelope, MessageType};
+use ecci_proto::pickle::{DecodeLimits, Protocol};
+use ecci_proto::platform::ReadyReport;
+use ecci_proto::readiness::{Action, Cmd, Event as HandshakeEvent, Readiness};
+use ecci_proto::topic::{AppTopic, PlatformTopic};
+use ecci_proto::{AppId, BrokerId, ContainerName};
+use ecci_transport::{Event, Events, Message, Priority, QoS, Transport};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::client::{Counters, Status, bump};
+use crate::inbound::{Contents, ErrorEvent, InboundError, Received};
+
+/// The sending ends of the inbound queues.
+pub(crate) struct Senders {
+    pub(crate) data: mpsc::Sender<Received>,
+    pub(crate) commands: mpsc::Sender<Received>,
+    pub(crate) files: mpsc::Sender<Received>,
+    pub(crate) errors: mpsc::Sender<ErrorEvent>,
+}
+
+pub(crate) struct Task {
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) events: Events,
+    pub(crate) me: ContainerName,
+    pub(crate) app: AppId,
+    pub(crate) broker: BrokerId,
+    pub(crate) agent_id: Option<String>,
+    pub(crate) readiness: Option<Readiness>,
+    pub(crate) status: watch::Sender<Status>,
+    pub(crate) senders: Senders,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) limits: DecodeLimits,
+    pub(crate) protocol: Protocol,
+    pub(crate) retry_interval: Duration,
+}
+
+/// What woke the task up.
+enum Step {
+    Stop,
+    Event(Option<Event>),
+    Tick,
+}
+
+/// Which queue an inbound message goes to.
+#[derive(Clone, Copy)]
+enum Queue {
+    Data,
+    Commands,
+    Files,
+}
+
+impl Task {
+    pub(crate) async fn run(mut self) {
+        let period = self.retry_interval.max(Duration::from_millis(1));
+        let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let ticking = self.ticking();
+            let step = tokio::select! {
+                biased;
+                _ = self.shutdown.wait_for(|stop| *stop) => Step::Stop,
+                event = self.events.recv() => Step::Event(event),
+                _ = tick.tick(), if ticking => Step::Tick,
+            };
+            match step {
+                Step::Stop | Step::Event(None) => break,
+                Step::Event(Some(event)) => {
+                    if !self.on_event(event).await {
+                        break;
+                    }
+                }
+                Step::Tick => self.drive(HandshakeEvent::Timeout, ""),
+            }
+        }
+        self.status.send_modify(|s| {
+            s.closed = true;
+            s.connected = false;
+        });
+    }
+
+    /// Whether retry ticks can still do anything: only until started or exit requested,
+    /// so that an idle started client has no timer (and paused-time tests do not spin).
+    fn ticking(&self) -> bool {
+        self.readiness
+            .as_ref()
+            .is_some_and(|r| !r.is_started() && !r.exit_requested())
+    }
+
+    /// Handles one transport event; `false` when the client is shutting down.
+    async fn on_event(&mut self, event: Event) -> bool {
+        match event {
+            Event::Connected => {
+                self.status
+                    .send_if_modified(|s| !std::mem::replace(&mut s.connected, true));
+                // The subscriptions are in place: the first ones were made before this task
+                // started, and the transport makes them again before every later Connected.
+                self.drive(HandshakeEvent::Connected, "");
+                true
+            }
+            Event::Disconnected(_) => {
+                self.status
+                    .send_if_modified(|s| std::mem::replace(&mut s.connected, false));
+                true
+            }
+            Event::Message(message) => self.on_message(message).await,
+            _ => true,
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) -> bool {
+        bump(&self.counters.received);
+        let topic = match AppTopic::parse(&message.topic) {
+            Ok(topic) => topic,
+            Err(e) => {
+                self.report(message.topic, InboundError::Topic(e));
+                return true;
+            }
+        };
+        let envelope = match Envelope::from_pickle(&message.payload, &self.limits) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                self.report(message.topic, InboundError::Envelope(e));
+                return true;
+            }
+        };
+        let received = Received::new(topic, Contents::from(envelope.contents));
+        match envelope.kind {
+            MessageType::Data => {
+                bump(&self.counters.data);
+                self.deliver(Queue::Data, received).await
+            }
+            MessageType::File => {
+                bump(&self.counters.files);
+                self.deliver(Queue::Files, received).await
+            }
+            MessageType::Cmd => {
+                bump(&self.counters.commands);
+                let handshake = self.readiness.is_some()
+                    && received.topic.receiver == self.me
+                    && received
+                        .contents
+                        .cmd_name()
+                        .and_then(Cmd::from_wire)
+                        .is_some();
+                if !handshake {
+                    return self.deliver(Queue::Commands, received).await;
+                }
+                if let Some(name) = received.contents.cmd_name() {
+                    let event = HandshakeEvent::Command {
+                        from: &received.topic.sender,
+                        cmd: name,
+                    };
+                    self.drive(event, &message.topic);
+                }
+                // Carried out already; the application gets it only if it has room, so an
+                // application that never reads commands cannot stall its own handshake.
+                if self.senders.commands.try_send(received).is_err() {
+                    bump(&self.counters.handshake_skipped);
+                }
+                true
+            }
+        }
+    }
+
+    /// Queues `received`, waiting for room (backpressure); `false` on shutdown.
+    async fn deliver(&mut self, queue: Queue, received: Received) -> bool {
+        let tx = match queue {
+            Queue::Data => &self.senders.data,
+            Queue::Commands => &self.senders.commands,
+            Queue::Files => &self.senders.files,
+        };
+        let shutdown = &mut self.shutdown;
+        tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => false,
+            // The receivers live as long as any `Client`; a failed send means every client
+            // is gone, and the shutdown branch ends the task right after.
+            _ = tx.send(received) => true,
+        }
+    }
+
+    /// Raises an error event; never waits.
+    fn report(&self, topic: String, error: InboundError) {
+        bump(&self.counters.errors);
+        if self
+            .senders
+            .errors
+            .try_send(ErrorEvent { topic, error })
+            .is_err()
+        {
+            bump(&self.counters.errors_dropped);
+        }
+    }
+
+    /// Feeds the handshake one event and carries out its actions. `topic` is the topic of
+    /// the inbound command, for error events.
+    fn drive(&mut self, event: HandshakeEvent<'_>, topic: &str) {
+        let Some(readiness) = self.readiness.as_mut() else {
+            return;
+        };
+        let actions = readiness.handle(event);
+        let status = Status {
+            connected: self.status.borrow().connected,
+            started: readiness.is_started(),
+            exit_requested: readiness.exit_requested(),
+            closed: false,
+            handshake: Some(readiness.state()),
+            waiting_for: readiness.pending().cloned().collect(),
+        };
+        for action in actions {
+            self.execute(action, topic);
+        }
+        // After the actions: a controller's `start`s are queued before the application,
+        // released here, can publish anything.
+        self.status.send_if_modified(|s| {
+            let changed = *s != status;
+            *s = status;
+            changed
+        });
+    }
+
+    fn execute(&self, action: Action, topic: &str) {
+        match action {
+            Action::Send { to, cmd } => {
+                let topic =
+                    AppTopic::app_message(to.broker, self.app.clone(), self.me.clone(), to.name);
+                let payload = cmd.to_envelope().to_pickle(self.protocol);
+                self.send(topic.to_string(), payload);
+            }
+            Action::Report(ready_type) => {
+                let report = ReadyReport {
+                    app_id: self.app.clone(),
+                    container_name: self.me.clone(),
+                    agent_id: self.agent_id.clone(),
+                    ready_type: ready_type.into(),
+                };
+                let topic = PlatformTopic::ready(self.broker.clone());
+                self.send(topic.to_string(), report.to_json());
+            }
+            Action::Unexpected(unexpected) => {
+                self.report(topic.to_owned(), InboundError::Readiness(unexpected));
+            }
+            // Reflected in the status by `drive`.
+            Action::Started | Action::ExitRequested => {}
+        }
+    }
+
+    fn send(&self, topic: String, payload: Vec<u8>) {
+        let message =
+            Message::new(topic.clone(), payload, QoS::ExactlyOnce).with_priority(Priority::Control);
+        // The receipt is not awaited: a lost handshake message is made up for by retries.
+        if let Err(e) = self.transport.try_publish(message) {
+            self.report(topic, InboundError::Queue(e));
+        }
+    }
+}
