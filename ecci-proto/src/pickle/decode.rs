@@ -59,7 +59,7 @@ impl Default for DecodeLimits {
 
 /// The most decimal digits accepted in a protocol 0 `INT`/`LONG`, as CPython's
 /// default `sys.get_int_max_str_digits()`: longer ones cost quadratic time.
-const MAX_INT_DIGITS: usize = 4300;
+const MAX_INT_DIGITS: usize = super::value::MAX_DECIMAL_DIGITS;
 
 /// Why a pickle could not be decoded.
 ///

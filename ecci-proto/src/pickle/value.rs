@@ -236,8 +236,79 @@ impl BigInt {
         Some(i128::from_le_bytes(buf))
     }
 
-    /// The magnitude as little-endian base-2^32 limbs.
-    fn magnitude_limbs(&self) -> Vec<u32> {
+    /// The number of bits of the magnitude, as Python's `int.bit_length()`:
+    /// 0 for zero, 8 for 255 and for -255.
+    ///
+    /// ```
+    /// use ecci_proto::pickle::BigInt;
+    /// assert_eq!(BigInt::from_i128(1 << 100).bits(), 101);
+    /// assert_eq!(BigInt::from_i128(-(1 << 100)).bits(), 101);
+    /// ```
+    pub fn bits(&self) -> u64 {
+        bit_length(&self.magnitude_bytes())
+    }
+
+    /// The value as the nearest `f64`, as Python's `float(int)` rounds it
+    /// (to nearest, ties to even), or `None` when it rounds beyond `f64::MAX`,
+    /// where Python raises `OverflowError`.
+    ///
+    /// Computed from the bits directly, in time linear in the length.
+    ///
+    /// ```
+    /// use ecci_proto::pickle::BigInt;
+    /// assert_eq!(BigInt::from_i128(-(1 << 100)).to_f64(), Some(-(2f64.powi(100))));
+    /// let two_to_1024 = BigInt::from_le_bytes(&[&[0u8; 128][..], &[1]].concat());
+    /// assert_eq!(two_to_1024.to_f64(), None);
+    /// ```
+    pub fn to_f64(&self) -> Option<f64> {
+        let magnitude = self.magnitude_bytes();
+        let bits = bit_length(&magnitude);
+        let abs = if bits <= 64 {
+            let mut buf = [0u8; 8];
+            for (b, m) in buf.iter_mut().zip(&magnitude) {
+                *b = *m;
+            }
+            // Rust's int-to-float conversion rounds to nearest, ties to even.
+            #[expect(clippy::cast_precision_loss, reason = "rounded as float(int)")]
+            let f = u64::from_le_bytes(buf) as f64;
+            f
+        } else if bits > 1024 {
+            return None;
+        } else {
+            // The top 64 bits, with every lower bit folded into the last one
+            // ("sticky"): rounding those 64 bits to 53 then rounds exactly as
+            // rounding the whole number would.
+            let shift = bits - 64;
+            let (byte, bit) = (
+                usize::try_from(shift / 8).ok()?,
+                u32::try_from(shift % 8).ok()?,
+            );
+            let mut window = [0u8; 16];
+            for (w, m) in window
+                .iter_mut()
+                .zip(magnitude.get(byte..).unwrap_or_default())
+            {
+                *w = *m;
+            }
+            let top =
+                u64::try_from((u128::from_le_bytes(window) >> bit) & u128::from(u64::MAX)).ok()?;
+            let below = magnitude.get(..byte).unwrap_or_default();
+            let low_bits = magnitude.get(byte).map_or(0, |b| b & ((1u8 << bit) - 1));
+            let sticky = below.iter().any(|&b| b != 0) || low_bits != 0;
+            #[expect(clippy::cast_precision_loss, reason = "rounded as float(int)")]
+            let rounded = (top | u64::from(sticky)) as f64;
+            // 2^shift, exact: shift <= 960 is a normal exponent.
+            let scale = f64::from_bits((shift + 1023) << 52);
+            rounded * scale
+        };
+        if abs.is_infinite() {
+            return None;
+        }
+        Some(if self.is_negative() { -abs } else { abs })
+    }
+
+    /// The magnitude as little-endian bytes (not normalized).
+    fn magnitude_bytes(&self) -> Vec<u8> {
         let mut bytes = self.le_bytes.clone();
         if self.is_negative() {
             // Two's complement negation: invert and add one.
@@ -249,6 +320,11 @@ impl BigInt {
             }
         }
         bytes
+    }
+
+    /// The magnitude as little-endian base-2^32 limbs.
+    fn magnitude_limbs(&self) -> Vec<u32> {
+        self.magnitude_bytes()
             .chunks(4)
             .map(|c| {
                 let mut w = [0u8; 4];
@@ -259,11 +335,47 @@ impl BigInt {
     }
 }
 
+/// The number of significant bits of a little-endian magnitude.
+fn bit_length(magnitude: &[u8]) -> u64 {
+    match magnitude.iter().rposition(|&b| b != 0) {
+        None => 0,
+        Some(top) => top as u64 * 8 + u64::from(8 - magnitude[top].leading_zeros()),
+    }
+}
+
+/// The most decimal digits [`BigInt`]'s `Display` writes, as CPython's default
+/// `sys.get_int_max_str_digits()`: converting to decimal costs time quadratic
+/// in the length, and a peer can send an int of millions of digits.
+pub(crate) const MAX_DECIMAL_DIGITS: usize = 4300;
+
+/// Writes the decimal form when it has at most [`MAX_DECIMAL_DIGITS`] digits
+/// (as Python's `str(int)` does), and `<int of N bits>` (or `<negative int of
+/// N bits>`) otherwise, so that formatting any received value is cheap.
+///
+/// ```
+/// use ecci_proto::pickle::BigInt;
+/// let huge = BigInt::from_le_bytes(&[0x5a; 1 << 20]);
+/// assert_eq!(huge.to_string(), "<int of 8388607 bits>");
+/// ```
 impl fmt::Display for BigInt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every number of more than this many bits has more than 4300 digits
+        // (2^14300 has 4305), so the conversion is only attempted below it.
+        const MAX_DECIMAL_BITS: u64 = 14_300;
+        let bits = self.bits();
+        let sign = if self.is_negative() { "negative " } else { "" };
+        if bits > MAX_DECIMAL_BITS {
+            return write!(f, "<{sign}int of {bits} bits>");
+        }
         let mut limbs = self.magnitude_limbs();
         let mut chunks = Vec::new(); // base 10^9, least significant first
-        while limbs.iter().any(|&l| l != 0) {
+        loop {
+            while limbs.last() == Some(&0) {
+                limbs.pop();
+            }
+            if limbs.is_empty() {
+                break;
+            }
             let mut rem = 0u64;
             for limb in limbs.iter_mut().rev() {
                 let cur = (rem << 32) | u64::from(*limb);
@@ -272,19 +384,21 @@ impl fmt::Display for BigInt {
             }
             chunks.push(rem);
         }
+        let Some((most, rest)) = chunks.split_last() else {
+            return f.write_str("0");
+        };
+        let digits = most.to_string();
+        if digits.len() + 9 * rest.len() > MAX_DECIMAL_DIGITS {
+            return write!(f, "<{sign}int of {bits} bits>");
+        }
         if self.is_negative() {
             f.write_str("-")?;
         }
-        match chunks.split_last() {
-            None => f.write_str("0"),
-            Some((most, rest)) => {
-                write!(f, "{most}")?;
-                for c in rest.iter().rev() {
-                    write!(f, "{c:09}")?;
-                }
-                Ok(())
-            }
+        f.write_str(&digits)?;
+        for c in rest.iter().rev() {
+            write!(f, "{c:09}")?;
         }
+        Ok(())
     }
 }
 
@@ -323,6 +437,171 @@ mod tests {
             assert_eq!(b.to_string(), i.to_string());
             assert_eq!(b.to_i128(), Some(i));
             assert_eq!(b.is_negative(), i < 0);
+        }
+    }
+
+    /// `10^k`, by repeated multiplication of the bytes.
+    fn ten_to(k: usize) -> BigInt {
+        let mut bytes = vec![1u8];
+        for _ in 0..k {
+            let mut carry = 0u16;
+            for b in &mut bytes {
+                let cur = u16::from(*b) * 10 + carry;
+                *b = cur as u8;
+                carry = cur >> 8;
+            }
+            if carry != 0 {
+                bytes.push(carry as u8);
+            }
+        }
+        bytes.push(0);
+        BigInt::from_le_bytes(&bytes)
+    }
+
+    /// `big - 1`, for a positive `big`.
+    fn minus_one(big: &BigInt) -> BigInt {
+        let mut bytes = big.to_le_bytes().to_vec();
+        for b in &mut bytes {
+            let (v, borrow) = b.overflowing_sub(1);
+            *b = v;
+            if !borrow {
+                break;
+            }
+        }
+        BigInt::from_le_bytes(&bytes)
+    }
+
+    fn negate(big: &BigInt) -> BigInt {
+        let mut bytes = big.to_le_bytes().to_vec();
+        bytes.push(if big.is_negative() { 0xff } else { 0 });
+        let mut carry = true;
+        for b in &mut bytes {
+            let (v, c) = (!*b).overflowing_add(u8::from(carry));
+            *b = v;
+            carry = c;
+        }
+        BigInt::from_le_bytes(&bytes)
+    }
+
+    #[test]
+    fn bigint_display_stops_at_4300_digits() {
+        #[track_caller]
+        fn check(big: &BigInt, expected: &str) {
+            let shown = big.to_string();
+            let shown = if shown.len() > 40 {
+                format!(
+                    "{}…{} digits",
+                    &shown[..3],
+                    shown.trim_start_matches('-').len()
+                )
+            } else {
+                shown
+            };
+            assert_eq!(shown, expected);
+        }
+        let largest = minus_one(&ten_to(4300));
+        check(&largest, "999…4300 digits");
+        check(&negate(&largest), "-99…4300 digits");
+        check(&ten_to(4300), "<int of 14285 bits>");
+        check(&negate(&ten_to(4300)), "<negative int of 14285 bits>");
+        check(&ten_to(4299), "100…4300 digits");
+        check(&BigInt::from_le_bytes(&[0xff; 4000]), "-1");
+        check(
+            &BigInt::from_le_bytes(&[&[0xff; 4000][..], &[0]].concat()),
+            "<int of 32000 bits>",
+        );
+    }
+
+    #[test]
+    fn bigint_bits() {
+        for (i, bits) in [
+            (0i128, 0),
+            (1, 1),
+            (-1, 1),
+            (255, 8),
+            (-255, 8),
+            (-256, 9),
+            (i128::MAX, 127),
+            (i128::MIN, 128),
+        ] {
+            assert_eq!(BigInt::from_i128(i).bits(), bits, "{i}");
+        }
+        assert_eq!(ten_to(4300).bits(), 14285);
+    }
+
+    #[test]
+    fn bigint_to_f64_rounds_as_python() {
+        #[track_caller]
+        fn check(big: &BigInt, expected: Option<f64>) {
+            assert_eq!(big.to_f64(), expected, "{big}");
+            assert_eq!(negate(big).to_f64(), expected.map(|f| -f), "-{big}");
+        }
+        let pow2 = |k: usize| {
+            let mut bytes = vec![0u8; k / 8 + 2];
+            bytes[k / 8] = 1 << (k % 8);
+            BigInt::from_le_bytes(&bytes)
+        };
+        let shifted = |i: i128, k: usize| {
+            let mut bytes = vec![0u8; k / 8];
+            bytes.extend(i.to_le_bytes());
+            BigInt::from_le_bytes(&bytes)
+        };
+        check(&BigInt::from_i128(0), Some(0.0));
+        check(&pow2(64), Some(2f64.powi(64)));
+        // Ties go to even; a bit below the tie breaks it upwards.
+        check(&shifted((1 << 53) + 1, 800), Some(2f64.powi(853)));
+        check(
+            &shifted((1 << 53) + 3, 800),
+            Some(((1u64 << 53) + 4) as f64 * 2f64.powi(800)),
+        );
+        let just_above_tie = BigInt::from_le_bytes(
+            &[&[1u8][..], &[0; 99], &((1i128 << 53) + 1).to_le_bytes()].concat(),
+        );
+        check(
+            &just_above_tie,
+            Some(((1u64 << 53) + 2) as f64 * 2f64.powi(800)),
+        );
+        check(&minus_one(&pow2(1024)), None);
+        check(&pow2(1023), Some(2f64.powi(1023)));
+        // f64::MAX is 2^1024 - 2^971; halfway to 2^1024 rounds up, to overflow.
+        let max = minus_one(&pow2(1024));
+        let max = BigInt::from_le_bytes(
+            &max.to_le_bytes()
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    if i < 121 {
+                        0
+                    } else if i == 121 {
+                        b & 0xf8
+                    } else {
+                        b
+                    }
+                })
+                .collect::<Vec<_>>(),
+        );
+        check(&max, Some(f64::MAX));
+        let tie = BigInt::from_le_bytes(
+            &max.to_le_bytes()
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| if i == 121 { b | 4 } else { b })
+                .collect::<Vec<_>>(),
+        );
+        check(&minus_one(&tie), Some(f64::MAX));
+        check(&tie, None);
+        check(&pow2(100_000), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bigint_to_f64_matches_int_casts(i: i128, shift in 0usize..1100) {
+            proptest::prop_assert_eq!(BigInt::from_i128(i).to_f64(), Some(i as f64));
+            let mut bytes = vec![0u8; shift / 8];
+            bytes.extend(i.to_le_bytes());
+            let scaled = (i as f64) * 2f64.powi(i32::try_from(shift / 8 * 8).unwrap_or(0));
+            let expected = Some(scaled).filter(|f| f.is_finite());
+            proptest::prop_assert_eq!(BigInt::from_le_bytes(&bytes).to_f64(), expected);
         }
     }
 
