@@ -1124,12 +1124,22 @@ fn parse_decimal_int(text: &[u8]) -> Result<Value, &'static str> {
     if digits.len() > MAX_INT_DIGITS {
         return Err("int longer than 4300 digits");
     }
-    // Magnitude in base 2^32 limbs, least significant first.
-    let mut limbs: Vec<u32> = vec![0];
-    for &d in digits {
-        let mut carry = u64::from(d - b'0');
+    // Magnitude in base 2^32 limbs, least significant first, folding nine
+    // digits per pass over the limbs (10^9 < 2^32).
+    let mut limbs: Vec<u32> = Vec::with_capacity(digits.len() / 9 + 1);
+    let first = match digits.len() % 9 {
+        0 => 9,
+        n => n,
+    };
+    let (head, tail) = digits.split_at(first.min(digits.len()));
+    for (chunk, scale) in std::iter::once((head, 10u64.pow(head.len() as u32)))
+        .chain(tail.chunks(9).map(|c| (c, 1_000_000_000)))
+    {
+        let mut carry = chunk
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
         for limb in &mut limbs {
-            let cur = u64::from(*limb) * 10 + carry;
+            let cur = u64::from(*limb) * scale + carry;
             *limb = cur as u32;
             carry = cur >> 32;
         }
@@ -1308,6 +1318,28 @@ mod tests {
             b"\x8c\x08builtins\x8c\x04eval\x93.",
             Err("refused global builtins.eval at byte 16"),
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimal_ints_parse_at_every_length(
+            negative: bool,
+            lead in 1u8..=9,
+            rest in proptest::collection::vec(0u8..=9, 0..MAX_INT_DIGITS),
+        ) {
+            let digits: String = std::iter::once(lead)
+                .chain(rest)
+                .map(|d| char::from(b'0' + d))
+                .collect();
+            let text = format!("{}{digits}", if negative { "-" } else { "" });
+            let parsed = parse_decimal_int(text.as_bytes()).map_err(str::to_owned);
+            let shown = parsed.map(|v| match v {
+                Value::Int(i) => i.to_string(),
+                Value::BigInt(b) => b.to_string(),
+                other => format!("{other:?}"),
+            });
+            proptest::prop_assert_eq!(shown, Ok(text));
+        }
     }
 
     #[test]
