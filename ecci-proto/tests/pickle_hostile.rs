@@ -262,3 +262,24 @@ fn a_huge_int_is_cheap_to_format_and_convert() {
         "integer 515824107293259853483653470370452830466799721050 out of range for u64"
     );
 }
+
+#[test]
+fn a_memo_flood_is_charged() {
+    // One `None` memoized 4 million times: 4 MB of input, at least 16 MB of memo.
+    let mut input = b"\x80\x04N".to_vec();
+    input.extend(std::iter::repeat_n(0x94, 4 << 20));
+    input.push(b'.');
+    let limits = DecodeLimits {
+        max_decoded: 8 << 20,
+        ..DecodeLimits::default()
+    };
+    assert_eq!(
+        decode(&input, &limits),
+        Err(DecodeError::TooLarge { max: 8 << 20 })
+    );
+    let limits = DecodeLimits {
+        max_decoded: 64 << 20,
+        ..DecodeLimits::default()
+    };
+    assert_eq!(decode(&input, &limits), Ok(ecci_proto::pickle::Value::None));
+}

@@ -265,19 +265,7 @@ pub fn decode(input: &[u8], limits: &DecodeLimits) -> Result<Value, DecodeError>
     if input.is_empty() {
         return Err(DecodeError::Empty);
     }
-    let mut machine = Machine {
-        input,
-        pos: 0,
-        limits,
-        budget: Budget {
-            left: limits.max_decoded,
-            max: limits.max_decoded,
-        },
-        nodes: Vec::new(),
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-    };
+    let mut machine = Machine::new(input, limits);
     let root = machine.run()?;
     machine.materialize(root)
 }
@@ -351,7 +339,88 @@ struct Machine<'a> {
     stack: Vec<NodeId>,
     /// Stack lengths at each open `MARK`; nothing below the innermost may be popped.
     marks: Vec<usize>,
-    memo: HashMap<u64, NodeId>,
+    memo: Memo,
+}
+
+/// The memo, charged to the budget for the memory it really takes.
+///
+/// CPython numbers memo entries 0, 1, 2, … (`MEMOIZE` takes the number of
+/// entries as its index), so dense indices live in a vector of node ids; an
+/// index far beyond its end (only a hand-made stream writes one) goes to a map
+/// instead, so that `LONG_BINPUT 4000000000` cannot make the vector huge.
+#[derive(Default)]
+struct Memo {
+    /// Node ids by index; [`Memo::EMPTY`] where nothing was stored.
+    dense: Vec<u32>,
+    sparse: HashMap<u64, NodeId>,
+    /// The number of indices stored, the index `MEMOIZE` writes next.
+    len: usize,
+}
+
+impl Memo {
+    const EMPTY: u32 = u32::MAX;
+    /// How far past the vector's end an index may be and still grow it.
+    const MAX_GAP: u64 = 1024;
+    /// What a new map entry costs: a 16-byte slot and a control byte, at a
+    /// load factor down to 7/16 just after the table doubles.
+    const SPARSE_ENTRY_COST: usize = 40;
+
+    fn put(&mut self, index: u64, id: NodeId, budget: &mut Budget) -> Result<(), DecodeError> {
+        let Some(id) = u32::try_from(id).ok().filter(|&id| id != Self::EMPTY) else {
+            return Err(DecodeError::TooLarge { max: budget.max });
+        };
+        if let Some(slot) = self.sparse.get_mut(&index) {
+            *slot = id as NodeId;
+            return Ok(());
+        }
+        let dense_len = self.dense.len() as u64;
+        if index >= dense_len.saturating_add(Self::MAX_GAP) {
+            budget.charge(Self::SPARSE_ENTRY_COST)?;
+            self.sparse.insert(index, id as NodeId);
+            self.len += 1;
+            return Ok(());
+        }
+        let Ok(i) = usize::try_from(index) else {
+            return Err(DecodeError::TooLarge { max: budget.max });
+        };
+        if i >= self.dense.len() {
+            let new_len = i + 1;
+            let capacity = self.dense.capacity();
+            if new_len > capacity {
+                // Grow geometrically, as Vec would, but charge before allocating.
+                let new_capacity = new_len.max(capacity.saturating_mul(2)).max(64);
+                budget.charge((new_capacity - capacity) * size_of::<u32>())?;
+                self.dense.reserve_exact(new_capacity - self.dense.len());
+            }
+            self.dense.resize(new_len, Self::EMPTY);
+        }
+        if let Some(slot) = self.dense.get_mut(i) {
+            if *slot == Self::EMPTY {
+                self.len += 1;
+            }
+            *slot = id;
+        }
+        Ok(())
+    }
+
+    fn get(&self, index: u64) -> Option<NodeId> {
+        let dense = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.dense.get(i))
+            .filter(|&&id| id != Self::EMPTY);
+        match dense {
+            Some(&id) => Some(id as NodeId),
+            None => self.sparse.get(&index).copied(),
+        }
+    }
+
+    /// The heap memory the memo holds, in bytes (for tests of the charges).
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
+        self.dense.capacity() * size_of::<u32>()
+            // hashbrown: a slot and a control byte per bucket, buckets = capacity * 8 / 7.
+            + self.sparse.capacity() * 8 / 7 * (size_of::<(u64, NodeId)>() + 1)
+    }
 }
 
 /// What is left of [`DecodeLimits::max_decoded`].
@@ -410,6 +479,22 @@ impl At {
 }
 
 impl<'a> Machine<'a> {
+    fn new(input: &'a [u8], limits: &'a DecodeLimits) -> Self {
+        Machine {
+            input,
+            pos: 0,
+            limits,
+            budget: Budget {
+                left: limits.max_decoded,
+                max: limits.max_decoded,
+            },
+            nodes: Vec::new(),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: Memo::default(),
+        }
+    }
+
     /// Runs the stream to `STOP` and returns the id of the resulting value.
     fn run(&mut self) -> Result<NodeId, DecodeError> {
         loop {
@@ -506,7 +591,7 @@ impl<'a> Machine<'a> {
                 self.memo_put(index.into(), at)?;
             }
             op::MEMOIZE => {
-                let index = self.memo.len() as u64;
+                let index = self.memo.len as u64;
                 self.memo_put(index, at)?;
             }
             op::GET => {
@@ -872,13 +957,11 @@ impl<'a> Machine<'a> {
 
     fn memo_put(&mut self, index: u64, at: At) -> Result<(), DecodeError> {
         let top = self.peek(at)?;
-        self.budget.charge(2 * size_of::<u64>())?;
-        self.memo.insert(index, top);
-        Ok(())
+        self.memo.put(index, top, &mut self.budget)
     }
 
     fn memo_get(&mut self, index: u64, at: At) -> Result<(), DecodeError> {
-        let id = *self.memo.get(&index).ok_or(DecodeError::BadMemoIndex {
+        let id = self.memo.get(index).ok_or(DecodeError::BadMemoIndex {
             opcode: at.opcode,
             offset: at.offset,
             index,
@@ -1340,6 +1423,68 @@ mod tests {
             });
             proptest::prop_assert_eq!(shown, Ok(text));
         }
+    }
+
+    #[test]
+    fn memo_indices_dense_and_sparse() {
+        // MEMOIZE takes the number of entries as its index, wherever they are.
+        let tuple = |items: Vec<Value>| Ok(Value::Tuple(items));
+        check(
+            b"\x80\x04(Nq\x05\x94K\x07\x94h\x02h\x01h\x05t.",
+            tuple(vec![
+                Value::None,
+                Value::from(7),
+                Value::from(7),
+                Value::None,
+                Value::None,
+            ]),
+        );
+        // 4000000000: far beyond the dense part, kept apart.
+        check(
+            b"\x80\x04(Nr\x00\x28\x6b\xee\x94K\x07r\x00\x28\x6b\xeej\x00\x28\x6b\xeeh\x01t.",
+            tuple(vec![
+                Value::None,
+                Value::from(7),
+                Value::from(7),
+                Value::None,
+            ]),
+        );
+        check(
+            b"\x80\x04Nr\x00\x28\x6b\xeej\x01\x28\x6b\xee.",
+            Err("LONG_BINGET at byte 8 reads unset memo index 4000000001"),
+        );
+    }
+
+    /// The budget charged for the memo covers the memory it holds.
+    #[track_caller]
+    fn check_memo_charges(input: &[u8]) {
+        let limits = DecodeLimits::default();
+        let mut machine = Machine::new(input, &limits);
+        machine.run().expect("a valid stream");
+        let charged = limits.max_decoded - machine.budget.left;
+        let held = machine.memo.heap_bytes();
+        assert!(held > 0);
+        assert!(
+            charged >= held,
+            "charged {charged} bytes for a memo of {held}"
+        );
+    }
+
+    #[test]
+    fn memo_is_charged_what_it_holds() {
+        // One value memoized a million times, as CPython would number it.
+        let mut dense = b"\x80\x04N".to_vec();
+        dense.extend(std::iter::repeat_n(op::MEMOIZE, 1_000_000));
+        dense.push(b'.');
+        check_memo_charges(&dense);
+        // The same with indices far apart.
+        let mut sparse = b"\x80\x04N".to_vec();
+        for i in 0..100_000u32 {
+            sparse.push(op::LONG_BINPUT);
+            sparse.extend((i * 40_000).to_le_bytes());
+        }
+        sparse.push(b'.');
+        check_memo_charges(&sparse);
     }
 
     #[test]
