@@ -42,8 +42,9 @@ pub struct DecodeLimits {
     /// text or bytes; stack slots and memo entries count too. A stream that
     /// refers to one memoized container many times is charged for every copy,
     /// so a small "billion laughs" pickle fails here instead of expanding. A
-    /// payload of `n` bytes of `bytes` needs about `2n`; raise the budget to
-    /// accept payloads of many millions of small values.
+    /// payload of `n` bytes of `bytes` needs about `n` (a value the result
+    /// holds once is moved into it, not copied); raise the budget to accept
+    /// payloads of many millions of small values.
     pub max_decoded: usize,
 }
 
@@ -220,6 +221,16 @@ pub enum DecodeError {
     /// A container contains itself.
     #[error("a container contains itself")]
     Cycle,
+    /// A dict key or set item Python cannot hash (a `list`, `dict`, `set` or
+    /// `bytearray`, possibly inside a tuple or frozenset): CPython's
+    /// `pickle.loads` raises `TypeError` on it.
+    #[error("unhashable type '{found}' in a {container}")]
+    Unhashable {
+        /// The Python type of the unhashable part.
+        found: &'static str,
+        /// Where it is: `"dict key"`, `"set"` or `"frozenset"`.
+        container: &'static str,
+    },
 }
 
 /// Decodes a data-only pickle of any protocol (0–5).
@@ -1052,33 +1063,43 @@ impl<'a> Machine<'a> {
 
     /// Builds the result tree without recursion, charging every value to the
     /// budget: a container reached through several references is built (and
-    /// charged) once per reference.
+    /// charged) once per reference. A leaf the result holds once is moved
+    /// into it; only shared leaves are cloned. Dict keys and set items must be
+    /// hashable, as CPython's `pickle.loads` requires.
     fn materialize(mut self, root: NodeId) -> Result<Value, DecodeError> {
+        let single_use = single_use_leaves(&self.nodes, root);
         let mut builder = Builder {
-            nodes: &self.nodes,
+            on_path: vec![false; self.nodes.len()],
+            nodes: &mut self.nodes,
             budget: &mut self.budget,
             max_depth: self.limits.max_depth,
-            on_path: vec![false; self.nodes.len()],
+            single_use,
         };
         let mut frame = match builder.enter(root, 0)? {
             Entered::Value(value) => return Ok(value),
             Entered::Container(frame) => frame,
         };
-        let mut parents: Vec<Frame<'_>> = Vec::new();
+        let mut parents: Vec<Frame> = Vec::new();
         loop {
-            if let Some(&child) = frame.children.get(frame.items.len()) {
+            let next = children(&builder.nodes[frame.id])
+                .get(frame.items.len())
+                .copied();
+            if let Some(child) = next {
                 match builder.enter(child, parents.len() + 1)? {
-                    Entered::Value(value) => frame.items.push(value),
+                    Entered::Value(value) => {
+                        let unhashable = value.unhashable_part();
+                        frame.push(value, unhashable)?;
+                    }
                     Entered::Container(inner) => parents.push(std::mem::replace(&mut frame, inner)),
                 }
                 continue;
             }
             builder.on_path[frame.id] = false;
-            let value = (frame.finish)(frame.items);
+            let (value, unhashable) = frame.finish();
             match parents.pop() {
                 Some(parent) => {
                     frame = parent;
-                    frame.items.push(value);
+                    frame.push(value, unhashable)?;
                 }
                 None => return Ok(value),
             }
@@ -1086,46 +1107,147 @@ impl<'a> Machine<'a> {
     }
 }
 
+/// The items of a container node (none for a leaf or a global).
+fn children(node: &Node) -> &[NodeId] {
+    match node {
+        Node::List(items)
+        | Node::Tuple(items)
+        | Node::Set(items)
+        | Node::FrozenSet(items)
+        | Node::Dict(items) => items,
+        Node::Leaf(_) | Node::Global(_) => &[],
+    }
+}
+
+/// Which leaves occur exactly once in the tree rooted at `root`, counting
+/// every path to them: a leaf referenced once by a container that is itself
+/// referenced twice occurs twice.
+///
+/// Paths are counted (up to "many") in topological order of the graph of
+/// containers reachable from `root`; nodes on a cycle are never reached in
+/// that order and stay "not single", and [`Machine::materialize`] refuses the
+/// cycle anyway.
+fn single_use_leaves(nodes: &[Node], root: NodeId) -> Vec<bool> {
+    let mut indegree = vec![0u32; nodes.len()];
+    let mut reached = vec![false; nodes.len()];
+    reached[root] = true;
+    let mut todo = vec![root];
+    while let Some(id) = todo.pop() {
+        for &child in children(&nodes[id]) {
+            indegree[child] = indegree[child].saturating_add(1);
+            if !reached[child] {
+                reached[child] = true;
+                todo.push(child);
+            }
+        }
+    }
+    // 0, 1, or 2 meaning "more than one".
+    let mut paths = vec![0u8; nodes.len()];
+    let mut single = vec![false; nodes.len()];
+    paths[root] = 1;
+    if indegree[root] == 0 {
+        todo.push(root);
+    }
+    while let Some(id) = todo.pop() {
+        if let Node::Leaf(_) = nodes[id] {
+            single[id] = paths[id] == 1;
+        }
+        for &child in children(&nodes[id]) {
+            paths[child] = paths[child].saturating_add(paths[id]).min(2);
+            indegree[child] = indegree[child].saturating_sub(1);
+            if indegree[child] == 0 {
+                todo.push(child);
+            }
+        }
+    }
+    single
+}
+
 /// The state of [`Machine::materialize`].
 struct Builder<'n> {
-    nodes: &'n [Node],
+    nodes: &'n mut [Node],
     budget: &'n mut Budget,
     max_depth: usize,
     /// The containers being built, to tell a cycle from a shared reference.
     on_path: Vec<bool>,
+    /// The leaves that may be moved out of `nodes`, from [`single_use_leaves`].
+    single_use: Vec<bool>,
 }
 
-/// A container being built: its node's children and the values built for them so far.
-struct Frame<'n> {
+/// The kinds of container.
+#[derive(Clone, Copy)]
+enum Kind {
+    List,
+    Tuple,
+    Set,
+    FrozenSet,
+    Dict,
+}
+
+/// A container being built: its node and the values built for its children so far.
+struct Frame {
     id: NodeId,
-    /// Makes the container's value of the children's values.
-    finish: fn(Vec<Value>) -> Value,
-    children: &'n [NodeId],
+    kind: Kind,
     items: Vec<Value>,
+    /// The type of the first unhashable item, which makes a tuple unhashable.
+    unhashable: Option<&'static str>,
 }
 
-enum Entered<'n> {
+impl Frame {
+    /// Adds the next child's value, refusing an unhashable dict key or set item.
+    fn push(&mut self, value: Value, unhashable: Option<&'static str>) -> Result<(), DecodeError> {
+        if let Some(found) = unhashable {
+            let container = match self.kind {
+                Kind::Dict if self.items.len() % 2 == 0 => Some("dict key"),
+                Kind::Set => Some("set"),
+                Kind::FrozenSet => Some("frozenset"),
+                _ => None,
+            };
+            if let Some(container) = container {
+                return Err(DecodeError::Unhashable { found, container });
+            }
+            self.unhashable.get_or_insert(found);
+        }
+        self.items.push(value);
+        Ok(())
+    }
+
+    /// The container's value, and the type that makes it unhashable, if any.
+    fn finish(self) -> (Value, Option<&'static str>) {
+        match self.kind {
+            Kind::List => (Value::List(self.items), Some("list")),
+            Kind::Tuple => (Value::Tuple(self.items), self.unhashable),
+            Kind::Set => (Value::Set(self.items), Some("set")),
+            Kind::FrozenSet => (Value::FrozenSet(self.items), self.unhashable),
+            Kind::Dict => (dict_from_flat(self.items), Some("dict")),
+        }
+    }
+}
+
+enum Entered {
     Value(Value),
-    Container(Frame<'n>),
+    Container(Frame),
 }
 
-impl<'n> Builder<'n> {
+impl Builder<'_> {
     /// Starts building node `id`, under `depth` open containers.
-    fn enter(&mut self, id: NodeId, depth: usize) -> Result<Entered<'n>, DecodeError> {
+    fn enter(&mut self, id: NodeId, depth: usize) -> Result<Entered, DecodeError> {
         self.budget.charge(VALUE_COST)?;
-        let nodes: &'n [Node] = self.nodes;
-        let node = &nodes[id];
-        let (children, finish): (_, fn(Vec<Value>) -> Value) = match node {
+        let (kind, len) = match &mut self.nodes[id] {
+            Node::Leaf(value) if self.single_use[id] => {
+                // Its payload was charged when the stream created it.
+                return Ok(Entered::Value(std::mem::take(value)));
+            }
             Node::Leaf(value) => {
                 self.budget.charge(payload_len(value))?;
                 return Ok(Entered::Value(value.clone()));
             }
             Node::Global(callable) => return Err(DecodeError::GlobalAsValue(callable.name())),
-            Node::List(items) => (items, Value::List),
-            Node::Tuple(items) => (items, Value::Tuple),
-            Node::Set(items) => (items, Value::Set),
-            Node::FrozenSet(items) => (items, Value::FrozenSet),
-            Node::Dict(items) => (items, dict_from_flat),
+            Node::List(items) => (Kind::List, items.len()),
+            Node::Tuple(items) => (Kind::Tuple, items.len()),
+            Node::Set(items) => (Kind::Set, items.len()),
+            Node::FrozenSet(items) => (Kind::FrozenSet, items.len()),
+            Node::Dict(items) => (Kind::Dict, items.len()),
         };
         if self.on_path[id] {
             return Err(DecodeError::Cycle);
@@ -1138,9 +1260,9 @@ impl<'n> Builder<'n> {
         self.on_path[id] = true;
         Ok(Entered::Container(Frame {
             id,
-            finish,
-            children,
-            items: Vec::with_capacity(children.len()),
+            kind,
+            items: Vec::with_capacity(len),
+            unhashable: None,
         }))
     }
 }
@@ -1485,6 +1607,83 @@ mod tests {
         }
         sparse.push(b'.');
         check_memo_charges(&sparse);
+    }
+
+    #[test]
+    fn refuses_unhashable_keys_and_items() {
+        // Each refused by CPython's pickle.loads with "TypeError: unhashable type".
+        check(
+            b"\x80\x02}]Ns.",
+            Err("unhashable type 'list' in a dict key"),
+        );
+        check(
+            b"\x80\x04\x8f(}\x90.",
+            Err("unhashable type 'dict' in a set"),
+        );
+        check(
+            b"\x80\x04}\x96\x00\x00\x00\x00\x00\x00\x00\x00\x85Ns.",
+            Err("unhashable type 'bytearray' in a dict key"),
+        );
+        check(
+            b"\x80\x04(]\x91.",
+            Err("unhashable type 'list' in a frozenset"),
+        );
+        // set([{}]) through REDUCE, as protocol 2 writes sets.
+        check(
+            b"\x80\x02c__builtin__\nset\n]}a\x85R.",
+            Err("unhashable type 'dict' in a set"),
+        );
+        // A list key filled after it became a key is still a list.
+        check(
+            b"\x80\x02}]q\x00Nsh\x00K\x01a0.",
+            Err("unhashable type 'list' in a dict key"),
+        );
+        check(
+            b"\x80\x02}N]s.",
+            Ok(Value::Dict(vec![(Value::None, Value::List(vec![]))])),
+        );
+        check(
+            b"\x80\x04}(K\x01\x8c\x01a\x86(\x8c\x01b\x91\x86Nu.",
+            Ok(Value::Dict(vec![(
+                Value::Tuple(vec![
+                    Value::Tuple(vec![Value::from(1), Value::from("a")]),
+                    Value::FrozenSet(vec![Value::from("b")]),
+                ]),
+                Value::None,
+            )])),
+        );
+    }
+
+    #[test]
+    fn shared_leaves_are_copied_and_single_ones_moved() {
+        // x = [b'abc']; [x, x]: the leaf is held once by x, but x twice.
+        let abc = || Value::List(vec![Value::Bytes(b"abc".to_vec())]);
+        check(
+            b"(]q\x00C\x03abcah\x00l.",
+            Ok(Value::List(vec![abc(), abc()])),
+        );
+        // A megabyte of bytes costs its length once when it is moved, and once
+        // more per copy when it is shared.
+        let mut one = b"\x80\x04B\x00\x00\x10\x00".to_vec();
+        one.extend(std::iter::repeat_n(7, 1 << 20));
+        let mut twice = b"\x80\x04(".to_vec();
+        twice.extend(&one[2..]);
+        twice.extend(b"\x94h\x00l.");
+        one.push(b'.');
+        let limits = |max_decoded| DecodeLimits {
+            max_decoded,
+            ..DecodeLimits::default()
+        };
+        let bytes = Value::Bytes(vec![7; 1 << 20]);
+        assert_eq!(decode(&one, &limits(3 << 19)), Ok(bytes.clone()));
+        assert_eq!(
+            decode(&twice, &limits(3 << 20)),
+            Err(DecodeError::TooLarge { max: 3 << 20 })
+        );
+        assert_eq!(
+            decode(&twice, &limits(4 << 20)),
+            Ok(Value::List(vec![bytes.clone(), bytes]))
+        );
     }
 
     #[test]

@@ -126,6 +126,192 @@ impl Value {
             Value::Dict(_) => "dict",
         }
     }
+
+    /// Whether Python can hash this value, so that it may be a dict key or a
+    /// set item: everything but `list`, `dict`, `set` and `bytearray`, and
+    /// tuples and frozensets holding one of those.
+    ///
+    /// ```
+    /// use ecci_proto::pickle::Value;
+    /// assert!(Value::Tuple(vec![Value::from(1), Value::from("a")]).is_hashable());
+    /// assert!(!Value::Tuple(vec![Value::List(vec![])]).is_hashable());
+    /// ```
+    pub fn is_hashable(&self) -> bool {
+        self.unhashable_part().is_none()
+    }
+
+    /// The Python type name of the first unhashable part of this value, if any.
+    pub(crate) fn unhashable_part(&self) -> Option<&'static str> {
+        // An explicit stack: a deeply nested tuple should not cost stack frames.
+        let mut stack = vec![self];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::None
+                | Value::Bool(_)
+                | Value::Int(_)
+                | Value::BigInt(_)
+                | Value::Float(_)
+                | Value::Str(_)
+                | Value::Bytes(_) => {}
+                // Reversed, to find the first unhashable part in order.
+                Value::Tuple(items) | Value::FrozenSet(items) => stack.extend(items.iter().rev()),
+                Value::ByteArray(_) | Value::List(_) | Value::Set(_) | Value::Dict(_) => {
+                    return Some(v.type_name());
+                }
+            }
+        }
+        None
+    }
+
+    /// Checks that a Python peer can load this value once encoded: every dict
+    /// key and set item is hashable (Python's `pickle.loads` raises `TypeError`
+    /// otherwise, which kills a Python SDK's network thread), and containers
+    /// nest at most [`MAX_ENCODABLE_DEPTH`] deep (what a Rust peer's default
+    /// [`DecodeLimits`](super::DecodeLimits) accepts, and what
+    /// [`encode`](super::encode()) may recurse through).
+    ///
+    /// Every value [`decode`](super::decode()) returns passes. Call this on a
+    /// value built by hand before [`encode`](super::encode()) publishes it.
+    /// The walk uses an explicit stack, so any value may be checked.
+    ///
+    /// ```
+    /// use ecci_proto::pickle::{UnencodableError, Value};
+    /// let ok = Value::dict([("a", Value::List(vec![]))]);
+    /// assert_eq!(ok.check_encodable(), Ok(()));
+    /// let bad = Value::Dict(vec![(Value::List(vec![]), Value::None)]);
+    /// assert_eq!(
+    ///     bad.check_encodable().unwrap_err().to_string(),
+    ///     "unhashable type 'list' in a dict key"
+    /// );
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// An [`UnencodableError`] naming the first problem found.
+    pub fn check_encodable(&self) -> Result<(), UnencodableError> {
+        // The walk visits values in the order the decoder builds them, so
+        // that both report the same first problem.
+        let Some(mut frame) = CheckFrame::enter(self, 0)? else {
+            return Ok(());
+        };
+        let mut parents: Vec<CheckFrame<'_>> = Vec::new();
+        loop {
+            if let Some(child) = frame.next_child() {
+                match CheckFrame::enter(child, parents.len() + 1)? {
+                    None => frame.push(child.unhashable_part())?,
+                    Some(inner) => parents.push(std::mem::replace(&mut frame, inner)),
+                }
+                continue;
+            }
+            let unhashable = frame.finish();
+            match parents.pop() {
+                Some(parent) => {
+                    frame = parent;
+                    frame.push(unhashable)?;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// A container being checked by [`Value::check_encodable`].
+struct CheckFrame<'v> {
+    value: &'v Value,
+    next: usize,
+    /// The type of the first unhashable item, which makes a tuple unhashable.
+    unhashable: Option<&'static str>,
+}
+
+impl<'v> CheckFrame<'v> {
+    /// Starts checking `value` under `depth` open containers; `None` for a leaf.
+    fn enter(value: &'v Value, depth: usize) -> Result<Option<Self>, UnencodableError> {
+        match value {
+            Value::List(_)
+            | Value::Tuple(_)
+            | Value::Set(_)
+            | Value::FrozenSet(_)
+            | Value::Dict(_) => {}
+            _ => return Ok(None),
+        }
+        if depth >= MAX_ENCODABLE_DEPTH {
+            return Err(UnencodableError::TooDeep {
+                max: MAX_ENCODABLE_DEPTH,
+            });
+        }
+        Ok(Some(Self {
+            value,
+            next: 0,
+            unhashable: None,
+        }))
+    }
+
+    /// The next child, dict keys and values alternating.
+    fn next_child(&mut self) -> Option<&'v Value> {
+        let value: &'v Value = self.value;
+        let child = match value {
+            Value::List(items)
+            | Value::Tuple(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => items.get(self.next),
+            Value::Dict(pairs) => pairs
+                .get(self.next / 2)
+                .map(|(k, v)| if self.next % 2 == 0 { k } else { v }),
+            _ => None,
+        };
+        self.next += 1;
+        child
+    }
+
+    /// Takes the result for the child just visited.
+    fn push(&mut self, unhashable: Option<&'static str>) -> Result<(), UnencodableError> {
+        let Some(found) = unhashable else {
+            return Ok(());
+        };
+        let key_index = self.next - 1;
+        let container = match self.value {
+            Value::Dict(_) if key_index % 2 == 0 => "dict key",
+            Value::Set(_) => "set",
+            Value::FrozenSet(_) => "frozenset",
+            _ => {
+                self.unhashable.get_or_insert(found);
+                return Ok(());
+            }
+        };
+        Err(UnencodableError::Unhashable { found, container })
+    }
+
+    /// The type that makes the finished container unhashable, if any.
+    fn finish(self) -> Option<&'static str> {
+        match self.value {
+            Value::Tuple(_) | Value::FrozenSet(_) => self.unhashable,
+            other => Some(other.type_name()),
+        }
+    }
+}
+
+/// The deepest nesting [`Value::check_encodable`] accepts: the default
+/// [`DecodeLimits::max_depth`](super::DecodeLimits::max_depth).
+pub const MAX_ENCODABLE_DEPTH: usize = 128;
+
+/// Why a [`Value`] should not be sent to a Python peer, from [`Value::check_encodable`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnencodableError {
+    /// A dict key or set item Python cannot hash (a `list`, `dict`, `set` or
+    /// `bytearray`, possibly inside a tuple or frozenset).
+    #[error("unhashable type '{found}' in a {container}")]
+    Unhashable {
+        /// The Python type of the unhashable part.
+        found: &'static str,
+        /// Where it is: `"dict key"`, `"set"` or `"frozenset"`.
+        container: &'static str,
+    },
+    /// Containers nested deeper than [`MAX_ENCODABLE_DEPTH`].
+    #[error("nesting deeper than {max}")]
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl From<&str> for Value {
@@ -602,6 +788,73 @@ mod tests {
             let scaled = (i as f64) * 2f64.powi(i32::try_from(shift / 8 * 8).unwrap_or(0));
             let expected = Some(scaled).filter(|f| f.is_finite());
             proptest::prop_assert_eq!(BigInt::from_le_bytes(&bytes).to_f64(), expected);
+        }
+    }
+
+    #[test]
+    fn check_encodable() {
+        #[track_caller]
+        fn check(value: Value, expected: Result<(), &str>) {
+            let got = value.check_encodable().map_err(|e| e.to_string());
+            assert_eq!(got, expected.map_err(str::to_owned));
+            assert_eq!(value.is_hashable(), value.unhashable_part().is_none());
+        }
+        let list = || Value::List(vec![Value::from(1)]);
+        let nested =
+            |depth: usize| (0..depth).fold(Value::None, |inner, _| Value::List(vec![inner]));
+        check(Value::dict([("a", list())]), Ok(()));
+        check(
+            Value::Dict(vec![(list(), Value::None)]),
+            Err("unhashable type 'list' in a dict key"),
+        );
+        check(
+            Value::Dict(vec![(
+                Value::Tuple(vec![Value::from(1), Value::ByteArray(vec![])]),
+                Value::None,
+            )]),
+            Err("unhashable type 'bytearray' in a dict key"),
+        );
+        check(
+            Value::Set(vec![Value::Dict(vec![])]),
+            Err("unhashable type 'dict' in a set"),
+        );
+        check(
+            Value::FrozenSet(vec![Value::Tuple(vec![Value::Set(vec![])])]),
+            Err("unhashable type 'set' in a frozenset"),
+        );
+        // Found below the top too.
+        check(
+            Value::List(vec![Value::from(1), Value::Set(vec![list()])]),
+            Err("unhashable type 'list' in a set"),
+        );
+        check(
+            Value::Set(vec![
+                Value::Tuple(vec![Value::from("a")]),
+                Value::Bytes(vec![]),
+            ]),
+            Ok(()),
+        );
+        check(nested(MAX_ENCODABLE_DEPTH), Ok(()));
+        check(
+            nested(MAX_ENCODABLE_DEPTH + 1),
+            Err("nesting deeper than 128"),
+        );
+        let dicts =
+            |depth: usize| (0..depth).fold(Value::None, |inner, _| Value::dict([("k", inner)]));
+        check(dicts(MAX_ENCODABLE_DEPTH), Ok(()));
+        check(
+            dicts(MAX_ENCODABLE_DEPTH + 1),
+            Err("nesting deeper than 128"),
+        );
+    }
+
+    #[test]
+    fn check_encodable_accepts_what_a_rust_peer_decodes() {
+        use super::super::{DecodeLimits, Protocol, decode, encode};
+        for depth in [MAX_ENCODABLE_DEPTH, MAX_ENCODABLE_DEPTH + 1] {
+            let value = (0..depth).fold(Value::None, |inner, _| Value::List(vec![inner]));
+            let decoded = decode(&encode(&value, Protocol::V4), &DecodeLimits::default());
+            assert_eq!(decoded.is_ok(), value.check_encodable().is_ok(), "{depth}");
         }
     }
 
