@@ -534,7 +534,7 @@ fn bit_length(magnitude: &[u8]) -> u64 {
 /// in the length, and a peer can send an int of millions of digits.
 pub(crate) const MAX_DECIMAL_DIGITS: usize = 4300;
 
-/// Writes the decimal form when it has at most [`MAX_DECIMAL_DIGITS`] digits
+/// Writes the decimal form when it has at most 4300 digits
 /// (as Python's `str(int)` does), and `<int of N bits>` (or `<negative int of
 /// N bits>`) otherwise, so that formatting any received value is cheap.
 ///
@@ -777,6 +777,78 @@ mod tests {
         check(&minus_one(&tie), Some(f64::MAX));
         check(&tie, None);
         check(&pow2(100_000), None);
+    }
+
+    #[test]
+    fn bigint_to_f64_and_display_match_cpython() {
+        // Deterministic ints of every size up to 1100 bits, both signs, some
+        // with long runs of ones or zeros to hit the rounding ties.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut cases = Vec::new();
+        for len in 1..=140usize {
+            for _ in 0..3 {
+                let pattern = next() % 4;
+                let mut bytes: Vec<u8> = (0..len)
+                    .map(|_| match pattern {
+                        0 => 0,
+                        1 => 0xff,
+                        _ => next() as u8,
+                    })
+                    .collect();
+                bytes.push(next() as u8);
+                cases.push(BigInt::from_le_bytes(&bytes));
+            }
+        }
+        let input: String = cases
+            .iter()
+            .map(|b| {
+                b.to_le_bytes()
+                    .iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect();
+        let script = "import sys\n\
+            for line in sys.stdin.read().split():\n\
+            \x20   n = int.from_bytes(bytes.fromhex(line), 'little', signed=True)\n\
+            \x20   try:\n\
+            \x20       f = float(n).hex()\n\
+            \x20   except OverflowError:\n\
+            \x20       f = 'overflow'\n\
+            \x20   print(f, n)\n";
+        let output = crate::testutil::python(script, input.as_bytes());
+        let output = String::from_utf8(output).expect("ascii");
+        let lines: Vec<&str> = output.lines().collect();
+        assert_eq!(lines.len(), cases.len());
+        for (big, line) in cases.iter().zip(lines) {
+            let (float, decimal) = line.split_once(' ').expect("two fields");
+            assert_eq!(big.to_string(), decimal);
+            let expected = match float {
+                "overflow" => None,
+                hex => Some(hex),
+            };
+            let got = big.to_f64().map(hex_float);
+            assert_eq!(got.as_deref(), expected, "{decimal}");
+        }
+    }
+
+    /// Python's `float.hex()` of a finite float.
+    fn hex_float(f: f64) -> String {
+        let sign = if f.is_sign_negative() { "-" } else { "" };
+        if f == 0.0 {
+            return format!("{sign}0x0.0p+0");
+        }
+        let bits = f.to_bits();
+        let exponent = ((bits >> 52) & 0x7ff) as i64 - 1023;
+        let mantissa = bits & ((1 << 52) - 1);
+        format!("{sign}0x1.{mantissa:013x}p{exponent:+}")
     }
 
     proptest::proptest! {
