@@ -206,6 +206,10 @@ impl Envelope {
 
     /// The envelope as a pickle of the given protocol, as Python's
     /// `pickle.dumps(envelope, protocol)` would write it.
+    ///
+    /// Like [`pickle::encode`], this never fails, and a Python peer can load
+    /// the result only if the contents pass [`Value::check_encodable`]: check
+    /// contents built by hand before publishing them.
     pub fn to_pickle(&self, protocol: Protocol) -> Vec<u8> {
         // A borrowed view would avoid this copy, but `Value` owns its data and
         // the encoder takes a `Value`; envelopes are built once per publish.

@@ -143,11 +143,15 @@ pub enum FileMessage {
     /// Cloud plugin → edge plugin (on `…/plugin/fileManager/fileManager`): copy
     /// the object, then send `resTransfer` to these local containers.
     ///
-    /// Written as `{'cmd': 'resTransfer', 'file_name': N[, 'getURL': G], 'target': [C, …][, 'sha256': H]}`.
-    /// The wire notes give only the `'target': [containers]` part of this
-    /// message, so reading is lenient: any `reqTransfer` or `resTransfer` whose
-    /// `target` is a list is this relay, with or without a `getURL`.
+    /// Written as `{'cmd': C, 'file_name': N[, 'getURL': G], 'target': [C, …][, 'sha256': H]}`
+    /// with `C` from `cmd`. The wire notes give only the `'target': [containers]`
+    /// part of this message and do not name its `cmd`, so reading is lenient:
+    /// any `reqTransfer` or `resTransfer` whose `target` is a list is this
+    /// relay, with or without a `getURL`, and `cmd` keeps which it was so that
+    /// it is written back as it came.
     RelayTransfer {
+        /// The `cmd` it is written with; [`RelayCmd::ReqTransfer`] by default.
+        cmd: RelayCmd,
         /// The object's name.
         file_name: String,
         /// Where the edge plugin can `GET` the object, when given.
@@ -166,6 +170,35 @@ pub enum FileMessage {
         /// Rust extension: the hex SHA-256 the sender announced, when it did.
         sha256: Option<String>,
     },
+}
+
+/// The `cmd` of a [`FileMessage::RelayTransfer`].
+///
+/// The default is `reqTransfer`: the cloud plugin forwards the sender's
+/// transfer request to the edge plugin. The wire notes do not name the relay's
+/// `cmd`, and both spellings are read.
+///
+/// ```
+/// use ecci_proto::file::RelayCmd;
+/// assert_eq!(RelayCmd::default().as_str(), "reqTransfer");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RelayCmd {
+    /// `reqTransfer`: the transfer request, forwarded.
+    #[default]
+    ReqTransfer,
+    /// `resTransfer`: the reply a container would get, addressed to a plugin.
+    ResTransfer,
+}
+
+impl RelayCmd {
+    /// The `cmd` on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayCmd::ReqTransfer => "reqTransfer",
+            RelayCmd::ResTransfer => "resTransfer",
+        }
+    }
 }
 
 /// What a `target` of [`FileMessage::ReqTransfer`] must be.
@@ -238,7 +271,8 @@ impl FileMessage {
             FileMessage::ReqPutUrl { .. } => "reqPutURL",
             FileMessage::ResPutUrl { .. } => "resPutURL",
             FileMessage::ReqTransfer { .. } => "reqTransfer",
-            FileMessage::RelayTransfer { .. } | FileMessage::ResTransfer { .. } => "resTransfer",
+            FileMessage::RelayTransfer { cmd, .. } => cmd.as_str(),
+            FileMessage::ResTransfer { .. } => "resTransfer",
         }
     }
 
@@ -315,6 +349,7 @@ impl FileMessage {
                 }
             }
             FileMessage::RelayTransfer {
+                cmd: _,
                 file_name,
                 get_url,
                 target,
@@ -384,17 +419,19 @@ impl FileMessage {
                 })
             }
             "reqTransfer" | "resTransfer" => {
-                let message = if cmd == "reqTransfer" {
-                    "reqTransfer"
+                let relay_cmd = if cmd == "reqTransfer" {
+                    RelayCmd::ReqTransfer
                 } else {
-                    "resTransfer"
+                    RelayCmd::ResTransfer
                 };
+                let message = relay_cmd.as_str();
                 let m = Fields::new(message, contents);
                 let file_name = m.string("file_name")?;
                 let sha256 = m.opt_string("sha256")?;
                 let target = contents.get("target");
                 if let Some(list) = target.and_then(Value::as_seq) {
                     return Ok(FileMessage::RelayTransfer {
+                        cmd: relay_cmd,
                         file_name,
                         get_url: m.opt_string("getURL")?.map(PresignedUrl::new),
                         target: m.containers("target", list, TARGET_LIST)?,
@@ -765,6 +802,7 @@ mod tests {
                 ("target", Value::List(vec![s("w1"), s("w2")])),
             ]),
             Ok(FileMessage::RelayTransfer {
+                cmd: RelayCmd::ResTransfer,
                 file_name: "f.bin".to_owned(),
                 get_url: Some(url("f.bin")),
                 target: vec![container("w1"), container("w2")],
@@ -779,10 +817,26 @@ mod tests {
                 ("sha256", s("ab12")),
             ]),
             Ok(FileMessage::RelayTransfer {
+                cmd: RelayCmd::ResTransfer,
                 file_name: "f.bin".to_owned(),
                 get_url: None,
                 target: Vec::new(),
                 sha256: Some("ab12".to_owned()),
+            }),
+        );
+        // The relay written as a forwarded request reads back as one.
+        check(
+            Value::dict([
+                ("cmd", s("reqTransfer")),
+                ("file_name", s("f.bin")),
+                ("target", Value::List(vec![s("w1")])),
+            ]),
+            Ok(FileMessage::RelayTransfer {
+                cmd: RelayCmd::ReqTransfer,
+                file_name: "f.bin".to_owned(),
+                get_url: None,
+                target: vec![container("w1")],
+                sha256: None,
             }),
         );
     }
@@ -825,6 +879,7 @@ mod tests {
                 ("target", Value::Tuple(vec![s("c")])),
             ]),
             FileMessage::RelayTransfer {
+                cmd: RelayCmd::ReqTransfer,
                 file_name: "f".to_owned(),
                 get_url: None,
                 target: vec![container("c")],
@@ -1118,9 +1173,11 @@ mod tests {
                 text,
                 proptest::option::of(url.clone()),
                 proptest::collection::vec(cname, 0..3),
-                opt_text.clone()
+                opt_text.clone(),
+                proptest::prop_oneof![Just(RelayCmd::ReqTransfer), Just(RelayCmd::ResTransfer)],
             )
-                .prop_map(|(f, u, t, h)| FileMessage::RelayTransfer {
+                .prop_map(|(f, u, t, h, cmd)| FileMessage::RelayTransfer {
+                    cmd,
                     file_name: f,
                     get_url: u,
                     target: t,

@@ -69,7 +69,10 @@ pub mod topic;
 #[cfg(test)]
 mod testutil;
 
-pub use config::Config;
+pub use config::{Config, Target};
 pub use envelope::{Envelope, MessageType};
+pub use file::FileMessage;
 pub use name::{AppId, BrokerId, ContainerName, NameError};
+pub use pickle::{DecodeLimits, Protocol, Value};
+pub use readiness::{Readiness, Role};
 pub use topic::{AppTopic, Topic, TopicKind};

@@ -39,10 +39,12 @@
 
 use std::fmt;
 
-use crate::name::{BrokerId, ContainerName};
+use crate::name::ContainerName;
 
 /// Another container taking part in the handshake: its name and the broker it
-/// is connected to (where commands for it are published).
+/// is connected to (where commands for it are published). The same type as a
+/// configured [`Target`](crate::config::Target), so a [`Config`](crate::Config)'s
+/// targets and controller are peers as they are.
 ///
 /// ```
 /// use ecci_proto::readiness::Peer;
@@ -50,20 +52,7 @@ use crate::name::{BrokerId, ContainerName};
 /// assert_eq!(ctrl.name, "ctrl");
 /// # Ok::<(), ecci_proto::NameError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Peer {
-    /// The container's name (the sender or receiver segment of its topics).
-    pub name: ContainerName,
-    /// The id of the broker it is connected to.
-    pub broker: BrokerId,
-}
-
-impl Peer {
-    /// A peer called `name` on broker `broker`.
-    pub fn new(name: ContainerName, broker: BrokerId) -> Self {
-        Self { name, broker }
-    }
-}
+pub type Peer = crate::config::Target;
 
 /// What part a container plays in the handshake (`ECCI_APP_TYPE`).
 ///
@@ -614,6 +603,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::name::BrokerId;
 
     fn name(s: &str) -> ContainerName {
         ContainerName::new(s).unwrap()

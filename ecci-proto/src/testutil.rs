@@ -1,4 +1,5 @@
-//! Test helpers shared by the unit tests: CPython as the reference peer.
+//! Test helpers shared by the unit tests and, through `tests/common`, the
+//! integration tests: CPython as the reference peer.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -23,6 +24,12 @@ pub(crate) fn python(script: &str, stdin: &[u8]) -> Vec<u8> {
         .join()
         .expect("writer thread")
         .expect("write to python3");
-    assert!(output.status.success(), "python3 failed: {output:?}");
+    assert!(
+        output.status.success(),
+        "python3 failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     output.stdout
 }

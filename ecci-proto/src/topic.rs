@@ -115,13 +115,13 @@ pub enum TopicError {
         "missing ECCI marker: the segment before the last five is {found:?}, not ECCI or a mountpoint followed by ECCI"
     )]
     MissingEcciMarker {
-        /// The segment found where the marker belongs.
+        /// The segment found where the marker belongs, cut to its first 64 characters.
         found: String,
     },
     /// The kind segment of an app topic is neither `app` nor `plugin`.
     #[error("bad kind {found:?} (expected app or plugin)")]
     BadKind {
-        /// The kind segment found.
+        /// The kind segment found, cut to its first 64 characters.
         found: String,
     },
     /// A broker, app, sender or receiver segment is not a valid name.
@@ -151,13 +151,13 @@ pub enum TopicError {
     /// A `toEdgeAI/{broker}/…` topic whose last segment is not a platform topic.
     #[error("unknown platform topic {found:?} (expected con_cntr_ready or send_data)")]
     UnknownPlatformTopic {
-        /// The last segment found.
+        /// The last segment found, cut to its first 64 characters.
         found: String,
     },
     /// A log topic whose last segment is not `log`.
     #[error("log topic ends in {found:?}, not log")]
     NotLog {
-        /// The last segment found.
+        /// The last segment found, cut to its first 64 characters.
         found: String,
     },
 }
@@ -192,6 +192,15 @@ pub enum PrefixError {
         /// The first forbidden character found.
         found: char,
     },
+}
+
+/// The most characters of a topic segment quoted in a [`TopicError`]: topics
+/// come from the network, and an error should not carry a megabyte of one.
+const MAX_QUOTED_SEGMENT: usize = 64;
+
+/// `segment`, cut to [`MAX_QUOTED_SEGMENT`] characters.
+fn excerpt(segment: &str) -> String {
+    segment.chars().take(MAX_QUOTED_SEGMENT).collect()
 }
 
 /// Checks `s` as a topic prefix of the given kind.
@@ -362,9 +371,7 @@ impl FromStr for TopicKind {
         match s {
             "app" => Ok(Self::App),
             "plugin" => Ok(Self::Plugin),
-            _ => Err(TopicError::BadKind {
-                found: s.to_owned(),
-            }),
+            _ => Err(TopicError::BadKind { found: excerpt(s) }),
         }
     }
 }
@@ -580,7 +587,7 @@ impl AppTopic {
             None => {
                 let found = rest.rsplit('/').next().unwrap_or(rest);
                 return Err(TopicError::MissingEcciMarker {
-                    found: found.to_owned(),
+                    found: excerpt(found),
                 });
             }
         };
@@ -746,7 +753,7 @@ impl PlatformTopic {
             "send_data" => PlatformTopicKind::SendData,
             _ => {
                 return Err(TopicError::UnknownPlatformTopic {
-                    found: kind.to_owned(),
+                    found: excerpt(kind),
                 });
             }
         };
@@ -890,7 +897,7 @@ impl LogTopic {
         let broker = name(BrokerId::new(broker), "broker")?;
         if last != "log" {
             return Err(TopicError::NotLog {
-                found: last.to_owned(),
+                found: excerpt(last),
             });
         }
         Ok(Self {
@@ -1282,6 +1289,25 @@ mod tests {
         check(
             "mnt/ECCI/b/a/app/s/r/",
             r#"error: missing ECCI marker: the segment before the last five is "b", not ECCI or a mountpoint followed by ECCI"#,
+        );
+        // A segment from the network is quoted cut short, never whole.
+        let long = "x".repeat(100_000);
+        let quoted = format!("{:?}", "x".repeat(64));
+        check(
+            &format!("{long}/b/a/app/s/r"),
+            &format!(
+                "error: missing ECCI marker: the segment before the last five is {quoted}, not ECCI or a mountpoint followed by ECCI"
+            ),
+        );
+        check(
+            &format!("ECCI/b/a/{long}/s/r"),
+            &format!("error: bad kind {quoted} (expected app or plugin)"),
+        );
+        check(
+            &format!("toEdgeAI/b/{long}"),
+            &format!(
+                "error: unknown platform topic {quoted} (expected con_cntr_ready or send_data)"
+            ),
         );
         // Empty segments are empty names.
         check(

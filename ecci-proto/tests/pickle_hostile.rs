@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ecci_proto::pickle::{DecodeError, DecodeLimits, decode};
+use ecci_proto::pickle::{DecodeError, DecodeLimits, decode, from_value};
 
 fn fixture_dir(which: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -220,4 +220,66 @@ fn limits_are_enforced() {
         decode(&big_bytes, &budget),
         Err(DecodeError::TooLarge { max: 100 })
     );
+}
+
+/// A `LONG4` of `len` bytes of `0x5a`: a positive int of `8 * len - 1` bits.
+fn long4(len: usize) -> Vec<u8> {
+    let mut input = b"\x80\x04\x8b".to_vec();
+    input.extend(i32::try_from(len).expect("small").to_le_bytes());
+    input.extend(std::iter::repeat_n(0x5a, len));
+    input.push(b'.');
+    input
+}
+
+#[test]
+fn a_huge_int_is_cheap_to_format_and_convert() {
+    // A decimal conversion of 2.4 million digits would take an hour; every
+    // path below must avoid it. The assertions are on what was produced, so the
+    // test fails on the output rather than on a timeout.
+    let value = decode(&long4(1 << 20), &DecodeLimits::default()).expect("a valid int");
+    assert_eq!(format!("{value:?}"), "BigInt(<int of 8388607 bits>)");
+    assert_eq!(
+        from_value::<u64>(value.clone()).unwrap_err().to_string(),
+        "integer of 8388607 bits out of range for u64"
+    );
+    assert_eq!(
+        from_value::<f64>(value.clone()).unwrap_err().to_string(),
+        "integer of 8388607 bits too large for f64"
+    );
+    assert_eq!(
+        from_value::<serde_json::Value>(value)
+            .unwrap_err()
+            .to_string(),
+        "integer of 8388607 bits out of range for i128"
+    );
+    // Below CPython's 4300-digit limit, the decimal; small ones stay quoted.
+    let value = decode(&long4(1000), &DecodeLimits::default()).expect("a valid int");
+    assert_eq!(format!("{value:?}").len(), "BigInt()".len() + 2408);
+    assert!(from_value::<f64>(value).is_err());
+    let value = decode(&long4(20), &DecodeLimits::default()).expect("a valid int");
+    assert_eq!(
+        from_value::<u64>(value).unwrap_err().to_string(),
+        "integer 515824107293259853483653470370452830466799721050 out of range for u64"
+    );
+}
+
+#[test]
+fn a_memo_flood_is_charged() {
+    // One `None` memoized 4 million times: 4 MB of input, at least 16 MB of memo.
+    let mut input = b"\x80\x04N".to_vec();
+    input.extend(std::iter::repeat_n(0x94, 4 << 20));
+    input.push(b'.');
+    let limits = DecodeLimits {
+        max_decoded: 8 << 20,
+        ..DecodeLimits::default()
+    };
+    assert_eq!(
+        decode(&input, &limits),
+        Err(DecodeError::TooLarge { max: 8 << 20 })
+    );
+    let limits = DecodeLimits {
+        max_decoded: 64 << 20,
+        ..DecodeLimits::default()
+    };
+    assert_eq!(decode(&input, &limits), Ok(ecci_proto::pickle::Value::None));
 }

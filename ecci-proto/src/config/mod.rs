@@ -36,6 +36,7 @@ pub mod pyliteral;
 use std::fmt;
 
 use crate::name::{AppId, BrokerId, ContainerName, NameError};
+use crate::readiness::Role;
 use crate::topic::{Mountpoint, PrefixError};
 use pyliteral::LiteralError;
 
@@ -152,6 +153,15 @@ pub enum ConfigError {
         variable: &'static str,
         /// How many entries it has.
         count: usize,
+    },
+    /// `ECCI_APP_TYPE` is `component` but no controller is configured: the
+    /// component would have no one to report `ready` to.
+    #[error("{app_type} is component but {controller} is empty")]
+    ComponentWithoutController {
+        /// The app type variable.
+        app_type: &'static str,
+        /// The controller variable.
+        controller: &'static str,
     },
 }
 
@@ -321,8 +331,9 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Another container and the broker it is attached to: a pub target or the
-/// controller.
+/// Another container and the broker it is attached to: a pub target, the
+/// controller, or a [`Peer`](crate::readiness::Peer) of the readiness handshake
+/// (the same type).
 ///
 /// ```
 /// use ecci_proto::config::Target;
@@ -674,6 +685,56 @@ impl Config {
         self.controller.as_ref()
     }
 
+    /// This container's part in the readiness handshake (wire notes §4), from
+    /// `ECCI_APP_TYPE`, its controller and its pub targets: `None` when it
+    /// takes no part (no `ECCI_APP_TYPE`).
+    ///
+    /// A controller waits for every pub target and, when it has a controller
+    /// of its own, reports to it (a *local* controller).
+    ///
+    /// ```
+    /// use ecci_proto::config::{AppType, Config};
+    /// use ecci_proto::readiness::Role;
+    /// let c = Config::builder("h", "b".parse()?, "a".parse()?, "me".parse()?)
+    ///     .app_type(AppType::Component)
+    ///     .controller("ctrl".parse()?, "cloud".parse()?)
+    ///     .build()?;
+    /// let Some(Role::Component { controller }) = c.readiness_role()? else { panic!() };
+    /// assert_eq!(controller.name, "ctrl");
+    ///
+    /// let lonely = Config::builder("h", "b".parse()?, "a".parse()?, "me".parse()?)
+    ///     .app_type(AppType::Component)
+    ///     .build()?;
+    /// assert_eq!(
+    ///     lonely.readiness_role().unwrap_err().to_string(),
+    ///     "ECCI_APP_TYPE is component but ECCI_APP_CONTROLLER_CONTAINER is empty"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ComponentWithoutController`] for a component without a
+    /// controller.
+    pub fn readiness_role(&self) -> Result<Option<Role>, ConfigError> {
+        match self.app_type {
+            None => Ok(None),
+            Some(AppType::Component) => match &self.controller {
+                Some(controller) => Ok(Some(Role::Component {
+                    controller: controller.clone(),
+                })),
+                None => Err(ConfigError::ComponentWithoutController {
+                    app_type: vars::APP_TYPE,
+                    controller: vars::APP_CONTROLLER_CONTAINER,
+                }),
+            },
+            Some(AppType::Controller) => Ok(Some(Role::Controller {
+                targets: self.pub_targets.clone(),
+                upstream: self.controller.clone(),
+            })),
+        }
+    }
+
     /// The agent id reported to the platform (`ECCI_AGENT_ID`); `None` is
     /// reported as JSON `null`.
     ///
@@ -688,8 +749,9 @@ impl Config {
     /// The pub targets a publish addresses (wire notes §5): every target whose
     /// name starts with one of `names`, in configuration order, each once.
     ///
-    /// Publishing without a selector addresses every target:
-    /// [`Config::pub_targets`]. An empty name matches every target, as in Python.
+    /// No names (an empty slice) select every target, as a publish without
+    /// targets does (possibly none, when none is configured). An empty name
+    /// matches every target, as in Python.
     ///
     /// ```
     /// use ecci_proto::config::Config;
@@ -709,8 +771,11 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// A [`TargetError`] if no target matches (including when `names` is empty).
+    /// A [`TargetError`] if `names` is not empty and no target matches.
     pub fn select_targets<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<&Target>, TargetError> {
+        if names.is_empty() {
+            return Ok(self.pub_targets.iter().collect());
+        }
         let selected: Vec<&Target> = self
             .pub_targets
             .iter()

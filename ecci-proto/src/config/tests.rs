@@ -496,23 +496,21 @@ mod select {
                 "no pub target starts with \"worker10\"; known targets: worker1, store, worker2, work",
             ),
         );
-        check(
-            &[],
-            Err("no target names given; known targets: worker1, store, worker2, work"),
-        );
+        // No names: every target, as a publish without targets.
+        check(&[], Ok(&["worker1", "store", "worker2", "work"]));
     }
 
     #[test]
     fn without_targets() {
-        let err = base()
-            .build()
-            .expect("valid config")
+        let config = base().build().expect("valid config");
+        let err = config
             .select_targets(&["a".to_owned()])
             .expect_err("nothing to select");
         assert_eq!(
             err.to_string(),
             "no pub target starts with \"a\"; known targets: none"
         );
+        assert_eq!(config.select_targets::<&str>(&[]), Ok(Vec::new()));
     }
 
     #[test]
@@ -586,5 +584,81 @@ mod round_trip {
             let got = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned()));
             prop_assert_eq!(got, Ok(expected.build().expect("valid")), "literal {:?}", literal);
         }
+    }
+}
+
+mod readiness_role {
+    use super::*;
+    use crate::readiness::{Peer, Role};
+
+    fn peer(n: &str, b: &str) -> Peer {
+        Peer::new(name(n), broker(b))
+    }
+
+    #[track_caller]
+    fn check(builder: ConfigBuilder, expected: Result<Option<Role>, &str>) {
+        let config = builder.build().expect("valid config");
+        let got = config.readiness_role().map_err(|e| e.to_string());
+        assert_eq!(got, expected.map_err(str::to_owned));
+    }
+
+    #[test]
+    fn roles() {
+        check(base(), Ok(None));
+        check(base().pub_target(name("w1"), broker("b1")), Ok(None));
+        check(
+            base()
+                .app_type(AppType::Component)
+                .controller(name("ctrl"), broker("cloud")),
+            Ok(Some(Role::Component {
+                controller: peer("ctrl", "cloud"),
+            })),
+        );
+        check(
+            base().app_type(AppType::Component),
+            Err("ECCI_APP_TYPE is component but ECCI_APP_CONTROLLER_CONTAINER is empty"),
+        );
+        // The global controller: no controller of its own.
+        check(
+            base()
+                .app_type(AppType::Controller)
+                .pub_target(name("w1"), broker("b1"))
+                .pub_target(name("w2"), broker("b2")),
+            Ok(Some(Role::Controller {
+                targets: vec![peer("w1", "b1"), peer("w2", "b2")],
+                upstream: None,
+            })),
+        );
+        // A local controller reports to its own.
+        check(
+            base()
+                .app_type(AppType::Controller)
+                .pub_target(name("w1"), broker("b1"))
+                .controller(name("top"), broker("cloud")),
+            Ok(Some(Role::Controller {
+                targets: vec![peer("w1", "b1")],
+                upstream: Some(peer("top", "cloud")),
+            })),
+        );
+    }
+
+    #[test]
+    fn from_the_environment() {
+        let vars: HashMap<&str, &str> = BASE
+            .iter()
+            .copied()
+            .chain([
+                ("ECCI_APP_TYPE", "component"),
+                ("ECCI_APP_CONTROLLER_CONTAINER", "{'ctrl': 'cloud'}"),
+            ])
+            .collect();
+        let config =
+            Config::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).expect("valid config");
+        assert_eq!(
+            config.readiness_role(),
+            Ok(Some(Role::Component {
+                controller: peer("ctrl", "cloud"),
+            }))
+        );
     }
 }

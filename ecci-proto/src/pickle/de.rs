@@ -11,7 +11,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visit
 use serde::{Deserialize, Deserializer};
 
 use super::ser::{Bytes, bigint_to_u128, int_from_i128, int_from_u128};
-use super::value::Value;
+use super::value::{BigInt, Value};
 
 /// Why a Rust value could not be converted to or from a [`Value`].
 ///
@@ -176,7 +176,7 @@ impl<'de> Deserializer<'de> for Value {
                 } else if let Some(u) = bigint_to_u128(&big) {
                     visitor.visit_u128(u)
                 } else {
-                    Err(out_of_range(&big, "i128"))
+                    Err(big_out_of_range(&big, "i128"))
                 }
             }
             Value::Float(f) => visitor.visit_f64(f),
@@ -437,7 +437,7 @@ where
     };
     converted.ok_or_else(|| match value {
         Value::Int(i) => out_of_range(i, what),
-        Value::BigInt(big) => out_of_range(big, what),
+        Value::BigInt(big) => big_out_of_range(big, what),
         other => ValueError::invalid_type(what, other),
     })
 }
@@ -446,17 +446,34 @@ fn out_of_range(n: &dyn fmt::Display, what: &str) -> ValueError {
     ValueError::new(format!("integer {n} out of range for {what}"))
 }
 
+/// An out-of-range error for an int that may be huge: the decimal when it is
+/// short, the bit length otherwise (an int from the wire may have millions of digits).
+fn big_out_of_range(big: &BigInt, what: &str) -> ValueError {
+    const MAX_QUOTED_BITS: u64 = 256;
+    let bits = big.bits();
+    if bits <= MAX_QUOTED_BITS {
+        return out_of_range(big, what);
+    }
+    let sign = if big.is_negative() { "negative " } else { "" };
+    ValueError::new(format!(
+        "{sign}integer of {bits} bits out of range for {what}"
+    ))
+}
+
 /// The number as an `f64`: Python code freely passes `1` where `1.0` is meant.
 fn float(value: &Value, what: &str) -> Result<f64, ValueError> {
     match value {
         Value::Float(f) => Ok(*f),
         #[expect(clippy::cast_precision_loss, reason = "as Python's float(int)")]
         Value::Int(i) => Ok(*i as f64),
-        // Decimal parsing rounds correctly at any size (to infinity beyond f64).
-        Value::BigInt(big) => big
-            .to_string()
-            .parse()
-            .map_err(|_| ValueError::invalid_type(what, value)),
+        // Python raises OverflowError where the int rounds beyond f64::MAX.
+        Value::BigInt(big) => big.to_f64().ok_or_else(|| {
+            let sign = if big.is_negative() { "negative " } else { "" };
+            ValueError::new(format!(
+                "{sign}integer of {} bits too large for {what}",
+                big.bits()
+            ))
+        }),
         other => Err(ValueError::invalid_type(what, other)),
     }
 }

@@ -42,8 +42,9 @@ pub struct DecodeLimits {
     /// text or bytes; stack slots and memo entries count too. A stream that
     /// refers to one memoized container many times is charged for every copy,
     /// so a small "billion laughs" pickle fails here instead of expanding. A
-    /// payload of `n` bytes of `bytes` needs about `2n`; raise the budget to
-    /// accept payloads of many millions of small values.
+    /// payload of `n` bytes of `bytes` needs about `n` (a value the result
+    /// holds once is moved into it, not copied); raise the budget to accept
+    /// payloads of many millions of small values.
     pub max_decoded: usize,
 }
 
@@ -59,7 +60,7 @@ impl Default for DecodeLimits {
 
 /// The most decimal digits accepted in a protocol 0 `INT`/`LONG`, as CPython's
 /// default `sys.get_int_max_str_digits()`: longer ones cost quadratic time.
-const MAX_INT_DIGITS: usize = 4300;
+const MAX_INT_DIGITS: usize = super::value::MAX_DECIMAL_DIGITS;
 
 /// Why a pickle could not be decoded.
 ///
@@ -220,6 +221,16 @@ pub enum DecodeError {
     /// A container contains itself.
     #[error("a container contains itself")]
     Cycle,
+    /// A dict key or set item Python cannot hash (a `list`, `dict`, `set` or
+    /// `bytearray`, possibly inside a tuple or frozenset): CPython's
+    /// `pickle.loads` raises `TypeError` on it.
+    #[error("unhashable type '{found}' in a {container}")]
+    Unhashable {
+        /// The Python type of the unhashable part.
+        found: &'static str,
+        /// Where it is: `"dict key"`, `"set"` or `"frozenset"`.
+        container: &'static str,
+    },
 }
 
 /// Decodes a data-only pickle of any protocol (0–5).
@@ -265,19 +276,7 @@ pub fn decode(input: &[u8], limits: &DecodeLimits) -> Result<Value, DecodeError>
     if input.is_empty() {
         return Err(DecodeError::Empty);
     }
-    let mut machine = Machine {
-        input,
-        pos: 0,
-        limits,
-        budget: Budget {
-            left: limits.max_decoded,
-            max: limits.max_decoded,
-        },
-        nodes: Vec::new(),
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-    };
+    let mut machine = Machine::new(input, limits);
     let root = machine.run()?;
     machine.materialize(root)
 }
@@ -351,7 +350,88 @@ struct Machine<'a> {
     stack: Vec<NodeId>,
     /// Stack lengths at each open `MARK`; nothing below the innermost may be popped.
     marks: Vec<usize>,
-    memo: HashMap<u64, NodeId>,
+    memo: Memo,
+}
+
+/// The memo, charged to the budget for the memory it really takes.
+///
+/// CPython numbers memo entries 0, 1, 2, … (`MEMOIZE` takes the number of
+/// entries as its index), so dense indices live in a vector of node ids; an
+/// index far beyond its end (only a hand-made stream writes one) goes to a map
+/// instead, so that `LONG_BINPUT 4000000000` cannot make the vector huge.
+#[derive(Default)]
+struct Memo {
+    /// Node ids by index; [`Memo::EMPTY`] where nothing was stored.
+    dense: Vec<u32>,
+    sparse: HashMap<u64, NodeId>,
+    /// The number of indices stored, the index `MEMOIZE` writes next.
+    len: usize,
+}
+
+impl Memo {
+    const EMPTY: u32 = u32::MAX;
+    /// How far past the vector's end an index may be and still grow it.
+    const MAX_GAP: u64 = 1024;
+    /// What a new map entry costs: a 16-byte slot and a control byte, at a
+    /// load factor down to 7/16 just after the table doubles.
+    const SPARSE_ENTRY_COST: usize = 40;
+
+    fn put(&mut self, index: u64, id: NodeId, budget: &mut Budget) -> Result<(), DecodeError> {
+        let Some(id) = u32::try_from(id).ok().filter(|&id| id != Self::EMPTY) else {
+            return Err(DecodeError::TooLarge { max: budget.max });
+        };
+        if let Some(slot) = self.sparse.get_mut(&index) {
+            *slot = id as NodeId;
+            return Ok(());
+        }
+        let dense_len = self.dense.len() as u64;
+        if index >= dense_len.saturating_add(Self::MAX_GAP) {
+            budget.charge(Self::SPARSE_ENTRY_COST)?;
+            self.sparse.insert(index, id as NodeId);
+            self.len += 1;
+            return Ok(());
+        }
+        let Ok(i) = usize::try_from(index) else {
+            return Err(DecodeError::TooLarge { max: budget.max });
+        };
+        if i >= self.dense.len() {
+            let new_len = i + 1;
+            let capacity = self.dense.capacity();
+            if new_len > capacity {
+                // Grow geometrically, as Vec would, but charge before allocating.
+                let new_capacity = new_len.max(capacity.saturating_mul(2)).max(64);
+                budget.charge((new_capacity - capacity) * size_of::<u32>())?;
+                self.dense.reserve_exact(new_capacity - self.dense.len());
+            }
+            self.dense.resize(new_len, Self::EMPTY);
+        }
+        if let Some(slot) = self.dense.get_mut(i) {
+            if *slot == Self::EMPTY {
+                self.len += 1;
+            }
+            *slot = id;
+        }
+        Ok(())
+    }
+
+    fn get(&self, index: u64) -> Option<NodeId> {
+        let dense = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.dense.get(i))
+            .filter(|&&id| id != Self::EMPTY);
+        match dense {
+            Some(&id) => Some(id as NodeId),
+            None => self.sparse.get(&index).copied(),
+        }
+    }
+
+    /// The heap memory the memo holds, in bytes (for tests of the charges).
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
+        self.dense.capacity() * size_of::<u32>()
+            // hashbrown: a slot and a control byte per bucket, buckets = capacity * 8 / 7.
+            + self.sparse.capacity() * 8 / 7 * (size_of::<(u64, NodeId)>() + 1)
+    }
 }
 
 /// What is left of [`DecodeLimits::max_decoded`].
@@ -410,6 +490,22 @@ impl At {
 }
 
 impl<'a> Machine<'a> {
+    fn new(input: &'a [u8], limits: &'a DecodeLimits) -> Self {
+        Machine {
+            input,
+            pos: 0,
+            limits,
+            budget: Budget {
+                left: limits.max_decoded,
+                max: limits.max_decoded,
+            },
+            nodes: Vec::new(),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: Memo::default(),
+        }
+    }
+
     /// Runs the stream to `STOP` and returns the id of the resulting value.
     fn run(&mut self) -> Result<NodeId, DecodeError> {
         loop {
@@ -506,7 +602,7 @@ impl<'a> Machine<'a> {
                 self.memo_put(index.into(), at)?;
             }
             op::MEMOIZE => {
-                let index = self.memo.len() as u64;
+                let index = self.memo.len as u64;
                 self.memo_put(index, at)?;
             }
             op::GET => {
@@ -872,13 +968,11 @@ impl<'a> Machine<'a> {
 
     fn memo_put(&mut self, index: u64, at: At) -> Result<(), DecodeError> {
         let top = self.peek(at)?;
-        self.budget.charge(2 * size_of::<u64>())?;
-        self.memo.insert(index, top);
-        Ok(())
+        self.memo.put(index, top, &mut self.budget)
     }
 
     fn memo_get(&mut self, index: u64, at: At) -> Result<(), DecodeError> {
-        let id = *self.memo.get(&index).ok_or(DecodeError::BadMemoIndex {
+        let id = self.memo.get(index).ok_or(DecodeError::BadMemoIndex {
             opcode: at.opcode,
             offset: at.offset,
             index,
@@ -969,33 +1063,43 @@ impl<'a> Machine<'a> {
 
     /// Builds the result tree without recursion, charging every value to the
     /// budget: a container reached through several references is built (and
-    /// charged) once per reference.
+    /// charged) once per reference. A leaf the result holds once is moved
+    /// into it; only shared leaves are cloned. Dict keys and set items must be
+    /// hashable, as CPython's `pickle.loads` requires.
     fn materialize(mut self, root: NodeId) -> Result<Value, DecodeError> {
+        let single_use = single_use_leaves(&self.nodes, root);
         let mut builder = Builder {
-            nodes: &self.nodes,
+            on_path: vec![false; self.nodes.len()],
+            nodes: &mut self.nodes,
             budget: &mut self.budget,
             max_depth: self.limits.max_depth,
-            on_path: vec![false; self.nodes.len()],
+            single_use,
         };
         let mut frame = match builder.enter(root, 0)? {
             Entered::Value(value) => return Ok(value),
             Entered::Container(frame) => frame,
         };
-        let mut parents: Vec<Frame<'_>> = Vec::new();
+        let mut parents: Vec<Frame> = Vec::new();
         loop {
-            if let Some(&child) = frame.children.get(frame.items.len()) {
+            let next = children(&builder.nodes[frame.id])
+                .get(frame.items.len())
+                .copied();
+            if let Some(child) = next {
                 match builder.enter(child, parents.len() + 1)? {
-                    Entered::Value(value) => frame.items.push(value),
+                    Entered::Value(value) => {
+                        let unhashable = value.unhashable_part();
+                        frame.push(value, unhashable)?;
+                    }
                     Entered::Container(inner) => parents.push(std::mem::replace(&mut frame, inner)),
                 }
                 continue;
             }
             builder.on_path[frame.id] = false;
-            let value = (frame.finish)(frame.items);
+            let (value, unhashable) = frame.finish();
             match parents.pop() {
                 Some(parent) => {
                     frame = parent;
-                    frame.items.push(value);
+                    frame.push(value, unhashable)?;
                 }
                 None => return Ok(value),
             }
@@ -1003,46 +1107,147 @@ impl<'a> Machine<'a> {
     }
 }
 
+/// The items of a container node (none for a leaf or a global).
+fn children(node: &Node) -> &[NodeId] {
+    match node {
+        Node::List(items)
+        | Node::Tuple(items)
+        | Node::Set(items)
+        | Node::FrozenSet(items)
+        | Node::Dict(items) => items,
+        Node::Leaf(_) | Node::Global(_) => &[],
+    }
+}
+
+/// Which leaves occur exactly once in the tree rooted at `root`, counting
+/// every path to them: a leaf referenced once by a container that is itself
+/// referenced twice occurs twice.
+///
+/// Paths are counted (up to "many") in topological order of the graph of
+/// containers reachable from `root`; nodes on a cycle are never reached in
+/// that order and stay "not single", and [`Machine::materialize`] refuses the
+/// cycle anyway.
+fn single_use_leaves(nodes: &[Node], root: NodeId) -> Vec<bool> {
+    let mut indegree = vec![0u32; nodes.len()];
+    let mut reached = vec![false; nodes.len()];
+    reached[root] = true;
+    let mut todo = vec![root];
+    while let Some(id) = todo.pop() {
+        for &child in children(&nodes[id]) {
+            indegree[child] = indegree[child].saturating_add(1);
+            if !reached[child] {
+                reached[child] = true;
+                todo.push(child);
+            }
+        }
+    }
+    // 0, 1, or 2 meaning "more than one".
+    let mut paths = vec![0u8; nodes.len()];
+    let mut single = vec![false; nodes.len()];
+    paths[root] = 1;
+    if indegree[root] == 0 {
+        todo.push(root);
+    }
+    while let Some(id) = todo.pop() {
+        if let Node::Leaf(_) = nodes[id] {
+            single[id] = paths[id] == 1;
+        }
+        for &child in children(&nodes[id]) {
+            paths[child] = paths[child].saturating_add(paths[id]).min(2);
+            indegree[child] = indegree[child].saturating_sub(1);
+            if indegree[child] == 0 {
+                todo.push(child);
+            }
+        }
+    }
+    single
+}
+
 /// The state of [`Machine::materialize`].
 struct Builder<'n> {
-    nodes: &'n [Node],
+    nodes: &'n mut [Node],
     budget: &'n mut Budget,
     max_depth: usize,
     /// The containers being built, to tell a cycle from a shared reference.
     on_path: Vec<bool>,
+    /// The leaves that may be moved out of `nodes`, from [`single_use_leaves`].
+    single_use: Vec<bool>,
 }
 
-/// A container being built: its node's children and the values built for them so far.
-struct Frame<'n> {
+/// The kinds of container.
+#[derive(Clone, Copy)]
+enum Kind {
+    List,
+    Tuple,
+    Set,
+    FrozenSet,
+    Dict,
+}
+
+/// A container being built: its node and the values built for its children so far.
+struct Frame {
     id: NodeId,
-    /// Makes the container's value of the children's values.
-    finish: fn(Vec<Value>) -> Value,
-    children: &'n [NodeId],
+    kind: Kind,
     items: Vec<Value>,
+    /// The type of the first unhashable item, which makes a tuple unhashable.
+    unhashable: Option<&'static str>,
 }
 
-enum Entered<'n> {
+impl Frame {
+    /// Adds the next child's value, refusing an unhashable dict key or set item.
+    fn push(&mut self, value: Value, unhashable: Option<&'static str>) -> Result<(), DecodeError> {
+        if let Some(found) = unhashable {
+            let container = match self.kind {
+                Kind::Dict if self.items.len() % 2 == 0 => Some("dict key"),
+                Kind::Set => Some("set"),
+                Kind::FrozenSet => Some("frozenset"),
+                _ => None,
+            };
+            if let Some(container) = container {
+                return Err(DecodeError::Unhashable { found, container });
+            }
+            self.unhashable.get_or_insert(found);
+        }
+        self.items.push(value);
+        Ok(())
+    }
+
+    /// The container's value, and the type that makes it unhashable, if any.
+    fn finish(self) -> (Value, Option<&'static str>) {
+        match self.kind {
+            Kind::List => (Value::List(self.items), Some("list")),
+            Kind::Tuple => (Value::Tuple(self.items), self.unhashable),
+            Kind::Set => (Value::Set(self.items), Some("set")),
+            Kind::FrozenSet => (Value::FrozenSet(self.items), self.unhashable),
+            Kind::Dict => (dict_from_flat(self.items), Some("dict")),
+        }
+    }
+}
+
+enum Entered {
     Value(Value),
-    Container(Frame<'n>),
+    Container(Frame),
 }
 
-impl<'n> Builder<'n> {
+impl Builder<'_> {
     /// Starts building node `id`, under `depth` open containers.
-    fn enter(&mut self, id: NodeId, depth: usize) -> Result<Entered<'n>, DecodeError> {
+    fn enter(&mut self, id: NodeId, depth: usize) -> Result<Entered, DecodeError> {
         self.budget.charge(VALUE_COST)?;
-        let nodes: &'n [Node] = self.nodes;
-        let node = &nodes[id];
-        let (children, finish): (_, fn(Vec<Value>) -> Value) = match node {
+        let (kind, len) = match &mut self.nodes[id] {
+            Node::Leaf(value) if self.single_use[id] => {
+                // Its payload was charged when the stream created it.
+                return Ok(Entered::Value(std::mem::take(value)));
+            }
             Node::Leaf(value) => {
                 self.budget.charge(payload_len(value))?;
                 return Ok(Entered::Value(value.clone()));
             }
             Node::Global(callable) => return Err(DecodeError::GlobalAsValue(callable.name())),
-            Node::List(items) => (items, Value::List),
-            Node::Tuple(items) => (items, Value::Tuple),
-            Node::Set(items) => (items, Value::Set),
-            Node::FrozenSet(items) => (items, Value::FrozenSet),
-            Node::Dict(items) => (items, dict_from_flat),
+            Node::List(items) => (Kind::List, items.len()),
+            Node::Tuple(items) => (Kind::Tuple, items.len()),
+            Node::Set(items) => (Kind::Set, items.len()),
+            Node::FrozenSet(items) => (Kind::FrozenSet, items.len()),
+            Node::Dict(items) => (Kind::Dict, items.len()),
         };
         if self.on_path[id] {
             return Err(DecodeError::Cycle);
@@ -1055,9 +1260,9 @@ impl<'n> Builder<'n> {
         self.on_path[id] = true;
         Ok(Entered::Container(Frame {
             id,
-            finish,
-            children,
-            items: Vec::with_capacity(children.len()),
+            kind,
+            items: Vec::with_capacity(len),
+            unhashable: None,
         }))
     }
 }
@@ -1124,12 +1329,22 @@ fn parse_decimal_int(text: &[u8]) -> Result<Value, &'static str> {
     if digits.len() > MAX_INT_DIGITS {
         return Err("int longer than 4300 digits");
     }
-    // Magnitude in base 2^32 limbs, least significant first.
-    let mut limbs: Vec<u32> = vec![0];
-    for &d in digits {
-        let mut carry = u64::from(d - b'0');
+    // Magnitude in base 2^32 limbs, least significant first, folding nine
+    // digits per pass over the limbs (10^9 < 2^32).
+    let mut limbs: Vec<u32> = Vec::with_capacity(digits.len() / 9 + 1);
+    let first = match digits.len() % 9 {
+        0 => 9,
+        n => n,
+    };
+    let (head, tail) = digits.split_at(first.min(digits.len()));
+    for (chunk, scale) in std::iter::once((head, 10u64.pow(head.len() as u32)))
+        .chain(tail.chunks(9).map(|c| (c, 1_000_000_000)))
+    {
+        let mut carry = chunk
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
         for limb in &mut limbs {
-            let cur = u64::from(*limb) * 10 + carry;
+            let cur = u64::from(*limb) * scale + carry;
             *limb = cur as u32;
             carry = cur >> 32;
         }
@@ -1307,6 +1522,167 @@ mod tests {
         check(
             b"\x8c\x08builtins\x8c\x04eval\x93.",
             Err("refused global builtins.eval at byte 16"),
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimal_ints_parse_at_every_length(
+            negative: bool,
+            lead in 1u8..=9,
+            rest in proptest::collection::vec(0u8..=9, 0..MAX_INT_DIGITS),
+        ) {
+            let digits: String = std::iter::once(lead)
+                .chain(rest)
+                .map(|d| char::from(b'0' + d))
+                .collect();
+            let text = format!("{}{digits}", if negative { "-" } else { "" });
+            let parsed = parse_decimal_int(text.as_bytes()).map_err(str::to_owned);
+            let shown = parsed.map(|v| match v {
+                Value::Int(i) => i.to_string(),
+                Value::BigInt(b) => b.to_string(),
+                other => format!("{other:?}"),
+            });
+            proptest::prop_assert_eq!(shown, Ok(text));
+        }
+    }
+
+    #[test]
+    fn memo_indices_dense_and_sparse() {
+        // MEMOIZE takes the number of entries as its index, wherever they are.
+        let tuple = |items: Vec<Value>| Ok(Value::Tuple(items));
+        check(
+            b"\x80\x04(Nq\x05\x94K\x07\x94h\x02h\x01h\x05t.",
+            tuple(vec![
+                Value::None,
+                Value::from(7),
+                Value::from(7),
+                Value::None,
+                Value::None,
+            ]),
+        );
+        // 4000000000: far beyond the dense part, kept apart.
+        check(
+            b"\x80\x04(Nr\x00\x28\x6b\xee\x94K\x07r\x00\x28\x6b\xeej\x00\x28\x6b\xeeh\x01t.",
+            tuple(vec![
+                Value::None,
+                Value::from(7),
+                Value::from(7),
+                Value::None,
+            ]),
+        );
+        check(
+            b"\x80\x04Nr\x00\x28\x6b\xeej\x01\x28\x6b\xee.",
+            Err("LONG_BINGET at byte 8 reads unset memo index 4000000001"),
+        );
+    }
+
+    /// The budget charged for the memo covers the memory it holds.
+    #[track_caller]
+    fn check_memo_charges(input: &[u8]) {
+        let limits = DecodeLimits::default();
+        let mut machine = Machine::new(input, &limits);
+        machine.run().expect("a valid stream");
+        let charged = limits.max_decoded - machine.budget.left;
+        let held = machine.memo.heap_bytes();
+        assert!(held > 0);
+        assert!(
+            charged >= held,
+            "charged {charged} bytes for a memo of {held}"
+        );
+    }
+
+    #[test]
+    fn memo_is_charged_what_it_holds() {
+        // One value memoized a million times, as CPython would number it.
+        let mut dense = b"\x80\x04N".to_vec();
+        dense.extend(std::iter::repeat_n(op::MEMOIZE, 1_000_000));
+        dense.push(b'.');
+        check_memo_charges(&dense);
+        // The same with indices far apart.
+        let mut sparse = b"\x80\x04N".to_vec();
+        for i in 0..100_000u32 {
+            sparse.push(op::LONG_BINPUT);
+            sparse.extend((i * 40_000).to_le_bytes());
+        }
+        sparse.push(b'.');
+        check_memo_charges(&sparse);
+    }
+
+    #[test]
+    fn refuses_unhashable_keys_and_items() {
+        // Each refused by CPython's pickle.loads with "TypeError: unhashable type".
+        check(
+            b"\x80\x02}]Ns.",
+            Err("unhashable type 'list' in a dict key"),
+        );
+        check(
+            b"\x80\x04\x8f(}\x90.",
+            Err("unhashable type 'dict' in a set"),
+        );
+        check(
+            b"\x80\x04}\x96\x00\x00\x00\x00\x00\x00\x00\x00\x85Ns.",
+            Err("unhashable type 'bytearray' in a dict key"),
+        );
+        check(
+            b"\x80\x04(]\x91.",
+            Err("unhashable type 'list' in a frozenset"),
+        );
+        // set([{}]) through REDUCE, as protocol 2 writes sets.
+        check(
+            b"\x80\x02c__builtin__\nset\n]}a\x85R.",
+            Err("unhashable type 'dict' in a set"),
+        );
+        // A list key filled after it became a key is still a list.
+        check(
+            b"\x80\x02}]q\x00Nsh\x00K\x01a0.",
+            Err("unhashable type 'list' in a dict key"),
+        );
+        check(
+            b"\x80\x02}N]s.",
+            Ok(Value::Dict(vec![(Value::None, Value::List(vec![]))])),
+        );
+        check(
+            b"\x80\x04}(K\x01\x8c\x01a\x86(\x8c\x01b\x91\x86Nu.",
+            Ok(Value::Dict(vec![(
+                Value::Tuple(vec![
+                    Value::Tuple(vec![Value::from(1), Value::from("a")]),
+                    Value::FrozenSet(vec![Value::from("b")]),
+                ]),
+                Value::None,
+            )])),
+        );
+    }
+
+    #[test]
+    fn shared_leaves_are_copied_and_single_ones_moved() {
+        // x = [b'abc']; [x, x]: the leaf is held once by x, but x twice.
+        let abc = || Value::List(vec![Value::Bytes(b"abc".to_vec())]);
+        check(
+            b"(]q\x00C\x03abcah\x00l.",
+            Ok(Value::List(vec![abc(), abc()])),
+        );
+        // A megabyte of bytes costs its length once when it is moved, and once
+        // more per copy when it is shared.
+        let mut one = b"\x80\x04B\x00\x00\x10\x00".to_vec();
+        one.extend(std::iter::repeat_n(7, 1 << 20));
+        let mut twice = b"\x80\x04(".to_vec();
+        twice.extend(&one[2..]);
+        twice.extend(b"\x94h\x00l.");
+        one.push(b'.');
+        let limits = |max_decoded| DecodeLimits {
+            max_decoded,
+            ..DecodeLimits::default()
+        };
+        let bytes = Value::Bytes(vec![7; 1 << 20]);
+        assert_eq!(decode(&one, &limits(3 << 19)), Ok(bytes.clone()));
+        assert_eq!(
+            decode(&twice, &limits(3 << 20)),
+            Err(DecodeError::TooLarge { max: 3 << 20 })
+        );
+        assert_eq!(
+            decode(&twice, &limits(4 << 20)),
+            Ok(Value::List(vec![bytes.clone(), bytes]))
         );
     }
 

@@ -34,6 +34,13 @@ const BATCH: usize = 1000;
 /// of 4 GiB or more; such values are written with the protocol 4 opcodes, which
 /// every Python 3.4+ reads whatever the stream's declared protocol.
 ///
+/// Encoding never fails, but Python loads the result only if `value` passes
+/// [`Value::check_encodable`]: a dict key or set item that is a list, dict,
+/// set or bytearray makes Python's `pickle.loads` raise `TypeError` (which
+/// kills a Python SDK's network thread). Every value [`decode`](super::decode)
+/// returns passes, and [`to_value`](super::to_value) refuses unhashable keys;
+/// check a value built by hand before sending it.
+///
 /// ```
 /// use ecci_proto::pickle::{DecodeLimits, Protocol, Value, decode, encode};
 /// let v = Value::dict([("type", Value::from("data")), ("contents", Value::Bytes(b"hi".to_vec()))]);

@@ -30,4 +30,4 @@ pub use de::{ValueError, from_value};
 pub use decode::{DecodeError, DecodeLimits, decode};
 pub use encode::{Protocol, encode};
 pub use ser::{Bytes, to_value};
-pub use value::{BigInt, Value};
+pub use value::{BigInt, MAX_ENCODABLE_DEPTH, UnencodableError, Value};

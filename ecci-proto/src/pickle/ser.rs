@@ -199,27 +199,6 @@ pub(super) fn int_from_u128(u: u128) -> Value {
     }
 }
 
-/// Whether Python could use the value as a dict key (or set element).
-fn is_hashable(value: &Value) -> bool {
-    // An explicit stack: keys come from user types, but a deeply nested tuple
-    // key should not cost stack frames.
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::None
-            | Value::Bool(_)
-            | Value::Int(_)
-            | Value::BigInt(_)
-            | Value::Float(_)
-            | Value::Str(_)
-            | Value::Bytes(_) => {}
-            Value::Tuple(items) | Value::FrozenSet(items) => stack.extend(items),
-            Value::ByteArray(_) | Value::List(_) | Value::Set(_) | Value::Dict(_) => return false,
-        }
-    }
-    true
-}
-
 /// The [`ser::Serializer`] behind [`to_value`].
 struct ValueSerializer;
 
@@ -490,7 +469,7 @@ impl ser::SerializeMap for DictBuilder {
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), ValueError> {
         let key = key.serialize(ValueSerializer)?;
-        if !is_hashable(&key) {
+        if !key.is_hashable() {
             return Err(ValueError::new(format!(
                 "dict key must be hashable in python, found {}",
                 key.type_name()

@@ -126,6 +126,192 @@ impl Value {
             Value::Dict(_) => "dict",
         }
     }
+
+    /// Whether Python can hash this value, so that it may be a dict key or a
+    /// set item: everything but `list`, `dict`, `set` and `bytearray`, and
+    /// tuples and frozensets holding one of those.
+    ///
+    /// ```
+    /// use ecci_proto::pickle::Value;
+    /// assert!(Value::Tuple(vec![Value::from(1), Value::from("a")]).is_hashable());
+    /// assert!(!Value::Tuple(vec![Value::List(vec![])]).is_hashable());
+    /// ```
+    pub fn is_hashable(&self) -> bool {
+        self.unhashable_part().is_none()
+    }
+
+    /// The Python type name of the first unhashable part of this value, if any.
+    pub(crate) fn unhashable_part(&self) -> Option<&'static str> {
+        // An explicit stack: a deeply nested tuple should not cost stack frames.
+        let mut stack = vec![self];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::None
+                | Value::Bool(_)
+                | Value::Int(_)
+                | Value::BigInt(_)
+                | Value::Float(_)
+                | Value::Str(_)
+                | Value::Bytes(_) => {}
+                // Reversed, to find the first unhashable part in order.
+                Value::Tuple(items) | Value::FrozenSet(items) => stack.extend(items.iter().rev()),
+                Value::ByteArray(_) | Value::List(_) | Value::Set(_) | Value::Dict(_) => {
+                    return Some(v.type_name());
+                }
+            }
+        }
+        None
+    }
+
+    /// Checks that a Python peer can load this value once encoded: every dict
+    /// key and set item is hashable (Python's `pickle.loads` raises `TypeError`
+    /// otherwise, which kills a Python SDK's network thread), and containers
+    /// nest at most [`MAX_ENCODABLE_DEPTH`] deep (what a Rust peer's default
+    /// [`DecodeLimits`](super::DecodeLimits) accepts, and what
+    /// [`encode`](super::encode()) may recurse through).
+    ///
+    /// Every value [`decode`](super::decode()) returns passes. Call this on a
+    /// value built by hand before [`encode`](super::encode()) publishes it.
+    /// The walk uses an explicit stack, so any value may be checked.
+    ///
+    /// ```
+    /// use ecci_proto::pickle::{UnencodableError, Value};
+    /// let ok = Value::dict([("a", Value::List(vec![]))]);
+    /// assert_eq!(ok.check_encodable(), Ok(()));
+    /// let bad = Value::Dict(vec![(Value::List(vec![]), Value::None)]);
+    /// assert_eq!(
+    ///     bad.check_encodable().unwrap_err().to_string(),
+    ///     "unhashable type 'list' in a dict key"
+    /// );
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// An [`UnencodableError`] naming the first problem found.
+    pub fn check_encodable(&self) -> Result<(), UnencodableError> {
+        // The walk visits values in the order the decoder builds them, so
+        // that both report the same first problem.
+        let Some(mut frame) = CheckFrame::enter(self, 0)? else {
+            return Ok(());
+        };
+        let mut parents: Vec<CheckFrame<'_>> = Vec::new();
+        loop {
+            if let Some(child) = frame.next_child() {
+                match CheckFrame::enter(child, parents.len() + 1)? {
+                    None => frame.push(child.unhashable_part())?,
+                    Some(inner) => parents.push(std::mem::replace(&mut frame, inner)),
+                }
+                continue;
+            }
+            let unhashable = frame.finish();
+            match parents.pop() {
+                Some(parent) => {
+                    frame = parent;
+                    frame.push(unhashable)?;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// A container being checked by [`Value::check_encodable`].
+struct CheckFrame<'v> {
+    value: &'v Value,
+    next: usize,
+    /// The type of the first unhashable item, which makes a tuple unhashable.
+    unhashable: Option<&'static str>,
+}
+
+impl<'v> CheckFrame<'v> {
+    /// Starts checking `value` under `depth` open containers; `None` for a leaf.
+    fn enter(value: &'v Value, depth: usize) -> Result<Option<Self>, UnencodableError> {
+        match value {
+            Value::List(_)
+            | Value::Tuple(_)
+            | Value::Set(_)
+            | Value::FrozenSet(_)
+            | Value::Dict(_) => {}
+            _ => return Ok(None),
+        }
+        if depth >= MAX_ENCODABLE_DEPTH {
+            return Err(UnencodableError::TooDeep {
+                max: MAX_ENCODABLE_DEPTH,
+            });
+        }
+        Ok(Some(Self {
+            value,
+            next: 0,
+            unhashable: None,
+        }))
+    }
+
+    /// The next child, dict keys and values alternating.
+    fn next_child(&mut self) -> Option<&'v Value> {
+        let value: &'v Value = self.value;
+        let child = match value {
+            Value::List(items)
+            | Value::Tuple(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => items.get(self.next),
+            Value::Dict(pairs) => pairs
+                .get(self.next / 2)
+                .map(|(k, v)| if self.next % 2 == 0 { k } else { v }),
+            _ => None,
+        };
+        self.next += 1;
+        child
+    }
+
+    /// Takes the result for the child just visited.
+    fn push(&mut self, unhashable: Option<&'static str>) -> Result<(), UnencodableError> {
+        let Some(found) = unhashable else {
+            return Ok(());
+        };
+        let key_index = self.next - 1;
+        let container = match self.value {
+            Value::Dict(_) if key_index % 2 == 0 => "dict key",
+            Value::Set(_) => "set",
+            Value::FrozenSet(_) => "frozenset",
+            _ => {
+                self.unhashable.get_or_insert(found);
+                return Ok(());
+            }
+        };
+        Err(UnencodableError::Unhashable { found, container })
+    }
+
+    /// The type that makes the finished container unhashable, if any.
+    fn finish(self) -> Option<&'static str> {
+        match self.value {
+            Value::Tuple(_) | Value::FrozenSet(_) => self.unhashable,
+            other => Some(other.type_name()),
+        }
+    }
+}
+
+/// The deepest nesting [`Value::check_encodable`] accepts: the default
+/// [`DecodeLimits::max_depth`](super::DecodeLimits::max_depth).
+pub const MAX_ENCODABLE_DEPTH: usize = 128;
+
+/// Why a [`Value`] should not be sent to a Python peer, from [`Value::check_encodable`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnencodableError {
+    /// A dict key or set item Python cannot hash (a `list`, `dict`, `set` or
+    /// `bytearray`, possibly inside a tuple or frozenset).
+    #[error("unhashable type '{found}' in a {container}")]
+    Unhashable {
+        /// The Python type of the unhashable part.
+        found: &'static str,
+        /// Where it is: `"dict key"`, `"set"` or `"frozenset"`.
+        container: &'static str,
+    },
+    /// Containers nested deeper than [`MAX_ENCODABLE_DEPTH`].
+    #[error("nesting deeper than {max}")]
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl From<&str> for Value {
@@ -236,8 +422,79 @@ impl BigInt {
         Some(i128::from_le_bytes(buf))
     }
 
-    /// The magnitude as little-endian base-2^32 limbs.
-    fn magnitude_limbs(&self) -> Vec<u32> {
+    /// The number of bits of the magnitude, as Python's `int.bit_length()`:
+    /// 0 for zero, 8 for 255 and for -255.
+    ///
+    /// ```
+    /// use ecci_proto::pickle::BigInt;
+    /// assert_eq!(BigInt::from_i128(1 << 100).bits(), 101);
+    /// assert_eq!(BigInt::from_i128(-(1 << 100)).bits(), 101);
+    /// ```
+    pub fn bits(&self) -> u64 {
+        bit_length(&self.magnitude_bytes())
+    }
+
+    /// The value as the nearest `f64`, as Python's `float(int)` rounds it
+    /// (to nearest, ties to even), or `None` when it rounds beyond `f64::MAX`,
+    /// where Python raises `OverflowError`.
+    ///
+    /// Computed from the bits directly, in time linear in the length.
+    ///
+    /// ```
+    /// use ecci_proto::pickle::BigInt;
+    /// assert_eq!(BigInt::from_i128(-(1 << 100)).to_f64(), Some(-(2f64.powi(100))));
+    /// let two_to_1024 = BigInt::from_le_bytes(&[&[0u8; 128][..], &[1]].concat());
+    /// assert_eq!(two_to_1024.to_f64(), None);
+    /// ```
+    pub fn to_f64(&self) -> Option<f64> {
+        let magnitude = self.magnitude_bytes();
+        let bits = bit_length(&magnitude);
+        let abs = if bits <= 64 {
+            let mut buf = [0u8; 8];
+            for (b, m) in buf.iter_mut().zip(&magnitude) {
+                *b = *m;
+            }
+            // Rust's int-to-float conversion rounds to nearest, ties to even.
+            #[expect(clippy::cast_precision_loss, reason = "rounded as float(int)")]
+            let f = u64::from_le_bytes(buf) as f64;
+            f
+        } else if bits > 1024 {
+            return None;
+        } else {
+            // The top 64 bits, with every lower bit folded into the last one
+            // ("sticky"): rounding those 64 bits to 53 then rounds exactly as
+            // rounding the whole number would.
+            let shift = bits - 64;
+            let (byte, bit) = (
+                usize::try_from(shift / 8).ok()?,
+                u32::try_from(shift % 8).ok()?,
+            );
+            let mut window = [0u8; 16];
+            for (w, m) in window
+                .iter_mut()
+                .zip(magnitude.get(byte..).unwrap_or_default())
+            {
+                *w = *m;
+            }
+            let top =
+                u64::try_from((u128::from_le_bytes(window) >> bit) & u128::from(u64::MAX)).ok()?;
+            let below = magnitude.get(..byte).unwrap_or_default();
+            let low_bits = magnitude.get(byte).map_or(0, |b| b & ((1u8 << bit) - 1));
+            let sticky = below.iter().any(|&b| b != 0) || low_bits != 0;
+            #[expect(clippy::cast_precision_loss, reason = "rounded as float(int)")]
+            let rounded = (top | u64::from(sticky)) as f64;
+            // 2^shift, exact: shift <= 960 is a normal exponent.
+            let scale = f64::from_bits((shift + 1023) << 52);
+            rounded * scale
+        };
+        if abs.is_infinite() {
+            return None;
+        }
+        Some(if self.is_negative() { -abs } else { abs })
+    }
+
+    /// The magnitude as little-endian bytes (not normalized).
+    fn magnitude_bytes(&self) -> Vec<u8> {
         let mut bytes = self.le_bytes.clone();
         if self.is_negative() {
             // Two's complement negation: invert and add one.
@@ -249,6 +506,11 @@ impl BigInt {
             }
         }
         bytes
+    }
+
+    /// The magnitude as little-endian base-2^32 limbs.
+    fn magnitude_limbs(&self) -> Vec<u32> {
+        self.magnitude_bytes()
             .chunks(4)
             .map(|c| {
                 let mut w = [0u8; 4];
@@ -259,11 +521,47 @@ impl BigInt {
     }
 }
 
+/// The number of significant bits of a little-endian magnitude.
+fn bit_length(magnitude: &[u8]) -> u64 {
+    match magnitude.iter().rposition(|&b| b != 0) {
+        None => 0,
+        Some(top) => top as u64 * 8 + u64::from(8 - magnitude[top].leading_zeros()),
+    }
+}
+
+/// The most decimal digits [`BigInt`]'s `Display` writes, as CPython's default
+/// `sys.get_int_max_str_digits()`: converting to decimal costs time quadratic
+/// in the length, and a peer can send an int of millions of digits.
+pub(crate) const MAX_DECIMAL_DIGITS: usize = 4300;
+
+/// Writes the decimal form when it has at most 4300 digits
+/// (as Python's `str(int)` does), and `<int of N bits>` (or `<negative int of
+/// N bits>`) otherwise, so that formatting any received value is cheap.
+///
+/// ```
+/// use ecci_proto::pickle::BigInt;
+/// let huge = BigInt::from_le_bytes(&[0x5a; 1 << 20]);
+/// assert_eq!(huge.to_string(), "<int of 8388607 bits>");
+/// ```
 impl fmt::Display for BigInt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every number of more than this many bits has more than 4300 digits
+        // (2^14300 has 4305), so the conversion is only attempted below it.
+        const MAX_DECIMAL_BITS: u64 = 14_300;
+        let bits = self.bits();
+        let sign = if self.is_negative() { "negative " } else { "" };
+        if bits > MAX_DECIMAL_BITS {
+            return write!(f, "<{sign}int of {bits} bits>");
+        }
         let mut limbs = self.magnitude_limbs();
         let mut chunks = Vec::new(); // base 10^9, least significant first
-        while limbs.iter().any(|&l| l != 0) {
+        loop {
+            while limbs.last() == Some(&0) {
+                limbs.pop();
+            }
+            if limbs.is_empty() {
+                break;
+            }
             let mut rem = 0u64;
             for limb in limbs.iter_mut().rev() {
                 let cur = (rem << 32) | u64::from(*limb);
@@ -272,19 +570,21 @@ impl fmt::Display for BigInt {
             }
             chunks.push(rem);
         }
+        let Some((most, rest)) = chunks.split_last() else {
+            return f.write_str("0");
+        };
+        let digits = most.to_string();
+        if digits.len() + 9 * rest.len() > MAX_DECIMAL_DIGITS {
+            return write!(f, "<{sign}int of {bits} bits>");
+        }
         if self.is_negative() {
             f.write_str("-")?;
         }
-        match chunks.split_last() {
-            None => f.write_str("0"),
-            Some((most, rest)) => {
-                write!(f, "{most}")?;
-                for c in rest.iter().rev() {
-                    write!(f, "{c:09}")?;
-                }
-                Ok(())
-            }
+        f.write_str(&digits)?;
+        for c in rest.iter().rev() {
+            write!(f, "{c:09}")?;
         }
+        Ok(())
     }
 }
 
@@ -323,6 +623,310 @@ mod tests {
             assert_eq!(b.to_string(), i.to_string());
             assert_eq!(b.to_i128(), Some(i));
             assert_eq!(b.is_negative(), i < 0);
+        }
+    }
+
+    /// `10^k`, by repeated multiplication of the bytes.
+    fn ten_to(k: usize) -> BigInt {
+        let mut bytes = vec![1u8];
+        for _ in 0..k {
+            let mut carry = 0u16;
+            for b in &mut bytes {
+                let cur = u16::from(*b) * 10 + carry;
+                *b = cur as u8;
+                carry = cur >> 8;
+            }
+            if carry != 0 {
+                bytes.push(carry as u8);
+            }
+        }
+        bytes.push(0);
+        BigInt::from_le_bytes(&bytes)
+    }
+
+    /// `big - 1`, for a positive `big`.
+    fn minus_one(big: &BigInt) -> BigInt {
+        let mut bytes = big.to_le_bytes().to_vec();
+        for b in &mut bytes {
+            let (v, borrow) = b.overflowing_sub(1);
+            *b = v;
+            if !borrow {
+                break;
+            }
+        }
+        BigInt::from_le_bytes(&bytes)
+    }
+
+    fn negate(big: &BigInt) -> BigInt {
+        let mut bytes = big.to_le_bytes().to_vec();
+        bytes.push(if big.is_negative() { 0xff } else { 0 });
+        let mut carry = true;
+        for b in &mut bytes {
+            let (v, c) = (!*b).overflowing_add(u8::from(carry));
+            *b = v;
+            carry = c;
+        }
+        BigInt::from_le_bytes(&bytes)
+    }
+
+    #[test]
+    fn bigint_display_stops_at_4300_digits() {
+        #[track_caller]
+        fn check(big: &BigInt, expected: &str) {
+            let shown = big.to_string();
+            let shown = if shown.len() > 40 {
+                format!(
+                    "{}…{} digits",
+                    &shown[..3],
+                    shown.trim_start_matches('-').len()
+                )
+            } else {
+                shown
+            };
+            assert_eq!(shown, expected);
+        }
+        let largest = minus_one(&ten_to(4300));
+        check(&largest, "999…4300 digits");
+        check(&negate(&largest), "-99…4300 digits");
+        check(&ten_to(4300), "<int of 14285 bits>");
+        check(&negate(&ten_to(4300)), "<negative int of 14285 bits>");
+        check(&ten_to(4299), "100…4300 digits");
+        check(&BigInt::from_le_bytes(&[0xff; 4000]), "-1");
+        check(
+            &BigInt::from_le_bytes(&[&[0xff; 4000][..], &[0]].concat()),
+            "<int of 32000 bits>",
+        );
+    }
+
+    #[test]
+    fn bigint_bits() {
+        for (i, bits) in [
+            (0i128, 0),
+            (1, 1),
+            (-1, 1),
+            (255, 8),
+            (-255, 8),
+            (-256, 9),
+            (i128::MAX, 127),
+            (i128::MIN, 128),
+        ] {
+            assert_eq!(BigInt::from_i128(i).bits(), bits, "{i}");
+        }
+        assert_eq!(ten_to(4300).bits(), 14285);
+    }
+
+    #[test]
+    fn bigint_to_f64_rounds_as_python() {
+        #[track_caller]
+        fn check(big: &BigInt, expected: Option<f64>) {
+            assert_eq!(big.to_f64(), expected, "{big}");
+            assert_eq!(negate(big).to_f64(), expected.map(|f| -f), "-{big}");
+        }
+        let pow2 = |k: usize| {
+            let mut bytes = vec![0u8; k / 8 + 2];
+            bytes[k / 8] = 1 << (k % 8);
+            BigInt::from_le_bytes(&bytes)
+        };
+        let shifted = |i: i128, k: usize| {
+            let mut bytes = vec![0u8; k / 8];
+            bytes.extend(i.to_le_bytes());
+            BigInt::from_le_bytes(&bytes)
+        };
+        check(&BigInt::from_i128(0), Some(0.0));
+        check(&pow2(64), Some(2f64.powi(64)));
+        // Ties go to even; a bit below the tie breaks it upwards.
+        check(&shifted((1 << 53) + 1, 800), Some(2f64.powi(853)));
+        check(
+            &shifted((1 << 53) + 3, 800),
+            Some(((1u64 << 53) + 4) as f64 * 2f64.powi(800)),
+        );
+        let just_above_tie = BigInt::from_le_bytes(
+            &[&[1u8][..], &[0; 99], &((1i128 << 53) + 1).to_le_bytes()].concat(),
+        );
+        check(
+            &just_above_tie,
+            Some(((1u64 << 53) + 2) as f64 * 2f64.powi(800)),
+        );
+        check(&minus_one(&pow2(1024)), None);
+        check(&pow2(1023), Some(2f64.powi(1023)));
+        // f64::MAX is 2^1024 - 2^971; halfway to 2^1024 rounds up, to overflow.
+        let max = minus_one(&pow2(1024));
+        let max = BigInt::from_le_bytes(
+            &max.to_le_bytes()
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    if i < 121 {
+                        0
+                    } else if i == 121 {
+                        b & 0xf8
+                    } else {
+                        b
+                    }
+                })
+                .collect::<Vec<_>>(),
+        );
+        check(&max, Some(f64::MAX));
+        let tie = BigInt::from_le_bytes(
+            &max.to_le_bytes()
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| if i == 121 { b | 4 } else { b })
+                .collect::<Vec<_>>(),
+        );
+        check(&minus_one(&tie), Some(f64::MAX));
+        check(&tie, None);
+        check(&pow2(100_000), None);
+    }
+
+    #[test]
+    fn bigint_to_f64_and_display_match_cpython() {
+        // Deterministic ints of every size up to 1100 bits, both signs, some
+        // with long runs of ones or zeros to hit the rounding ties.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut cases = Vec::new();
+        for len in 1..=140usize {
+            for _ in 0..3 {
+                let pattern = next() % 4;
+                let mut bytes: Vec<u8> = (0..len)
+                    .map(|_| match pattern {
+                        0 => 0,
+                        1 => 0xff,
+                        _ => next() as u8,
+                    })
+                    .collect();
+                bytes.push(next() as u8);
+                cases.push(BigInt::from_le_bytes(&bytes));
+            }
+        }
+        let input: String = cases
+            .iter()
+            .map(|b| {
+                b.to_le_bytes()
+                    .iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect();
+        let script = "import sys\n\
+            for line in sys.stdin.read().split():\n\
+            \x20   n = int.from_bytes(bytes.fromhex(line), 'little', signed=True)\n\
+            \x20   try:\n\
+            \x20       f = float(n).hex()\n\
+            \x20   except OverflowError:\n\
+            \x20       f = 'overflow'\n\
+            \x20   print(f, n)\n";
+        let output = crate::testutil::python(script, input.as_bytes());
+        let output = String::from_utf8(output).expect("ascii");
+        let lines: Vec<&str> = output.lines().collect();
+        assert_eq!(lines.len(), cases.len());
+        for (big, line) in cases.iter().zip(lines) {
+            let (float, decimal) = line.split_once(' ').expect("two fields");
+            assert_eq!(big.to_string(), decimal);
+            let expected = match float {
+                "overflow" => None,
+                hex => Some(hex),
+            };
+            let got = big.to_f64().map(hex_float);
+            assert_eq!(got.as_deref(), expected, "{decimal}");
+        }
+    }
+
+    /// Python's `float.hex()` of a finite float.
+    fn hex_float(f: f64) -> String {
+        let sign = if f.is_sign_negative() { "-" } else { "" };
+        if f == 0.0 {
+            return format!("{sign}0x0.0p+0");
+        }
+        let bits = f.to_bits();
+        let exponent = ((bits >> 52) & 0x7ff) as i64 - 1023;
+        let mantissa = bits & ((1 << 52) - 1);
+        format!("{sign}0x1.{mantissa:013x}p{exponent:+}")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bigint_to_f64_matches_int_casts(i: i128, shift in 0usize..1100) {
+            proptest::prop_assert_eq!(BigInt::from_i128(i).to_f64(), Some(i as f64));
+            let mut bytes = vec![0u8; shift / 8];
+            bytes.extend(i.to_le_bytes());
+            let scaled = (i as f64) * 2f64.powi(i32::try_from(shift / 8 * 8).unwrap_or(0));
+            let expected = Some(scaled).filter(|f| f.is_finite());
+            proptest::prop_assert_eq!(BigInt::from_le_bytes(&bytes).to_f64(), expected);
+        }
+    }
+
+    #[test]
+    fn check_encodable() {
+        #[track_caller]
+        fn check(value: Value, expected: Result<(), &str>) {
+            let got = value.check_encodable().map_err(|e| e.to_string());
+            assert_eq!(got, expected.map_err(str::to_owned));
+            assert_eq!(value.is_hashable(), value.unhashable_part().is_none());
+        }
+        let list = || Value::List(vec![Value::from(1)]);
+        let nested =
+            |depth: usize| (0..depth).fold(Value::None, |inner, _| Value::List(vec![inner]));
+        check(Value::dict([("a", list())]), Ok(()));
+        check(
+            Value::Dict(vec![(list(), Value::None)]),
+            Err("unhashable type 'list' in a dict key"),
+        );
+        check(
+            Value::Dict(vec![(
+                Value::Tuple(vec![Value::from(1), Value::ByteArray(vec![])]),
+                Value::None,
+            )]),
+            Err("unhashable type 'bytearray' in a dict key"),
+        );
+        check(
+            Value::Set(vec![Value::Dict(vec![])]),
+            Err("unhashable type 'dict' in a set"),
+        );
+        check(
+            Value::FrozenSet(vec![Value::Tuple(vec![Value::Set(vec![])])]),
+            Err("unhashable type 'set' in a frozenset"),
+        );
+        // Found below the top too.
+        check(
+            Value::List(vec![Value::from(1), Value::Set(vec![list()])]),
+            Err("unhashable type 'list' in a set"),
+        );
+        check(
+            Value::Set(vec![
+                Value::Tuple(vec![Value::from("a")]),
+                Value::Bytes(vec![]),
+            ]),
+            Ok(()),
+        );
+        check(nested(MAX_ENCODABLE_DEPTH), Ok(()));
+        check(
+            nested(MAX_ENCODABLE_DEPTH + 1),
+            Err("nesting deeper than 128"),
+        );
+        let dicts =
+            |depth: usize| (0..depth).fold(Value::None, |inner, _| Value::dict([("k", inner)]));
+        check(dicts(MAX_ENCODABLE_DEPTH), Ok(()));
+        check(
+            dicts(MAX_ENCODABLE_DEPTH + 1),
+            Err("nesting deeper than 128"),
+        );
+    }
+
+    #[test]
+    fn check_encodable_accepts_what_a_rust_peer_decodes() {
+        use super::super::{DecodeLimits, Protocol, decode, encode};
+        for depth in [MAX_ENCODABLE_DEPTH, MAX_ENCODABLE_DEPTH + 1] {
+            let value = (0..depth).fold(Value::None, |inner, _| Value::List(vec![inner]));
+            let decoded = decode(&encode(&value, Protocol::V4), &DecodeLimits::default());
+            assert_eq!(decoded.is_ok(), value.check_encodable().is_ok(), "{depth}");
         }
     }
 

@@ -5,6 +5,14 @@
 
 use ecci_proto::pickle::{BigInt, Value};
 
+// The unit tests' CPython helper, compiled into each integration test crate
+// as well (they cannot see the library's test-only modules).
+#[path = "../../src/testutil.rs"]
+mod testutil;
+
+#[allow(unused_imports, reason = "each test crate uses a different part")]
+pub(crate) use testutil::python;
+
 fn int(i: i64) -> Value {
     Value::Int(i)
 }
