@@ -367,11 +367,39 @@ impl Transfers {
                     });
                 }
                 Ok(response) => Attempt::status(response.status()),
-                Err(e) => Attempt::network(e),
+                Err(e) => self.probe_put(url, Attempt::network(e)).await,
             };
             self.give_up_or_wait(failure, &mut retries)
                 .await
                 .map_err(err)?;
+        }
+    }
+
+    /// After a connection error on an upload, asks again with an empty body.
+    ///
+    /// A server that refuses a URL on its headers (403) may close the connection
+    /// before it has read the body, and the client, still sending, then sees a
+    /// reset instead of the answer. An empty PUT gets the answer: a 403 makes
+    /// the failure [`ErrorKind::Expired`]; anything else keeps it a connection
+    /// error to retry. When the URL is valid the empty PUT does create an empty
+    /// object, which the retry then replaces; nobody is told of the object
+    /// before the upload succeeds.
+    async fn probe_put(&self, url: &PresignedUrl, failure: Attempt) -> Attempt {
+        if !matches!(failure.kind, ErrorKind::Connection { .. }) {
+            return failure;
+        }
+        let probe = self
+            .client
+            .put(url.expose())
+            .header(CONTENT_LENGTH, 0)
+            .body(reqwest::Body::from(Bytes::new()))
+            .send()
+            .await;
+        match probe {
+            Ok(response) if response.status() == StatusCode::FORBIDDEN => {
+                Attempt::fatal(ErrorKind::Expired)
+            }
+            _ => failure,
         }
     }
 

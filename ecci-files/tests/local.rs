@@ -503,6 +503,28 @@ async fn refused_urls_are_expired_errors_and_not_retried() {
         .filter(|r| r.status == 403)
         .count();
     assert_eq!(refused, 7, "each refusal is a single request");
+
+    // A server that refuses before reading a large body and closes looks like
+    // a reset to the client; the refusal is still reported as such.
+    let before = fx.store.requests().len();
+    fx.store.faults().expire_urls(true);
+    fx.store.faults().refuse_early(true);
+    let big = fx.source("big.bin", &data(8 * MIB));
+    let err = fx
+        .transfers
+        .upload_file("f", &put, &big, TransferOptions::default())
+        .await
+        .unwrap_err();
+    check_error(&err, "f", Step::Upload, "Expired");
+    fx.store.faults().refuse_early(false);
+    fx.store.faults().expire_urls(false);
+    let requests = fx.store.requests();
+    let answers: Vec<_> = requests[before..]
+        .iter()
+        .map(|r| (r.method.as_str(), r.status))
+        .collect();
+    // The upload got no answer, then one empty PUT found the refusal.
+    assert_eq!(answers, [("PUT", 0), ("PUT", 403)]);
     fx.shutdown().await;
 }
 

@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use ecci_files::sigv4::{Credentials, Method, S3Presigner};
@@ -142,6 +143,8 @@ async fn ranged_get(
 /// for the relay's address, so the `Host` the server sees is the one signed.
 struct CuttingRelay {
     addr: SocketAddr,
+    /// The first bytes each connection sent (the request head of a GET).
+    requests: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -149,16 +152,22 @@ impl CuttingRelay {
     async fn start(upstream: SocketAddr, cut: usize) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             let mut first = true;
             while let Ok((client, _)) = listener.accept().await {
                 let limit = if first { Some(cut) } else { None };
                 first = false;
-                connections.spawn(relay(client, upstream, limit));
+                connections.spawn(relay(client, upstream, limit, seen.clone()));
             }
         });
-        Self { addr, task }
+        Self {
+            addr,
+            requests,
+            task,
+        }
     }
 }
 
@@ -169,13 +178,27 @@ impl Drop for CuttingRelay {
     }
 }
 
-async fn relay(client: TcpStream, upstream: SocketAddr, limit: Option<usize>) {
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    limit: Option<usize>,
+    requests: Arc<Mutex<Vec<String>>>,
+) {
     let Ok(server) = TcpStream::connect(upstream).await else {
         return;
     };
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let upload = async move {
+        let mut head = vec![0; 16 * 1024];
+        let n = client_read.read(&mut head).await.unwrap_or(0);
+        requests
+            .lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(&head[..n]).to_ascii_lowercase());
+        if server_write.write_all(&head[..n]).await.is_err() {
+            return;
+        }
         let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
         let _ = server_write.shutdown().await;
     };
@@ -285,6 +308,20 @@ async fn presigned_round_trips_against_a_real_s3_server() {
         .await
         .unwrap();
     assert!(std::fs::read(&resumed).unwrap() == payload);
+    let requests = relay.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests.len(),
+        2,
+        "one cut connection, one resumed: {requests:?}"
+    );
+    assert!(!requests[0].contains("\r\nrange:"), "{}", requests[0]);
+    let start: usize = requests[1]
+        .split("\r\nrange: bytes=")
+        .nth(1)
+        .and_then(|r| r.split('-').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the second request resumes with a Range");
+    assert!(start > 0 && start <= 2 * MIB, "resumed at {start}");
     drop(relay);
 
     // An in-memory object.
@@ -361,7 +398,7 @@ async fn presigned_round_trips_against_a_real_s3_server() {
         .upload_bytes(
             &name,
             &forged,
-            "overwrite".into(),
+            data(4 * MIB, 9).into(),
             TransferOptions::default(),
         )
         .await

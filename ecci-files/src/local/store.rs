@@ -6,7 +6,6 @@
 //! single `Range`, an expired or tampered URL gets 403. Faults can be injected
 //! to exercise the client's retry and resume paths.
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -58,7 +57,7 @@ pub struct RequestRecord {
     pub object: Option<String>,
     /// The `Range` header, when sent.
     pub range: Option<String>,
-    /// The status answered.
+    /// The status answered; 0 when the connection was dropped instead.
     pub status: u16,
 }
 
@@ -69,6 +68,7 @@ pub struct Faults {
     cut_next: Mutex<Option<u64>>,
     expired: AtomicBool,
     ignore_range: AtomicBool,
+    refuse_early: AtomicBool,
 }
 
 impl Faults {
@@ -92,6 +92,14 @@ impl Faults {
     /// Ignore `Range` headers (answer `200` with the whole object) while `on`.
     pub fn ignore_range(&self, on: bool) {
         self.ignore_range.store(on, Ordering::SeqCst);
+    }
+
+    /// While `on`, drop the connection of a refused request that has a body
+    /// instead of answering, as a server that answers before reading the body
+    /// and closes looks to a client still sending: a reset, no answer.
+    /// Refused requests without a body are answered as usual.
+    pub fn refuse_early(&self, on: bool) {
+        self.refuse_early.store(on, Ordering::SeqCst);
     }
 
     fn take_failure(&self) -> bool {
@@ -321,7 +329,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot:
 async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-) -> Result<Response<ServerBody>, Infallible> {
+) -> Result<Response<ServerBody>, io::Error> {
     let method = req.method().as_str().to_owned();
     let range = req
         .headers()
@@ -336,10 +344,11 @@ async fn handle(
             method,
             object,
             range,
-            status: response.status().as_u16(),
+            status: response.as_ref().map_or(0, |r| r.status().as_u16()),
         });
     }
-    Ok(response)
+    // An error makes hyper close the connection without an answer.
+    response.ok_or_else(|| io::Error::other("fault: refused early"))
 }
 
 /// `/bucket/object`, decoded, when both are plain names.
@@ -364,27 +373,39 @@ fn status(code: StatusCode) -> Response<ServerBody> {
     response
 }
 
+/// The answer, or `None` to drop the connection without one.
 async fn answer(
     shared: &Shared,
     req: Request<Incoming>,
     target: Option<(String, String)>,
-) -> Response<ServerBody> {
-    if shared.faults.take_failure() {
-        return status(StatusCode::INTERNAL_SERVER_ERROR);
+) -> Option<Response<ServerBody>> {
+    match authorize(shared, &req, target) {
+        Ok((Method::Put, path)) => Some(put(shared, req, &path).await),
+        Ok((Method::Get, path)) => Some(get(shared, &req, &path).await),
+        Err(code) => refuse(shared, req, code).await,
     }
-    let Some((bucket, object)) = target else {
-        return status(StatusCode::BAD_REQUEST);
-    };
+}
+
+/// The method and the object's path when the request may go ahead.
+fn authorize(
+    shared: &Shared,
+    req: &Request<Incoming>,
+    target: Option<(String, String)>,
+) -> Result<(Method, PathBuf), StatusCode> {
+    if shared.faults.take_failure() {
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let (bucket, object) = target.ok_or(StatusCode::BAD_REQUEST)?;
     let method = match *req.method() {
         hyper::Method::GET => Method::Get,
         hyper::Method::PUT => Method::Put,
-        _ => return status(StatusCode::METHOD_NOT_ALLOWED),
+        _ => return Err(StatusCode::METHOD_NOT_ALLOWED),
     };
     let query = req.uri().query().unwrap_or("");
     let expires = query_param(query, "expires").and_then(|e| e.parse::<u64>().ok());
     let signature = query_param(query, "signature");
     let (Some(expires), Some(signature)) = (expires, signature) else {
-        return status(StatusCode::FORBIDDEN);
+        return Err(StatusCode::FORBIDDEN);
     };
     let expected = sign(&shared.key, method.as_str(), &bucket, &object, expires);
     let now = SystemTime::now()
@@ -395,13 +416,27 @@ async fn answer(
         && now <= expires
         && !shared.faults.expired.load(Ordering::SeqCst);
     if !valid {
-        return status(StatusCode::FORBIDDEN);
+        return Err(StatusCode::FORBIDDEN);
     }
-    let path = shared.root.join(&bucket).join(&object);
-    match method {
-        Method::Put => put(shared, req, &path).await,
-        Method::Get => get(shared, &req, &path).await,
+    Ok((method, shared.root.join(&bucket).join(&object)))
+}
+
+/// Answers `code`. The request body is read first, as Go's server (MinIO)
+/// mostly does: a server that closes with unread bytes resets the connection,
+/// and the client may lose the answer. [`Faults::refuse_early`] plays that
+/// loss: a refused request with a body gets no answer at all.
+async fn refuse(
+    shared: &Shared,
+    req: Request<Incoming>,
+    code: StatusCode,
+) -> Option<Response<ServerBody>> {
+    let has_body = http_body::Body::size_hint(req.body()).lower() > 0;
+    if has_body && shared.faults.refuse_early.load(Ordering::SeqCst) {
+        return None;
     }
+    let mut body = req.into_body();
+    while let Some(Ok(_)) = body.frame().await {}
+    Some(status(code))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
