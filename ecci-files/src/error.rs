@@ -108,13 +108,6 @@ pub enum ErrorKind {
         #[source]
         source: reqwest::Error,
     },
-    /// The HTTP client could not be built (TLS setup).
-    #[error("cannot build the HTTP client")]
-    Client {
-        /// The HTTP client's error.
-        #[source]
-        source: reqwest::Error,
-    },
     /// Reading or writing the local file failed.
     #[error("local file error while {doing}")]
     Io {
@@ -164,6 +157,22 @@ pub enum ErrorKind {
         #[source]
         source: ecci_proto::pickle::DecodeError,
     },
+}
+
+/// The HTTP client could not be set up (TLS: the platform's root certificates).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the HTTP client")]
+pub struct ClientError {
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl ClientError {
+    pub(crate) fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            source: source.into(),
+        }
+    }
 }
 
 impl ErrorKind {

@@ -34,7 +34,7 @@ mod transfer;
 mod uri;
 
 pub use ecci_proto::file::PresignedUrl;
-pub use error::{ErrorKind, Step, TransferError};
+pub use error::{ClientError, ErrorKind, Step, TransferError};
 pub use transfer::{
     Progress, RetryConfig, TransferConfig, TransferOptions, Transferred, Transfers,
 };

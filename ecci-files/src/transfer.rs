@@ -20,7 +20,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio::sync::watch;
 
 use crate::body::{self, Source, UploadBody};
-use crate::error::{ErrorKind, Step, TransferError};
+use crate::error::{ClientError, ErrorKind, Step, TransferError};
 
 /// Retry tunables: how often and how patiently a leg is tried again after a
 /// connection error or a 5xx answer.
@@ -162,7 +162,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// file is never held in memory, whatever its size.
 ///
 /// ```no_run
-/// # async fn f(put: ecci_proto::file::PresignedUrl) -> Result<(), ecci_files::TransferError> {
+/// # async fn f(put: ecci_proto::file::PresignedUrl) -> Result<(), Box<dyn std::error::Error>> {
 /// use ecci_files::{TransferConfig, TransferOptions, Transfers};
 /// let transfers = Transfers::new(TransferConfig::default())?;
 /// let options = TransferOptions { sha256: true, ..TransferOptions::default() };
@@ -219,26 +219,22 @@ impl Attempt {
 impl Transfers {
     /// A client with these tunables.
     ///
+    /// It speaks HTTP/1.1 only and ignores proxy settings: the object store
+    /// sits inside the platform's network.
+    ///
     /// # Errors
     ///
-    /// [`ErrorKind::Client`] when the TLS setup fails (the `https` feature
-    /// reads the platform's root certificates).
-    pub fn new(config: TransferConfig) -> Result<Self, TransferError> {
+    /// [`ClientError`] when the TLS setup fails (the `https` feature reads the
+    /// platform's root certificates).
+    pub fn new(config: TransferConfig) -> Result<Self, ClientError> {
         let builder = reqwest::Client::builder()
             .http1_only()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .no_proxy();
-        let builder = tls(builder)?;
-        let client = builder.build().map_err(|e| {
-            TransferError::new(
-                "",
-                Step::Download,
-                ErrorKind::Client {
-                    source: e.without_url(),
-                },
-            )
-        })?;
+        let client = tls(builder)?
+            .build()
+            .map_err(|e| ClientError::new(e.without_url()))?;
         Ok(Self { client, config })
     }
 
@@ -839,32 +835,22 @@ impl Drop for TempFile {
 }
 
 #[cfg(feature = "https")]
-fn tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, TransferError> {
+fn tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, ClientError> {
     use rustls_platform_verifier::BuilderVerifierExt;
+    // ring rather than reqwest's default aws-lc-rs: no cmake or C toolchain
+    // dance, a much quicker build, and no process-wide provider to install.
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error(e.to_string()))?
+        .map_err(ClientError::new)?
         .with_platform_verifier()
-        .map_err(|e| tls_error(e.to_string()))?
+        .map_err(ClientError::new)?
         .with_no_client_auth();
     Ok(builder.tls_backend_preconfigured(config))
 }
 
-#[cfg(feature = "https")]
-fn tls_error(message: String) -> TransferError {
-    TransferError::new(
-        "",
-        Step::Download,
-        ErrorKind::Io {
-            doing: "setting up TLS",
-            source: std::io::Error::other(message),
-        },
-    )
-}
-
 #[cfg(not(feature = "https"))]
-fn tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, TransferError> {
+fn tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, ClientError> {
     Ok(builder)
 }
 

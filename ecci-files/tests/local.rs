@@ -317,6 +317,8 @@ async fn downloads_resume_retry_and_restart() {
         Cut(u64),
         /// Cut, and ignore the `Range` of the retry.
         CutIgnoringRange(u64),
+        /// Cut, and answer the retry's `Range` with another range.
+        CutThenMisrange(u64),
         /// Fail this many requests with 500.
         Fail(u32),
     }
@@ -338,6 +340,10 @@ async fn downloads_resume_retry_and_restart() {
             Fault::CutIgnoringRange(MIB as u64),
             &[(false, 200), (true, 200)],
         ),
+        (
+            Fault::CutThenMisrange(MIB as u64),
+            &[(false, 200), (true, 206), (false, 200)],
+        ),
         (Fault::Fail(2), &[(false, 500), (false, 500), (false, 200)]),
     ];
     let payload = data(2 * MIB + 7);
@@ -358,6 +364,10 @@ async fn downloads_resume_retry_and_restart() {
             Fault::CutIgnoringRange(n) => {
                 fx.store.faults().cut_next_download_after(n);
                 fx.store.faults().ignore_range(true);
+            }
+            Fault::CutThenMisrange(n) => {
+                fx.store.faults().cut_next_download_after(n);
+                fx.store.faults().misrange_next();
             }
             Fault::Fail(n) => fx.store.faults().fail_next(n),
         }

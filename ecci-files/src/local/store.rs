@@ -68,6 +68,7 @@ pub struct Faults {
     cut_next: Mutex<Option<u64>>,
     expired: AtomicBool,
     ignore_range: AtomicBool,
+    misrange: AtomicBool,
     refuse_early: AtomicBool,
 }
 
@@ -92,6 +93,12 @@ impl Faults {
     /// Ignore `Range` headers (answer `200` with the whole object) while `on`.
     pub fn ignore_range(&self, on: bool) {
         self.ignore_range.store(on, Ordering::SeqCst);
+    }
+
+    /// Answer the next `Range` request with `206` for the whole object, a
+    /// range other than the one asked for.
+    pub fn misrange_next(&self) {
+        self.misrange.store(true, Ordering::SeqCst);
     }
 
     /// While `on`, drop the connection of a refused request that has a body
@@ -528,6 +535,9 @@ async fn get(shared: &Shared, req: &Request<Incoming>, path: &Path) -> Response<
     let header = req.headers().get(RANGE).and_then(|v| v.to_str().ok());
     let range = if shared.faults.ignore_range.load(Ordering::SeqCst) {
         Ok(None)
+    } else if header.is_some() && size > 0 && shared.faults.misrange.swap(false, Ordering::SeqCst) {
+        // The whole object, labelled as a range, but not the one asked for.
+        Ok(Some((0, size - 1)))
     } else {
         parse_range(header, size)
     };
