@@ -879,6 +879,21 @@ mod tests {
         check("", None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn content_ranges_round_trip(start in 0u64..1 << 50, len in 1u64..1 << 20, extra in 0u64..1 << 20) {
+            let end = start + len - 1;
+            let complete = end + 1 + extra;
+            let header = format!("bytes {start}-{end}/{complete}");
+            proptest::prop_assert_eq!(parse_content_range(&header), Some((start, Some(complete))));
+        }
+
+        #[test]
+        fn content_range_parsing_never_panics(input in ".*") {
+            let _ = parse_content_range(&input);
+        }
+    }
+
     #[test]
     fn hex_digits() {
         assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");

@@ -52,6 +52,22 @@ pub(crate) fn decode(input: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn decode_inverts_encode(input in any::<String>(), keep_slash in any::<bool>()) {
+            let encoded = encode(&input, keep_slash);
+            prop_assert!(encoded.bytes().all(|b| b.is_ascii_graphic()));
+            prop_assert!(keep_slash || !encoded.contains('/'));
+            prop_assert_eq!(decode(&encoded), Some(input));
+        }
+
+        #[test]
+        fn decode_never_panics(input in any::<String>()) {
+            let _ = decode(&input);
+        }
+    }
 
     #[track_caller]
     fn check(input: &str, keep_slash: bool, expected: &str) {

@@ -679,6 +679,16 @@ mod tests {
         check(Some("bytes=x-"), 10, Ok(None));
     }
 
+    proptest::proptest! {
+        /// Whatever the header, an accepted range lies within the object.
+        #[test]
+        fn ranges_stay_within_the_object(header in "bytes=[0-9]{0,4}-[0-9]{0,4}|.{0,12}", size in 0u64..20_000) {
+            if let Ok(Some((start, end))) = parse_range(Some(&header), size) {
+                proptest::prop_assert!(start <= end && end < size, "{header} {size}: {start}-{end}");
+            }
+        }
+    }
+
     #[test]
     fn targets() {
         #[track_caller]
