@@ -171,10 +171,12 @@ impl CuttingRelay {
     }
 }
 
-impl Drop for CuttingRelay {
-    fn drop(&mut self) {
-        // Aborting the accept loop drops its JoinSet, which aborts the relays.
+impl CuttingRelay {
+    /// Stops accepting and closes the relays (aborting the accept loop drops
+    /// its JoinSet, which aborts them), then waits for the loop.
+    async fn shutdown(self) {
         self.task.abort();
+        let _ = self.task.await;
     }
 }
 
@@ -322,7 +324,7 @@ async fn presigned_round_trips_against_a_real_s3_server() {
         .and_then(|n| n.parse().ok())
         .expect("the second request resumes with a Range");
     assert!(start > 0 && start <= 2 * MIB, "resumed at {start}");
-    drop(relay);
+    relay.shutdown().await;
 
     // An in-memory object.
     let object_key = object_name("object");
