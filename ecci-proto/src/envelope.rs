@@ -393,3 +393,90 @@ mod tests {
         }
     }
 }
+
+/// Needs the real pickle codec.
+#[cfg(test)]
+mod codec_tests {
+    use super::*;
+
+    fn python(script: &str, data: &[u8]) -> Vec<u8> {
+        crate::testutil::python(script, data)
+    }
+
+    #[test]
+    fn reads_what_cpython_writes() {
+        for protocol in 2..=5 {
+            let script = format!(
+                "import pickle, sys\n\
+                 sys.stdout.buffer.write(pickle.dumps({{'type': 'cmd', 'contents': {{'cmd': 'ready', 'n': [1, 2.5, None, b'x']}}}}, protocol={protocol}))"
+            );
+            let payload = python(&script, b"");
+            let env = Envelope::from_pickle(&payload, &DecodeLimits::default()).unwrap();
+            assert_eq!(env.kind, MessageType::Cmd);
+            assert_eq!(env.cmd_name(), Some("ready"));
+            assert_eq!(
+                env.contents.get("n"),
+                Some(&Value::List(vec![
+                    Value::from(1),
+                    Value::from(2.5),
+                    Value::None,
+                    Value::Bytes(b"x".to_vec())
+                ]))
+            );
+        }
+    }
+
+    #[test]
+    fn cpython_reads_what_we_write() {
+        let env = Envelope::new(
+            MessageType::Data,
+            Value::dict([
+                ("k", Value::from("é")),
+                ("v", Value::Tuple(vec![Value::from(1)])),
+            ]),
+        );
+        for protocol in [Protocol::V2, Protocol::V3, Protocol::V4] {
+            let out = python(
+                "import pickle, sys\nprint(repr(pickle.loads(sys.stdin.buffer.read())), end='')",
+                &env.to_pickle(protocol),
+            );
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "{'type': 'data', 'contents': {'k': 'é', 'v': (1,)}}"
+            );
+            assert_eq!(
+                Envelope::from_pickle(&env.to_pickle(protocol), &DecodeLimits::default()),
+                Ok(env.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_payloads() {
+        #[track_caller]
+        fn check_payload(python_expr: &str, expected: &str) {
+            let payload = python(
+                &format!(
+                    "import pickle, sys\nsys.stdout.buffer.write(pickle.dumps({python_expr}))"
+                ),
+                b"",
+            );
+            let got = Envelope::from_pickle(&payload, &DecodeLimits::default())
+                .map_err(|e| e.to_string());
+            assert_eq!(got.err().as_deref(), Some(expected), "{python_expr}");
+        }
+        check_payload("['type', 'data']", "envelope is a list, not a dict");
+        check_payload("{'contents': 1}", "envelope has no 'type' key");
+        check_payload(
+            "{'type': 'nope', 'contents': 1}",
+            "unknown envelope type \"nope\"",
+        );
+        check_payload(
+            "{'type': 1, 'contents': 1}",
+            "envelope key 'type' is a int, not a str",
+        );
+        check_payload("{'type': 'data'}", "envelope has no 'contents' key");
+        let err = Envelope::from_pickle(b"not a pickle", &DecodeLimits::default()).unwrap_err();
+        assert_eq!(err.to_string(), "payload is not a valid data-only pickle");
+    }
+}

@@ -981,30 +981,12 @@ mod tests {
     /// Runs `json.dumps(json.loads(line))` in CPython for each line and returns
     /// the output lines.
     fn cpython_dumps(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
         let script = "import sys, json\n\
             for line in sys.stdin.buffer.read().split(b'\\n'):\n    \
                 if line:\n        \
                     sys.stdout.buffer.write(json.dumps(json.loads(line.decode('utf-8'))).encode('ascii') + b'\\n')\n";
-        let mut child = Command::new("python3")
-            .args(["-c", script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 must be installed to check JSON against CPython");
-        let mut stdin = child.stdin.take().expect("piped stdin");
         let input: Vec<u8> = lines.join(&b'\n');
-        // Write from a thread so a large output cannot deadlock the pipes.
-        let writer = std::thread::spawn(move || stdin.write_all(&input));
-        let output = child.wait_with_output().expect("python3 runs");
-        writer
-            .join()
-            .expect("writer thread")
-            .expect("write to python3");
-        assert!(output.status.success(), "python3 failed: {output:?}");
-        output
-            .stdout
+        crate::testutil::python(script, &input)
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
             .map(<[u8]>::to_vec)

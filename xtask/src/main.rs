@@ -4,6 +4,8 @@
 //!   clippy with warnings denied, the README's test command, the doc build.
 //! - `cargo xtask tidy`: the dependency-boundary checks alone (they also run as a
 //!   test of this crate, so `cargo test --workspace` enforces them).
+//! - `cargo xtask bench [SUITE…]`: the benchmarks (the `bench` crate, in
+//!   release mode); each suite prints a table.
 //! - `cargo xtask fuzz [--seconds N] [TARGET…]`: runs the cargo-fuzz targets in
 //!   `fuzz/` for N seconds each (default 60), installing cargo-fuzz if needed.
 
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
                 problems.join("\n  ")
             )
         }),
+        Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
         Some("help" | "--help" | "-h") | None => {
             usage();
@@ -47,6 +50,8 @@ fn usage() {
          commands:\n  \
          ci     fmt check, clippy -D warnings, cargo test --workspace, doc build\n  \
          tidy   check the dependency boundaries between crates\n  \
+         bench [SUITE...]\n         \
+         run the benchmarks in release mode and print their tables\n  \
          fuzz [--seconds N] [TARGET...]\n         \
          run the fuzz targets for N seconds each (default 60)",
     );
@@ -118,6 +123,21 @@ fn ci() -> Result<(), String> {
     }
     report("==> ci passed");
     Ok(())
+}
+
+/// Runs the benchmark binary in release mode with the given suites.
+fn bench(suites: &[String]) -> Result<(), String> {
+    let status = Command::new(cargo())
+        .args(["run", "--release", "--quiet", "--package", "bench", "--"])
+        .args(suites)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("bench failed ({status})"))
+    }
 }
 
 pub(crate) fn cargo() -> String {

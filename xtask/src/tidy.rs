@@ -8,11 +8,11 @@
 use std::path::Path;
 
 /// Which crates may depend on a given crate (in any dependency section).
-/// `xtask` may use the raw clients as benchmark references.
+/// `bench` may use the raw clients as the references it measures against.
 const ONLY_IN: &[(&str, &[&str])] = &[
-    ("rumqttc", &["ecci-transport", "xtask"]),
+    ("rumqttc", &["ecci-transport", "bench"]),
     ("rumqttd", &["ecci-transport"]),
-    ("reqwest", &["ecci-files", "xtask"]),
+    ("reqwest", &["ecci-files", "bench"]),
 ];
 
 /// Crates that must not depend on the given crates at all.
@@ -181,7 +181,7 @@ mod tests {
             check_crate("ecci-proto", &deps),
             [
                 "ecci-proto depends on tokio (dependencies), but it must stay free of IO crates",
-                "ecci-proto depends on rumqttc (dependencies), which only ecci-transport, xtask may use",
+                "ecci-proto depends on rumqttc (dependencies), which only ecci-transport, bench may use",
                 "ecci-proto depends on rumqttc (dependencies), but it must stay free of IO crates",
             ]
         );
@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(
             check_crate("ecci-client", &deps),
             [
-                "ecci-client depends on reqwest (dev-dependencies), which only ecci-files, xtask may use"
+                "ecci-client depends on reqwest (dev-dependencies), which only ecci-files, bench may use"
             ]
         );
     }

@@ -459,18 +459,10 @@ for src in json.load(sys.stdin):
         out.append(None)
 json.dump(out, sys.stdout)
 "#;
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("this test needs python3 on PATH");
-    let stdin = child.stdin.take().expect("piped stdin");
-    serde_json::to_writer(stdin, inputs).expect("write inputs to python3");
-    let output = child.wait_with_output().expect("python3 runs");
-    assert!(output.status.success(), "python3 failed");
+    let input = serde_json::to_vec(inputs).expect("inputs as JSON");
+    let output = crate::testutil::python(script, &input);
     let python: Vec<serde_json::Value> =
-        serde_json::from_slice(&output.stdout).expect("python3 prints JSON");
+        serde_json::from_slice(&output).expect("python3 prints JSON");
     assert_eq!(python.len(), inputs.len());
     for (src, py) in inputs.iter().zip(python) {
         let ours = match (parse_dict(src), parse_list(src)) {

@@ -1,0 +1,192 @@
+//! The logger's settings as a plain struct with documented defaults, and its init errors.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecci_proto::config::{Config, ConfigError};
+use ecci_proto::topic::{DEFAULT_LOG_PRE_TOPIC, TopicError};
+use ecci_proto::{AppId, BrokerId, ContainerName};
+use ecci_transport::{MqttConfig, QoS, Transport};
+
+/// Where the records go: a connection of the logger's own, or the application's.
+#[derive(Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once at start; boxing would only burden the caller"
+)]
+pub enum Connection {
+    /// The logger opens one long-lived connection of its own with these settings (a unique
+    /// client id by default, so two containers of one app never kick each other off).
+    Mqtt(MqttConfig),
+    /// The logger shares the application's transport; it never closes it.
+    Transport(Arc<dyn Transport>),
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Connection::Mqtt(config) => f.debug_tuple("Mqtt").field(config).finish(),
+            Connection::Transport(t) => f.debug_tuple("Transport").field(t).finish(),
+        }
+    }
+}
+
+/// What to do with a record when the buffer is full (the broker is down or slower than the
+/// program logs).
+///
+/// Either way the record is counted in [`Stats::dropped`](crate::Stats::dropped) and the
+/// platform receives a `WARNING` record from `ecci_logger` saying how many were dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// Drop the oldest buffered record and keep the new one (the default): after an outage
+    /// the platform sees what the container is doing now, which is what an operator looks
+    /// at first, and a steady stream of new records cannot be starved by a stale backlog.
+    #[default]
+    DropOldest,
+    /// Drop the new record and keep the backlog: keeps the records that led up to the
+    /// outage.
+    DropNewest,
+}
+
+/// Everything the logger needs, as public fields with defaults from [`LoggerConfig::new`].
+///
+/// ```
+/// use ecci_logger::{Connection, LoggerConfig};
+/// use ecci_transport::{MqttConfig, QoS};
+///
+/// let config = LoggerConfig::new(
+///     Connection::Mqtt(MqttConfig::new("127.0.0.1", 1883)),
+///     "broker1".parse()?,
+///     "app1".parse()?,
+///     "worker".parse()?,
+/// );
+/// assert_eq!(config.pre_topic, "toEdgeAI");
+/// assert_eq!(config.qos, QoS::AtLeastOnce);
+/// assert_eq!(config.level, log::LevelFilter::Debug);
+/// assert_eq!(config.capacity, 10_000);
+/// # Ok::<(), ecci_proto::NameError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct LoggerConfig {
+    /// Where the records go.
+    pub connection: Connection,
+    /// The broker id in the topic, `{pre_topic}/{broker_id}/log` (`ECCI_LOCAL_BROKER_ID`).
+    pub broker_id: BrokerId,
+    /// `app_id` of every record (`ECCI_APP_ID`).
+    pub app_id: AppId,
+    /// `container_name` of every record (`ECCI_CONTAINER_NAME`).
+    pub container_name: ContainerName,
+    /// `agent_id` of every record (`ECCI_AGENT_ID`); `null` when `None`. Default `None`.
+    pub agent_id: Option<String>,
+    /// The first part of the topic. Default `toEdgeAI`.
+    pub pre_topic: String,
+    /// Default [`QoS::AtLeastOnce`], where Python uses 2: a record is acknowledged in one
+    /// round trip instead of two (about twice the records per second), and nothing is lost
+    /// either way. The price is a possible duplicate after a reconnect, which QoS 2 does not
+    /// avoid here either: unacknowledged messages are sent again on a new, clean session.
+    pub qos: QoS,
+    /// The most verbose level shipped. Default [`log::LevelFilter::Debug`], as the Python
+    /// logger; `trace` records are shipped as `DEBUG` when enabled.
+    pub level: log::LevelFilter,
+    /// Most records waiting in the logger's buffer (at least 1). Default 10,000. Records
+    /// handed to the transport wait in its bulk queue as well.
+    pub capacity: usize,
+    /// What a full buffer does. Default [`Overflow::DropOldest`].
+    pub overflow: Overflow,
+    /// Targets never shipped, besides the built-in ones (see [`is_internal_target`](crate::is_internal_target)):
+    /// a target is ignored when it equals an entry or starts with an entry followed by `::`.
+    pub ignore_targets: Vec<String>,
+    /// How long dropping the [`LoggerGuard`](crate::LoggerGuard) waits for the records to be
+    /// acknowledged. Default 2 s.
+    pub shutdown_timeout: Duration,
+}
+
+impl LoggerConfig {
+    /// The defaults for a container called `container_name` of `app_id`, logging through
+    /// `connection` under broker `broker_id`.
+    pub fn new(
+        connection: Connection,
+        broker_id: BrokerId,
+        app_id: AppId,
+        container_name: ContainerName,
+    ) -> LoggerConfig {
+        LoggerConfig {
+            connection,
+            broker_id,
+            app_id,
+            container_name,
+            agent_id: None,
+            pre_topic: DEFAULT_LOG_PRE_TOPIC.to_owned(),
+            qos: QoS::AtLeastOnce,
+            level: log::LevelFilter::Debug,
+            capacity: 10_000,
+            overflow: Overflow::DropOldest,
+            ignore_targets: Vec::new(),
+            shutdown_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The settings an ECCI container gets from its `ECCI_*` variables: its own connection
+    /// to the local broker (with the credentials when both are set), its broker id, app id,
+    /// container name and agent id.
+    ///
+    /// ```
+    /// use ecci_logger::{Connection, LoggerConfig};
+    /// let env = [
+    ///     ("ECCI_LOCAL_BROKER_IP", "10.0.0.5"),
+    ///     ("ECCI_LOCAL_BROKER_ID", "b1"),
+    ///     ("ECCI_APP_ID", "app"),
+    ///     ("ECCI_CONTAINER_NAME", "edgeai_x_worker"),
+    ///     ("ECCI_AGENT_ID", "agent-3"),
+    /// ];
+    /// let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+    /// let ecci = ecci_proto::Config::from_lookup(lookup)?;
+    /// let config = LoggerConfig::from_config(&ecci);
+    /// assert_eq!(config.container_name.as_str(), "worker");
+    /// assert_eq!(config.agent_id.as_deref(), Some("agent-3"));
+    /// let Connection::Mqtt(mqtt) = &config.connection else { unreachable!() };
+    /// assert_eq!((mqtt.host.as_str(), mqtt.port), ("10.0.0.5", 1883));
+    /// # Ok::<(), ecci_proto::config::ConfigError>(())
+    /// ```
+    pub fn from_config(config: &Config) -> LoggerConfig {
+        let mut mqtt = MqttConfig::new(config.broker_host(), config.broker_port());
+        mqtt.credentials = config
+            .credentials()
+            .map(|c| (c.username().to_owned(), c.password().to_owned()));
+        let mut out = LoggerConfig::new(
+            Connection::Mqtt(mqtt),
+            config.broker_id().clone(),
+            config.app_id().clone(),
+            config.container_name().clone(),
+        );
+        out.agent_id = config.agent_id().map(str::to_owned);
+        out
+    }
+
+    /// [`LoggerConfig::from_config`] of [`Config::from_env`].
+    ///
+    /// # Errors
+    /// The [`ConfigError`] naming the first missing or bad `ECCI_*` variable.
+    pub fn from_env() -> Result<LoggerConfig, InitError> {
+        Ok(LoggerConfig::from_config(&Config::from_env()?))
+    }
+}
+
+/// Why the logger could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The `ECCI_*` variables are missing or wrong.
+    #[error("invalid ECCI configuration")]
+    Config(#[from] ConfigError),
+    /// `pre_topic` is not a valid topic prefix.
+    #[error("invalid log pre_topic")]
+    PreTopic(#[source] TopicError),
+    /// The background thread or its runtime could not be started.
+    #[error("could not start the logger thread")]
+    Thread(#[source] std::io::Error),
+    /// Another global logger is installed already (the `log` crate allows one per process).
+    #[error("a global logger is already installed")]
+    AlreadyInstalled,
+}

@@ -1,0 +1,268 @@
+//! The logger against the embedded broker (real MQTT) and the in-memory hub (faults on cue).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use ecci_logger::{Connection, FlushError, InitError, Overflow};
+use ecci_transport::broker::Broker;
+use ecci_transport::memory::{Hub, MemoryConfig, MemoryTransport};
+use ecci_transport::{Events, Message, QoS, Transport};
+use log::Level::Info;
+use log::Log;
+
+async fn broker() -> Broker {
+    Broker::start().await.expect("embedded broker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formats_qos1() {
+    let b = broker().await;
+    formats("127.0.0.1", b.port(), QoS::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formats_qos2() {
+    let b = broker().await;
+    formats("127.0.0.1", b.port(), QoS::ExactlyOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delivers_everything() {
+    let b = broker().await;
+    shutdown_delivers_all("127.0.0.1", b.port(), 2_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_at_start_then_up() {
+    let b = broker().await;
+    down_then_up("127.0.0.1", b.port()).await;
+}
+
+/// A consumer of every log topic on `hub`.
+async fn hub_consumer(hub: &Hub) -> (MemoryTransport, Events) {
+    let t = hub.transport();
+    let events = t.take_events().expect("events");
+    t.subscribe("+/+/log", QoS::ExactlyOnce)
+        .await
+        .expect("subscribed");
+    (t, events)
+}
+
+/// What a `dropped N` report says, if `json` is one.
+fn report_count(json: &str) -> Option<u64> {
+    let rest = json.split(r#""message": "ecci_logger dropped "#).nth(1)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// The index `i` of a `record i` message.
+fn record_index(json: &str) -> Option<usize> {
+    let rest = json.split(r#""message": "record "#).nth(1)?;
+    rest.split('"').next()?.parse().ok()
+}
+
+/// Logs 100 records into a buffer of 8 while the link is down, brings it up, and returns
+/// the indexes delivered, the dropped count of the reports, and the stats.
+async fn overflow(policy: Overflow) -> (Vec<usize>, u64, ecci_logger::Stats) {
+    let hub = Hub::new();
+    let (_sub, mut events) = hub_consumer(&hub).await;
+    let link = Arc::new(hub.transport_with(MemoryConfig {
+        queue: 4,
+        ..MemoryConfig::default()
+    }));
+    link.drop_connection();
+    let broker = unique_broker();
+    let mut c = config(Connection::Transport(link.clone()), &broker);
+    c.capacity = 8;
+    c.overflow = policy;
+    let (logger, guard) = ecci_logger::start(c).expect("logger");
+    for i in 0..100 {
+        log(&logger, Info, "app", &format!("record {i}"), &[]);
+    }
+    assert_eq!(
+        blocking(|| guard.flush_timeout(Duration::from_millis(50))),
+        Err(FlushError::Timeout(Duration::from_millis(50)))
+    );
+    link.reconnect();
+    blocking(|| guard.flush()).expect("flushed");
+    let stats = guard.stats();
+    let mut delivered = Vec::new();
+    let mut reported = 0;
+    let mut reports = 0;
+    for _ in 0..stats.delivered + stats.reports {
+        let (_, json) = next(&mut events).await;
+        if let Some(n) = report_count(&json) {
+            let plural = if n == 1 { "record" } else { "records" };
+            let message =
+                format!("ecci_logger dropped {n} log {plural} (buffer full or broker unreachable)");
+            let json = json.replacen(&without_time_value(&json), "TIME", 1);
+            assert_eq!(
+                json,
+                expected("null", "ecci_logger", "WARNING", &message, "")
+            );
+            reported += n;
+            reports += 1;
+        } else {
+            delivered.push(record_index(&json).expect("a record"));
+        }
+    }
+    assert_eq!(reports, stats.reports);
+    assert!(reports >= 1, "at least one report");
+    assert_eq!(stats.logged, 100);
+    assert_eq!(stats.delivered + stats.dropped, 100, "{stats:?}");
+    assert_eq!(delivered.len() as u64, stats.delivered);
+    assert!(
+        delivered.windows(2).all(|w| w[0] < w[1]),
+        "in order: {delivered:?}"
+    );
+    blocking(|| guard.shutdown()).expect("shut down");
+    (delivered, reported, stats)
+}
+
+/// The `"time"` value of `json`.
+fn without_time_value(json: &str) -> String {
+    let key = "\"time\": \"";
+    let at = json.find(key).expect("time") + key.len();
+    let value = &json[at..at + 23];
+    value
+        .parse::<ecci_proto::platform::LogTime>()
+        .expect("python time");
+    value.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflow_drops_oldest_and_reports() {
+    let (delivered, reported, stats) = overflow(Overflow::DropOldest).await;
+    assert_eq!(reported, stats.dropped);
+    assert!(stats.dropped >= 100 - 8 - 4 - 2, "{stats:?}");
+    // The newest records are kept.
+    assert!(
+        delivered.ends_with(&[92, 93, 94, 95, 96, 97, 98, 99]),
+        "{delivered:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflow_drops_newest_and_reports() {
+    let (delivered, reported, stats) = overflow(Overflow::DropNewest).await;
+    assert_eq!(reported, stats.dropped);
+    // The oldest records are kept, without a gap.
+    let expected: Vec<usize> = (0..delivered.len()).collect();
+    assert_eq!(delivered, expected);
+    assert!(delivered.len() >= 8, "{delivered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeliverable_record_is_reported() {
+    let hub = Hub::new();
+    let (_sub, mut events) = hub_consumer(&hub).await;
+    let link: Arc<dyn Transport> = Arc::new(hub.transport_with(MemoryConfig {
+        max_packet_size: 400,
+        ..MemoryConfig::default()
+    }));
+    let broker = unique_broker();
+    let (logger, guard) =
+        ecci_logger::start(config(Connection::Transport(link), &broker)).expect("logger");
+    let from = now();
+    log(&logger, Info, "app", &"x".repeat(1_000), &[]);
+    log(&logger, Info, "app", "small", &[]);
+    blocking(|| guard.flush()).expect("flushed");
+    let to = now();
+    let report = expected(
+        "null",
+        "ecci_logger",
+        "WARNING",
+        "ecci_logger dropped 1 log record (buffer full or broker unreachable)",
+        "",
+    );
+    check(&next(&mut events).await.1, from, to, &report);
+    check(
+        &next(&mut events).await.1,
+        from,
+        to,
+        &expected("null", "app", "INFO", "small", ""),
+    );
+    let stats = guard.stats();
+    assert_eq!(
+        (stats.logged, stats.delivered, stats.dropped, stats.reports),
+        (2, 1, 1, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_and_dependency_records_are_not_shipped() {
+    let hub = Hub::new();
+    let (_sub, mut events) = hub_consumer(&hub).await;
+    let link: Arc<dyn Transport> = Arc::new(hub.transport());
+    let broker = unique_broker();
+    let mut c = config(Connection::Transport(link), &broker);
+    c.ignore_targets = vec!["noisy".to_owned()];
+    c.level = log::LevelFilter::Info;
+    let (logger, guard) = ecci_logger::start(c).expect("logger");
+    for target in [
+        "ecci_logger",
+        "ecci_logger::worker",
+        "ecci_transport::mqtt",
+        "rumqttc::state",
+        "tokio::runtime",
+        "mio::poll",
+        "noisy",
+        "noisy::inner",
+    ] {
+        let metadata = log::Metadata::builder().level(Info).target(target).build();
+        assert!(!logger.enabled(&metadata), "{target}");
+        log(&logger, log::Level::Error, target, "loop", &[]);
+    }
+    log(&logger, log::Level::Debug, "app", "too verbose", &[]);
+    let from = now();
+    log(&logger, Info, "noisy_neighbour", "shipped", &[]);
+    blocking(|| guard.flush()).expect("flushed");
+    let to = now();
+    check(
+        &next(&mut events).await.1,
+        from,
+        to,
+        &expected("null", "noisy_neighbour", "INFO", "shipped", ""),
+    );
+    assert_eq!(guard.stats().logged, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_transport_stays_open_and_pre_topic_applies() {
+    let hub = Hub::new();
+    let (_sub, mut events) = hub_consumer(&hub).await;
+    let app: Arc<dyn Transport> = Arc::new(hub.transport());
+    let broker = unique_broker();
+    let mut c = config(Connection::Transport(app.clone()), &broker);
+    c.pre_topic = "testMQTTLogging".to_owned();
+    let (logger, guard) = ecci_logger::start(c).expect("logger");
+    log(&logger, Info, "app", "hi", &[]);
+    blocking(|| guard.shutdown()).expect("shut down");
+    assert_eq!(
+        next(&mut events).await.0,
+        format!("testMQTTLogging/{broker}/log")
+    );
+    // The application's connection still works.
+    app.publish(Message::new("x/y/log", "still open", QoS::AtLeastOnce))
+        .await
+        .expect("queued")
+        .await
+        .expect("acknowledged");
+    assert_eq!(next(&mut events).await.1, "still open");
+}
+
+#[test]
+fn invalid_pre_topic_is_refused() {
+    let hub = Hub::new();
+    let mut c = config(
+        Connection::Transport(Arc::new(hub.transport())),
+        &unique_broker(),
+    );
+    c.pre_topic = "logs/#".to_owned();
+    match ecci_logger::start(c) {
+        Err(InitError::PreTopic(_)) => {}
+        other => panic!("{other:?}"),
+    }
+}

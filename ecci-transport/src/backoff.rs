@@ -1,0 +1,87 @@
+//! Reconnect delays: exponential with jitter, and the small random source behind the jitter
+//! and client ids (no `rand` dependency for so little).
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::BackoffConfig;
+
+/// A process-wide, non-cryptographic random number (splitmix64 over a counter seeded
+/// from the clock and the process id).
+pub(crate) fn random_u64() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ (u64::from(std::process::id()) << 32)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut x = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The delays between connection attempts.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    config: BackoffConfig,
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(config: BackoffConfig) -> Backoff {
+        Backoff {
+            next: config.initial,
+            config,
+        }
+    }
+
+    /// Back to the first delay, after a successful connection.
+    pub(crate) fn reset(&mut self) {
+        self.next = self.config.initial;
+    }
+
+    /// The delay before the next attempt: the current step, less up to `jitter` of it.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let step = self.next.min(self.config.max);
+        self.next = step
+            .mul_f64(self.config.multiplier.max(1.0))
+            .min(self.config.max);
+        let jitter = self.config.jitter.clamp(0.0, 1.0);
+        let r = (random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        step.mul_f64(1.0 - jitter * r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_to_the_cap_with_jitter_below_the_step() {
+        let config = BackoffConfig {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(1000),
+            multiplier: 2.0,
+            jitter: 0.5,
+        };
+        let mut b = Backoff::new(config);
+        let steps = [100, 200, 400, 800, 1000, 1000];
+        for step in steps {
+            let d = b.next_delay();
+            let step = Duration::from_millis(step);
+            assert!(d <= step && d >= step / 2, "{d:?} vs {step:?}");
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn random_numbers_differ() {
+        assert_ne!(random_u64(), random_u64());
+    }
+}

@@ -1,0 +1,145 @@
+//! The tunables of [`MqttTransport`](crate::MqttTransport), as plain structs.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Delays between connection attempts: `initial`, then multiplied by `multiplier` up to
+/// `max`; each delay is shortened by a random fraction of up to `jitter` so that many clients
+/// do not reconnect in step.
+///
+/// The default: 100 ms, ×2, capped at 5 s, jitter 0.5 (the first retry comes after 50–100 ms).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BackoffConfig {
+    /// The first delay.
+    pub initial: Duration,
+    /// The longest delay.
+    pub max: Duration,
+    /// The growth factor (values below 1 count as 1).
+    pub multiplier: f64,
+    /// The largest fraction taken off a delay at random, in `0.0..=1.0`.
+    pub jitter: f64,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            multiplier: 2.0,
+            jitter: 0.5,
+        }
+    }
+}
+
+/// How to reach the broker and how to behave.
+///
+/// ```
+/// use ecci_transport::MqttConfig;
+/// let mut config = MqttConfig::new("127.0.0.1", 1883);
+/// config.credentials = Some(("user".into(), "secret".into()));
+/// assert_eq!(config.max_in_flight, 20);
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct MqttConfig {
+    /// Broker host name or address.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// The MQTT client id; default from [`client_id`], unique per process and instance.
+    pub client_id: String,
+    /// User name and password, sent only when set. Never shown by `Debug`.
+    pub credentials: Option<(String, String)>,
+    /// Clean session (default `true`, like the Python SDK). Either way, unacknowledged
+    /// messages are sent again and subscriptions made again after a reconnect.
+    pub clean_session: bool,
+    /// Keep-alive interval; a PINGREQ goes out this often and a broker that does not answer
+    /// before the next one is taken as gone. Default 30 s.
+    pub keep_alive: Duration,
+    /// How long to wait for the TCP connection and the CONNACK. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Reconnect delays.
+    pub backoff: BackoffConfig,
+    /// Most QoS ≥ 1 messages sent and not yet acknowledged, including those sent again after
+    /// a reconnect. Default 20, mosquitto's `max_inflight_messages`: a broker drops QoS 2
+    /// messages beyond its quota without telling an MQTT 3.1.1 client. At least 1.
+    pub max_in_flight: usize,
+    /// Capacity of the [`Priority::Control`](crate::Priority::Control) queue. Default 256.
+    pub control_queue: usize,
+    /// Capacity of the [`Priority::Bulk`](crate::Priority::Bulk) queue. Default 4096.
+    pub bulk_queue: usize,
+    /// Capacity of the event stream; when it is full the transport stops reading from the
+    /// broker until there is room. Default 4096.
+    pub event_queue: usize,
+    /// Largest MQTT packet sent or accepted, in bytes. Default 16 MiB + 64 KiB (mosquitto
+    /// accepts up to 256 MiB by default).
+    pub max_packet_size: usize,
+    /// TLS; `None` (the default): plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::TlsConfig>,
+}
+
+impl MqttConfig {
+    /// The defaults for the broker at `host:port`.
+    pub fn new(host: impl Into<String>, port: u16) -> MqttConfig {
+        MqttConfig {
+            host: host.into(),
+            port,
+            client_id: client_id(),
+            credentials: None,
+            clean_session: true,
+            keep_alive: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            backoff: BackoffConfig::default(),
+            max_in_flight: 20,
+            control_queue: 256,
+            bulk_queue: 4096,
+            event_queue: 4096,
+            max_packet_size: 16 * 1024 * 1024 + 64 * 1024,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut f = f.debug_struct("MqttConfig");
+        f.field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field(
+                "credentials",
+                &self
+                    .credentials
+                    .as_ref()
+                    .map(|(user, _)| (user, "<hidden>")),
+            )
+            .field("clean_session", &self.clean_session)
+            .field("keep_alive", &self.keep_alive)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("backoff", &self.backoff)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("control_queue", &self.control_queue)
+            .field("bulk_queue", &self.bulk_queue)
+            .field("event_queue", &self.event_queue)
+            .field("max_packet_size", &self.max_packet_size);
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls);
+        f.finish()
+    }
+}
+
+/// A new client id, unique per process and call: `ecci-<pid>-<n>-<random>`, at most 23
+/// characters (the MQTT 3.1.1 limit every broker accepts).
+///
+/// ```
+/// let (a, b) = (ecci_transport::client_id(), ecci_transport::client_id());
+/// assert_ne!(a, b);
+/// assert!(a.len() <= 23 && a.starts_with("ecci-"));
+/// ```
+pub fn client_id() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let r = crate::backoff::random_u64() as u16;
+    format!("ecci-{:x}-{n:x}-{r:04x}", std::process::id())
+}

@@ -1,0 +1,227 @@
+//! The value types of the public API: messages, receipts, events and metrics.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{ConnectionError, PublishError};
+
+/// MQTT quality of service.
+///
+/// ```
+/// use ecci_transport::QoS;
+/// assert!(QoS::AtMostOnce < QoS::ExactlyOnce);
+/// assert_eq!(QoS::from_u8(1), Some(QoS::AtLeastOnce));
+/// assert_eq!(QoS::ExactlyOnce as u8, 2);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum QoS {
+    /// QoS 0: sent once, never acknowledged.
+    AtMostOnce = 0,
+    /// QoS 1: acknowledged by PUBACK; may arrive twice.
+    AtLeastOnce = 1,
+    /// QoS 2: acknowledged by PUBCOMP; the broker passes it on once.
+    ExactlyOnce = 2,
+}
+
+impl QoS {
+    /// The QoS with this wire value, if any.
+    pub fn from_u8(value: u8) -> Option<QoS> {
+        match value {
+            0 => Some(QoS::AtMostOnce),
+            1 => Some(QoS::AtLeastOnce),
+            2 => Some(QoS::ExactlyOnce),
+            _ => None,
+        }
+    }
+}
+
+/// Which outgoing queue a message waits in.
+///
+/// Control messages always leave before bulk ones, so a command or a file-transfer control
+/// message is never stuck behind a backlog of data or logs. Local only: it is not on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Priority {
+    /// Commands, readiness, file-transfer control.
+    Control,
+    /// Application data and logs.
+    #[default]
+    Bulk,
+}
+
+/// An MQTT application message, outgoing or inbound.
+///
+/// ```
+/// use ecci_transport::{Message, Priority, QoS};
+/// let m = Message::new("a/b", "hi", QoS::ExactlyOnce).with_priority(Priority::Control);
+/// assert_eq!(&m.payload[..], b"hi");
+/// assert!(!m.retain);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The topic name (no wildcards).
+    pub topic: String,
+    /// The payload.
+    pub payload: Bytes,
+    /// Quality of service: for an outgoing message, the one it is sent with; for an inbound
+    /// one, the one it was delivered with.
+    pub qos: QoS,
+    /// The retain flag.
+    pub retain: bool,
+    /// The queue it waits in when outgoing; [`Priority::Bulk`] for inbound messages.
+    pub priority: Priority,
+}
+
+impl Message {
+    /// A message with retain off and [`Priority::Bulk`].
+    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>, qos: QoS) -> Message {
+        Message {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos,
+            retain: false,
+            priority: Priority::Bulk,
+        }
+    }
+
+    /// The same message with the retain flag set to `retain`.
+    #[must_use]
+    pub fn with_retain(mut self, retain: bool) -> Message {
+        self.retain = retain;
+        self
+    }
+
+    /// The same message in the `priority` queue.
+    #[must_use]
+    pub fn with_priority(mut self, priority: Priority) -> Message {
+        self.priority = priority;
+        self
+    }
+}
+
+/// Resolves when the broker acknowledged a published message, or with the reason it never
+/// will be.
+///
+/// Dropping a receipt does not cancel the message.
+#[derive(Debug)]
+#[must_use = "a receipt tells whether the broker got the message"]
+pub struct Receipt {
+    rx: oneshot::Receiver<Result<(), PublishError>>,
+}
+
+impl Receipt {
+    /// A receipt and the sender that resolves it.
+    pub(crate) fn channel() -> (oneshot::Sender<Result<(), PublishError>>, Receipt) {
+        let (tx, rx) = oneshot::channel();
+        (tx, Receipt { rx })
+    }
+}
+
+impl Future for Receipt {
+    type Output = Result<(), PublishError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(PublishError::Closed)))
+    }
+}
+
+/// What a transport reports, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// An inbound message.
+    Message(Message),
+    /// Connected, and every remembered subscription is in place again. Emitted on every
+    /// (re)connect.
+    Connected,
+    /// The connection was lost; the transport reconnects by itself.
+    Disconnected(ConnectionError),
+    /// A connection attempt failed; the transport tries again after a delay. Reported for the
+    /// first failure after a connection or start, and whenever the reason changes (so a
+    /// broker that stays down does not flood the stream, but a wrong password is seen).
+    ConnectFailed(ConnectionError),
+}
+
+/// The receiving end of a transport's [`Event`]s; see [`Transport::take_events`](crate::Transport::take_events).
+#[derive(Debug)]
+pub struct Events {
+    rx: EventsRx,
+}
+
+#[derive(Debug)]
+enum EventsRx {
+    Bounded(mpsc::Receiver<Event>),
+    #[cfg_attr(
+        not(feature = "test-util"),
+        expect(dead_code, reason = "used by the memory transport")
+    )]
+    Unbounded(mpsc::UnboundedReceiver<Event>),
+}
+
+impl Events {
+    pub(crate) fn new(rx: mpsc::Receiver<Event>) -> Events {
+        Events {
+            rx: EventsRx::Bounded(rx),
+        }
+    }
+
+    #[cfg(feature = "test-util")]
+    pub(crate) fn unbounded(rx: mpsc::UnboundedReceiver<Event>) -> Events {
+        Events {
+            rx: EventsRx::Unbounded(rx),
+        }
+    }
+
+    /// The next event, or `None` once the transport is closed and every event was received.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: no event is lost when the future is dropped.
+    pub async fn recv(&mut self) -> Option<Event> {
+        match &mut self.rx {
+            EventsRx::Bounded(rx) => rx.recv().await,
+            EventsRx::Unbounded(rx) => rx.recv().await,
+        }
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        match &mut self.rx {
+            EventsRx::Bounded(rx) => rx.try_recv().ok(),
+            EventsRx::Unbounded(rx) => rx.try_recv().ok(),
+        }
+    }
+}
+
+/// A snapshot of a transport's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Whether the transport is connected now.
+    pub connected: bool,
+    /// Messages waiting in the queues, not yet sent.
+    pub queued: usize,
+    /// QoS ≥ 1 messages sent (or to be sent again) and not yet acknowledged.
+    pub in_flight: usize,
+    /// Connections made after the first one.
+    pub reconnects: u64,
+    /// Connection attempts that failed.
+    pub connect_failures: u64,
+    /// Messages sent again after a reconnect.
+    pub resent: u64,
+    /// Messages given up on: QoS 0 messages lost with a connection, and messages still queued
+    /// or in flight at close.
+    pub dropped: u64,
+    /// Messages acknowledged (QoS 0: written).
+    pub acknowledged: u64,
+    /// Inbound messages received (duplicates of QoS 2 messages not counted).
+    pub received: u64,
+    /// Bytes written to the broker.
+    pub bytes_sent: u64,
+    /// Bytes read from the broker.
+    pub bytes_received: u64,
+}
