@@ -148,10 +148,11 @@ async fn overflow_drops_oldest_and_reports() {
 async fn overflow_drops_newest_and_reports() {
     let (delivered, reported, stats) = overflow(Overflow::DropNewest).await;
     assert_eq!(reported, stats.dropped);
-    // The oldest records are kept, without a gap.
-    let expected: Vec<usize> = (0..delivered.len()).collect();
-    assert_eq!(delivered, expected);
-    assert!(delivered.len() >= 8, "{delivered:?}");
+    // The first records fill the empty buffer and are always kept; later ones get in only
+    // when the worker has made room (how soon depends on when its thread runs).
+    let first: Vec<usize> = (0..8).collect();
+    assert!(delivered.starts_with(&first), "{delivered:?}");
+    assert!(stats.dropped >= 100 - 8 - 4 - 2, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,141 @@
+//! The upload body: a file or a buffer sent in fixed-size chunks with an exact
+//! length, so that hyper writes `Content-Length` (presigned PUTs refuse chunked
+//! encoding) and memory stays at one chunk whatever the size.
+//!
+//! The body also feeds the running SHA-256 and the progress channel, and keeps
+//! a local read error aside so the caller can tell it from a network error.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Frame, SizeHint};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::transfer::ProgressSink;
+
+/// The size of one chunk read from disk and handed to the connection.
+pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// What an upload body reports back once the request is over.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    /// A local read error, which ended the body early.
+    pub(crate) io_error: Option<io::Error>,
+    /// The digest of everything sent, when the body reached its end.
+    pub(crate) sha256: Option<[u8; 32]>,
+}
+
+pub(crate) enum Source {
+    File(tokio::fs::File),
+    Bytes(Bytes),
+}
+
+pub(crate) struct UploadBody {
+    source: Source,
+    remaining: u64,
+    sent: u64,
+    total: u64,
+    hasher: Option<Sha256>,
+    progress: ProgressSink,
+    outcome: Arc<Mutex<Outcome>>,
+    buf: Option<BytesMut>,
+}
+
+impl UploadBody {
+    pub(crate) fn new(
+        source: Source,
+        len: u64,
+        sha256: bool,
+        progress: ProgressSink,
+    ) -> (Self, Arc<Mutex<Outcome>>) {
+        let outcome = Arc::new(Mutex::new(Outcome::default()));
+        progress.set(0, Some(len));
+        let body = Self {
+            source,
+            remaining: len,
+            sent: 0,
+            total: len,
+            hasher: sha256.then(Sha256::new),
+            progress,
+            outcome: outcome.clone(),
+            buf: None,
+        };
+        (body, outcome)
+    }
+
+    fn finish_chunk(&mut self, chunk: &[u8]) {
+        if let Some(h) = &mut self.hasher {
+            h.update(chunk);
+        }
+        self.sent += chunk.len() as u64;
+        self.remaining -= chunk.len() as u64;
+        self.progress.set(self.sent, Some(self.total));
+        if self.remaining == 0 {
+            let digest = self.hasher.take().map(|h| h.finalize().into());
+            if let Ok(mut outcome) = self.outcome.lock() {
+                outcome.sha256 = digest;
+            }
+        }
+    }
+
+    fn fail(&mut self, err: io::Error) -> io::Error {
+        let shown = io::Error::new(err.kind(), "reading the upload source failed");
+        if let Ok(mut outcome) = self.outcome.lock() {
+            outcome.io_error = Some(err);
+        }
+        shown
+    }
+}
+
+impl http_body::Body for UploadBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = usize::try_from(this.remaining)
+            .unwrap_or(usize::MAX)
+            .min(CHUNK);
+        let chunk = match &mut this.source {
+            Source::Bytes(bytes) => bytes.split_to(want.min(bytes.len())),
+            Source::File(file) => {
+                let buf = this.buf.get_or_insert_with(|| BytesMut::zeroed(want));
+                let mut read_buf = ReadBuf::new(&mut buf[..]);
+                if let Err(e) = ready!(Pin::new(file).poll_read(cx, &mut read_buf)) {
+                    return Poll::Ready(Some(Err(this.fail(e))));
+                }
+                let filled = read_buf.filled().len();
+                let mut buf = this.buf.take().unwrap_or_default();
+                buf.truncate(filled);
+                buf.freeze()
+            }
+        };
+        if chunk.is_empty() {
+            let err = io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the source ended {} bytes early", this.remaining),
+            );
+            return Poll::Ready(Some(Err(this.fail(err))));
+        }
+        this.finish_chunk(&chunk);
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}

@@ -1,0 +1,919 @@
+//! The HTTP legs of a transfer: PUT to and GET from presigned URLs, with
+//! retries, resume, checksums and progress.
+//!
+//! Each call owns its whole leg: it retries connection errors and 5xx answers
+//! with exponential backoff, resumes an interrupted download with `Range`, and
+//! reports a 403 as [`ErrorKind::Expired`] without retrying, because only the
+//! fileManager can issue a fresh URL.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ecci_proto::file::PresignedUrl;
+use ecci_proto::pickle::{DecodeLimits, Protocol, Value};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::sync::watch;
+
+use crate::body::{self, Source, UploadBody};
+use crate::error::{ClientError, ErrorKind, Step, TransferError};
+
+/// Retry tunables: how often and how patiently a leg is tried again after a
+/// connection error or a 5xx answer.
+///
+/// The wait before retry `n` (from 0) is `initial_backoff * multiplier^n`, capped
+/// at `max_backoff`. A download attempt that received bytes before failing
+/// resets the count, so a slow but progressing link is never given up on.
+///
+/// ```
+/// use std::time::Duration;
+/// use ecci_files::RetryConfig;
+/// let retry = RetryConfig { max_retries: 2, ..RetryConfig::default() };
+/// assert_eq!(retry.backoff(0), Duration::from_millis(100));
+/// assert_eq!(retry.backoff(1), Duration::from_millis(200));
+/// assert_eq!(retry.backoff(30), Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryConfig {
+    /// Retries after the first attempt (default 5).
+    pub max_retries: u32,
+    /// The first wait (default 100 ms).
+    pub initial_backoff: Duration,
+    /// The longest wait (default 10 s).
+    pub max_backoff: Duration,
+    /// The growth of the wait per retry (default 2.0).
+    pub multiplier: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            multiplier: 2.0,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The wait before retry `retry` (counted from 0).
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let factor = self.multiplier.max(1.0).powi(retry.min(64) as i32);
+        let secs = self.initial_backoff.as_secs_f64() * factor;
+        Duration::try_from_secs_f64(secs)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff)
+    }
+}
+
+/// Tunables of a [`Transfers`] client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferConfig {
+    /// Retries and backoff (see [`RetryConfig`]).
+    pub retry: RetryConfig,
+    /// Longest wait for a connection (default 10 s).
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of an answer (default 60 s). A stall
+    /// counts as a connection error: retried, and a download resumes.
+    pub read_timeout: Duration,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            retry: RetryConfig::default(),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How far a transfer is: bytes done, and the total when known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Bytes sent or received and kept so far. It goes back to 0 when an
+    /// attempt restarts from the beginning.
+    pub done: u64,
+    /// The size of the object, when known.
+    pub total: Option<u64>,
+}
+
+/// Per-call options of a transfer.
+///
+/// ```
+/// use ecci_files::{Progress, TransferOptions};
+/// let (tx, rx) = tokio::sync::watch::channel(Progress::default());
+/// let options = TransferOptions { sha256: true, progress: Some(tx), ..TransferOptions::default() };
+/// # drop((options, rx));
+/// ```
+#[derive(Debug, Default)]
+pub struct TransferOptions {
+    /// Compute the SHA-256 of the bytes while they stream, reported in
+    /// [`Transferred::sha256`].
+    pub sha256: bool,
+    /// Downloads: the SHA-256 (hex) the sender announced. When set, the digest
+    /// is computed and a mismatch fails the download with
+    /// [`ErrorKind::Checksum`]; a file download then leaves nothing behind.
+    pub expected_sha256: Option<String>,
+    /// Where to publish progress; updated after every chunk.
+    pub progress: Option<watch::Sender<Progress>>,
+}
+
+/// What a finished transfer moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transferred {
+    /// The size of the object, in bytes.
+    pub bytes: u64,
+    /// Its SHA-256, lowercase hex, when asked for.
+    pub sha256: Option<String>,
+}
+
+/// The progress channel of one call, or nothing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProgressSink(Option<watch::Sender<Progress>>);
+
+impl ProgressSink {
+    pub(crate) fn set(&self, done: u64, total: Option<u64>) {
+        if let Some(tx) = &self.0 {
+            tx.send_replace(Progress { done, total });
+        }
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// The HTTP client for the presigned legs of file transfers.
+///
+/// Cheap to clone (the connection pool is shared). Every method streams: a
+/// file is never held in memory, whatever its size.
+///
+/// ```no_run
+/// # async fn f(put: ecci_proto::file::PresignedUrl) -> Result<(), Box<dyn std::error::Error>> {
+/// use ecci_files::{TransferConfig, TransferOptions, Transfers};
+/// let transfers = Transfers::new(TransferConfig::default())?;
+/// let options = TransferOptions { sha256: true, ..TransferOptions::default() };
+/// let done = transfers.upload_file("model.bin", &put, "/data/model.bin".as_ref(), options).await?;
+/// println!("sent {} bytes, sha256 {:?}", done.bytes, done.sha256);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Transfers {
+    client: reqwest::Client,
+    config: TransferConfig,
+}
+
+/// A failure of one attempt: retried when `retry` is set.
+struct Attempt {
+    kind: ErrorKind,
+    retry: bool,
+}
+
+impl Attempt {
+    fn fatal(kind: ErrorKind) -> Self {
+        Self { kind, retry: false }
+    }
+
+    fn status(status: StatusCode) -> Self {
+        if status == StatusCode::FORBIDDEN {
+            Self::fatal(ErrorKind::Expired)
+        } else {
+            Self {
+                kind: ErrorKind::Status {
+                    status: status.as_u16(),
+                },
+                retry: status.is_server_error(),
+            }
+        }
+    }
+
+    fn network(err: reqwest::Error) -> Self {
+        let err = err.without_url();
+        if err.is_builder() {
+            Self::fatal(ErrorKind::BadUrl { source: err })
+        } else {
+            Self {
+                kind: ErrorKind::Connection {
+                    attempts: 0,
+                    source: err,
+                },
+                retry: true,
+            }
+        }
+    }
+}
+
+impl Transfers {
+    /// A client with these tunables.
+    ///
+    /// It speaks HTTP/1.1 only and ignores proxy settings: the object store
+    /// sits inside the platform's network.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] when the TLS setup fails (the `https` feature reads the
+    /// platform's root certificates).
+    pub fn new(config: TransferConfig) -> Result<Self, ClientError> {
+        let builder = reqwest::Client::builder()
+            .http1_only()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .no_proxy();
+        let client = tls(builder)?
+            .build()
+            .map_err(|e| ClientError::new(e.without_url()))?;
+        Ok(Self { client, config })
+    }
+
+    /// The tunables of this client.
+    pub fn config(&self) -> &TransferConfig {
+        &self.config
+    }
+
+    /// Uploads the file at `path` to `url` as the object `name`, streaming it
+    /// with an explicit `Content-Length`. A retry sends the file again from the
+    /// start (a presigned PUT cannot be resumed).
+    ///
+    /// # Errors
+    ///
+    /// A [`TransferError`] naming `name` and [`Step::Upload`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future abandons the upload; the object may be missing or
+    /// partial on the server, so upload again before announcing it.
+    pub async fn upload_file(
+        &self,
+        name: &str,
+        url: &PresignedUrl,
+        path: &Path,
+        options: TransferOptions,
+    ) -> Result<Transferred, TransferError> {
+        let progress = ProgressSink(options.progress);
+        self.upload(name, url, options.sha256, &progress, || async {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(ErrorKind::io("opening the source file"))?;
+            let len = file
+                .metadata()
+                .await
+                .map_err(ErrorKind::io("reading the source file's size"))?
+                .len();
+            Ok((Source::File(file), len))
+        })
+        .await
+    }
+
+    /// Uploads `bytes` to `url` as the object `name`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Transfers::upload_file`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Transfers::upload_file`].
+    pub async fn upload_bytes(
+        &self,
+        name: &str,
+        url: &PresignedUrl,
+        bytes: Bytes,
+        options: TransferOptions,
+    ) -> Result<Transferred, TransferError> {
+        let progress = ProgressSink(options.progress);
+        let len = bytes.len() as u64;
+        self.upload(name, url, options.sha256, &progress, || {
+            let bytes = bytes.clone();
+            async move { Ok((Source::Bytes(bytes), len)) }
+        })
+        .await
+    }
+
+    /// Uploads an in-memory object as its pickle (protocol 4, as Python's
+    /// `pickle.dumps` writes it), which a Python receiver `pickle.loads`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Transfers::upload_file`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Transfers::upload_file`].
+    pub async fn upload_object(
+        &self,
+        name: &str,
+        url: &PresignedUrl,
+        object: &Value,
+        options: TransferOptions,
+    ) -> Result<Transferred, TransferError> {
+        let bytes = Bytes::from(ecci_proto::pickle::encode(object, Protocol::V4));
+        self.upload_bytes(name, url, bytes, options).await
+    }
+
+    async fn upload<F, Fut>(
+        &self,
+        name: &str,
+        url: &PresignedUrl,
+        sha256: bool,
+        progress: &ProgressSink,
+        mut open: F,
+    ) -> Result<Transferred, TransferError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(Source, u64), ErrorKind>>,
+    {
+        let err = |kind| TransferError::new(name, Step::Upload, kind);
+        let mut retries = 0;
+        loop {
+            let (source, len) = open().await.map_err(err)?;
+            let (body, outcome) = UploadBody::new(source, len, sha256, progress.clone());
+            let result = self
+                .client
+                .put(url.expose())
+                .header(CONTENT_LENGTH, len)
+                .body(reqwest::Body::wrap(body))
+                .send()
+                .await;
+            let local_error = outcome.lock().ok().and_then(|mut o| o.io_error.take());
+            if let Some(source) = local_error {
+                return Err(err(ErrorKind::Io {
+                    doing: "reading the source file",
+                    source,
+                }));
+            }
+            let failure = match result {
+                Ok(response) if response.status().is_success() => {
+                    let digest = outcome.lock().ok().and_then(|mut o| o.sha256.take());
+                    return Ok(Transferred {
+                        bytes: len,
+                        sha256: digest.map(|d| hex(&d)),
+                    });
+                }
+                Ok(response) => Attempt::status(response.status()),
+                Err(e) => self.probe_put(url, Attempt::network(e)).await,
+            };
+            self.give_up_or_wait(failure, &mut retries)
+                .await
+                .map_err(err)?;
+        }
+    }
+
+    /// After a connection error on an upload, asks again with an empty body.
+    ///
+    /// A server that refuses a URL on its headers (403) may close the connection
+    /// before it has read the body, and the client, still sending, then sees a
+    /// reset instead of the answer. An empty PUT gets the answer: a 403 makes
+    /// the failure [`ErrorKind::Expired`]; anything else keeps it a connection
+    /// error to retry. When the URL is valid the empty PUT does create an empty
+    /// object, which the retry then replaces; nobody is told of the object
+    /// before the upload succeeds.
+    async fn probe_put(&self, url: &PresignedUrl, failure: Attempt) -> Attempt {
+        if !matches!(failure.kind, ErrorKind::Connection { .. }) {
+            return failure;
+        }
+        let probe = self
+            .client
+            .put(url.expose())
+            .header(CONTENT_LENGTH, 0)
+            .body(reqwest::Body::from(Bytes::new()))
+            .send()
+            .await;
+        match probe {
+            Ok(response) if response.status() == StatusCode::FORBIDDEN => {
+                Attempt::fatal(ErrorKind::Expired)
+            }
+            _ => failure,
+        }
+    }
+
+    /// Returns the final error when `failure` is not retried or retries are
+    /// exhausted; otherwise waits the backoff.
+    async fn give_up_or_wait(&self, failure: Attempt, retries: &mut u32) -> Result<(), ErrorKind> {
+        if !failure.retry || *retries >= self.config.retry.max_retries {
+            return Err(match failure.kind {
+                ErrorKind::Connection { source, .. } => ErrorKind::Connection {
+                    attempts: *retries + 1,
+                    source,
+                },
+                kind => kind,
+            });
+        }
+        tokio::time::sleep(self.config.retry.backoff(*retries)).await;
+        *retries += 1;
+        Ok(())
+    }
+
+    /// Downloads the object `name` from `url` to `dest`.
+    ///
+    /// The bytes go to a temporary file next to `dest`, which is synced and
+    /// renamed to `dest` only when complete (and its digest matches, when
+    /// [`TransferOptions::expected_sha256`] is set); on failure it is removed.
+    /// An interrupted connection resumes with `Range` from the bytes already
+    /// written; a server that answers `200` instead of `206` restarts it.
+    ///
+    /// `name` is only used in errors: the caller chooses `dest` (after checking a
+    /// name from the network with [`ecci_proto::file::validate_file_name`]).
+    ///
+    /// # Errors
+    ///
+    /// A [`TransferError`] naming `name` and [`Step::Download`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future removes the temporary file and leaves `dest` as it was.
+    pub async fn download_file(
+        &self,
+        name: &str,
+        url: &PresignedUrl,
+        dest: &Path,
+        options: TransferOptions,
+    ) -> Result<Transferred, TransferError> {
+        let err = |kind| TransferError::new(name, Step::Download, kind);
+        let temp = TempFile::create(dest).await.map_err(err)?;
+        let file = temp
+            .open()
+            .await
+            .map_err(ErrorKind::io("creating the temporary file"))
+            .map_err(err)?;
+        let mut sink = FileSink {
+            file: BufWriter::with_capacity(body::CHUNK, file),
+        };
+        let done = self
+            .download(url, &mut sink, u64::MAX, &options)
+            .await
+            .map_err(err)?;
+        let file = sink.file.into_inner();
+        file.sync_all()
+            .await
+            .map_err(ErrorKind::io("syncing the temporary file"))
+            .map_err(err)?;
+        drop(file);
+        temp.persist(dest).await.map_err(err)?;
+        Ok(done)
+    }
+
+    /// Downloads the object `name`, as received from the network, into `dir`,
+    /// after checking that it is a plain file name and not a path (no `..`,
+    /// separators or absolute paths: see [`ecci_proto::file::validate_file_name`]).
+    /// Returns where the file landed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Transfers::download_file`]; a name that is a path is refused with
+    /// [`ErrorKind::BadName`] before any request is made.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Transfers::download_file`].
+    pub async fn download_into(
+        &self,
+        dir: &Path,
+        name: &str,
+        url: &PresignedUrl,
+        options: TransferOptions,
+    ) -> Result<(PathBuf, Transferred), TransferError> {
+        let checked = ecci_proto::file::validate_file_name(name).map_err(|source| {
+            TransferError::new(name, Step::Download, ErrorKind::BadName { source })
+        })?;
+        let dest = dir.join(checked);
+        let done = self.download_file(name, url, &dest, options).await?;
+        Ok((dest, done))
+    }
+
+    /// Downloads the object `name` into memory, refusing more than `max` bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Transfers::download_file`], and [`ErrorKind::TooLarge`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future loses nothing but the bytes so far.
+    pub async fn download_bytes(
+        &self,
+        name: &str,
+        url: &PresignedUrl,
+        max: u64,
+        options: TransferOptions,
+    ) -> Result<(Vec<u8>, Transferred), TransferError> {
+        let mut sink = Vec::new();
+        let done = self
+            .download(url, &mut sink, max, &options)
+            .await
+            .map_err(|kind| TransferError::new(name, Step::Download, kind))?;
+        Ok((sink, done))
+    }
+
+    /// Downloads an in-memory object sent as a pickle and decodes it with the
+    /// data-only codec, within `limits` (its `max_input` bounds the download).
+    ///
+    /// # Errors
+    ///
+    /// As [`Transfers::download_bytes`], and [`ErrorKind::Decode`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn download_object(
+        &self,
+        name: &str,
+        url: &PresignedUrl,
+        limits: &DecodeLimits,
+        options: TransferOptions,
+    ) -> Result<Value, TransferError> {
+        let max = u64::try_from(limits.max_input).unwrap_or(u64::MAX);
+        let (bytes, _) = self.download_bytes(name, url, max, options).await?;
+        ecci_proto::pickle::decode(&bytes, limits).map_err(|source| {
+            TransferError::new(name, Step::Download, ErrorKind::Decode { source })
+        })
+    }
+
+    async fn download<S: Sink>(
+        &self,
+        url: &PresignedUrl,
+        sink: &mut S,
+        max: u64,
+        options: &TransferOptions,
+    ) -> Result<Transferred, ErrorKind> {
+        let digest_wanted = options.sha256 || options.expected_sha256.is_some();
+        let mut state = Download {
+            sink,
+            max,
+            written: 0,
+            total: None,
+            hasher: digest_wanted.then(Sha256::new),
+            progress: ProgressSink(options.progress.clone()),
+        };
+        let mut retries = 0;
+        loop {
+            let before = state.written;
+            match state.attempt(&self.client, url).await {
+                Ok(()) => break,
+                Err(failure) => {
+                    state.progress.set(state.written, state.total);
+                    if state.written > before {
+                        retries = 0;
+                    }
+                    self.give_up_or_wait(failure, &mut retries).await?;
+                }
+            }
+        }
+        let written = state.written;
+        state.progress.set(written, Some(written));
+        let actual = state.hasher.take().map(|h| hex(&h.finalize()));
+        if let (Some(expected), Some(actual)) = (&options.expected_sha256, &actual) {
+            if !expected.eq_ignore_ascii_case(actual) {
+                return Err(ErrorKind::Checksum {
+                    expected: expected.to_ascii_lowercase(),
+                    actual: actual.clone(),
+                });
+            }
+        }
+        Ok(Transferred {
+            bytes: written,
+            sha256: actual,
+        })
+    }
+}
+
+/// A download in progress: what is kept so far, across attempts.
+struct Download<'a, S> {
+    sink: &'a mut S,
+    max: u64,
+    /// Bytes in the sink.
+    written: u64,
+    /// The object's size, once a response said.
+    total: Option<u64>,
+    hasher: Option<Sha256>,
+    progress: ProgressSink,
+}
+
+impl<S: Sink> Download<'_, S> {
+    /// One GET, resuming after the bytes kept.
+    async fn attempt(
+        &mut self,
+        client: &reqwest::Client,
+        url: &PresignedUrl,
+    ) -> Result<(), Attempt> {
+        let mut request = client.get(url.expose());
+        if self.written > 0 {
+            request = request.header(RANGE, format!("bytes={}-", self.written));
+        }
+        let mut response = request.send().await.map_err(Attempt::network)?;
+        let status = response.status();
+        if status == StatusCode::PARTIAL_CONTENT && self.written > 0 {
+            let range = response
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_content_range);
+            match range {
+                Some((start, complete)) if start == self.written => {
+                    if complete.is_some() {
+                        self.total = complete;
+                    }
+                }
+                // Not the range asked for: start again from nothing.
+                _ => {
+                    self.restart().await?;
+                    return Err(Attempt {
+                        kind: ErrorKind::BadRange,
+                        retry: true,
+                    });
+                }
+            }
+        } else if status == StatusCode::OK {
+            if self.written > 0 {
+                self.restart().await?;
+            }
+            self.total = response.content_length();
+        } else {
+            return Err(Attempt::status(status));
+        }
+        if self.total.is_some_and(|t| t > self.max) {
+            return Err(Attempt::fatal(ErrorKind::TooLarge { max: self.max }));
+        }
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    self.sink.flush().await.map_err(Attempt::fatal)?;
+                    return Err(Attempt::network(e));
+                }
+            };
+            let len = chunk.len() as u64;
+            if self.written.saturating_add(len) > self.max {
+                return Err(Attempt::fatal(ErrorKind::TooLarge { max: self.max }));
+            }
+            self.sink.write(&chunk).await.map_err(Attempt::fatal)?;
+            if let Some(h) = &mut self.hasher {
+                h.update(&chunk);
+            }
+            self.written += len;
+            self.progress.set(self.written, self.total);
+        }
+        self.sink.flush().await.map_err(Attempt::fatal)?;
+        match self.total {
+            Some(expected) if self.written < expected => Err(Attempt {
+                kind: ErrorKind::Incomplete {
+                    received: self.written,
+                    expected,
+                },
+                retry: true,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn restart(&mut self) -> Result<(), Attempt> {
+        self.sink.reset().await.map_err(Attempt::fatal)?;
+        self.written = 0;
+        if let Some(h) = &mut self.hasher {
+            *h = Sha256::new();
+        }
+        Ok(())
+    }
+}
+
+/// Parses `bytes START-END/COMPLETE` (COMPLETE may be `*`) into START and COMPLETE.
+fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, complete) = rest.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    let start: u64 = start.trim().parse().ok()?;
+    let end: u64 = end.trim().parse().ok()?;
+    if end < start {
+        return None;
+    }
+    let complete = match complete.trim() {
+        "*" => None,
+        n => {
+            let n: u64 = n.parse().ok()?;
+            if end >= n {
+                return None;
+            }
+            Some(n)
+        }
+    };
+    Some((start, complete))
+}
+
+/// Where downloaded bytes go.
+trait Sink {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), ErrorKind>;
+    async fn flush(&mut self) -> Result<(), ErrorKind>;
+    /// Drops everything written, for a restart from the first byte.
+    async fn reset(&mut self) -> Result<(), ErrorKind>;
+}
+
+impl Sink for Vec<u8> {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), ErrorKind> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
+    async fn flush(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+    async fn reset(&mut self) -> Result<(), ErrorKind> {
+        self.clear();
+        Ok(())
+    }
+}
+
+struct FileSink {
+    file: BufWriter<tokio::fs::File>,
+}
+
+impl Sink for FileSink {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), ErrorKind> {
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(ErrorKind::io("writing the temporary file"))
+    }
+    async fn flush(&mut self) -> Result<(), ErrorKind> {
+        self.file
+            .flush()
+            .await
+            .map_err(ErrorKind::io("writing the temporary file"))
+    }
+    async fn reset(&mut self) -> Result<(), ErrorKind> {
+        let io = ErrorKind::io("truncating the temporary file");
+        self.file
+            .flush()
+            .await
+            .map_err(ErrorKind::io("writing the temporary file"))?;
+        let file = self.file.get_mut();
+        file.set_len(0)
+            .await
+            .map_err(ErrorKind::io("truncating the temporary file"))?;
+        file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
+        Ok(())
+    }
+}
+
+/// A temporary file next to a download's destination, removed on drop unless
+/// it was renamed into place.
+struct TempFile {
+    path: Option<PathBuf>,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl TempFile {
+    async fn create(dest: &Path) -> Result<Self, ErrorKind> {
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let base = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| ErrorKind::Io {
+                doing: "naming the temporary file",
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the destination has no file name",
+                ),
+            })?;
+        let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".{base}.{}.{unique}.part", std::process::id()));
+        Ok(Self { path: Some(path) })
+    }
+
+    async fn open(&self) -> std::io::Result<tokio::fs::File> {
+        let path = self.path.as_deref().unwrap_or(Path::new(""));
+        tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .await
+    }
+
+    async fn persist(mut self, dest: &Path) -> Result<(), ErrorKind> {
+        let Some(path) = self.path.take() else {
+            return Ok(());
+        };
+        if let Err(e) = tokio::fs::rename(&path, dest).await {
+            self.path = Some(path);
+            return Err(ErrorKind::Io {
+                doing: "renaming the temporary file into place",
+                source: e,
+            });
+        }
+        // The rename is durable once the directory is synced; where a directory
+        // cannot be opened (not Unix) the data itself is already synced.
+        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(dir) = tokio::fs::File::open(dir).await {
+                let _ = dir.sync_all().await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(feature = "https")]
+fn tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, ClientError> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    // ring rather than reqwest's default aws-lc-rs: no cmake or C toolchain
+    // dance, a much quicker build, and no process-wide provider to install.
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(ClientError::new)?
+        .with_platform_verifier()
+        .map_err(ClientError::new)?
+        .with_no_client_auth();
+    Ok(builder.tls_backend_preconfigured(config))
+}
+
+#[cfg(not(feature = "https"))]
+fn tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, ClientError> {
+    Ok(builder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(input: &str, expected: Option<(u64, Option<u64>)>) {
+        assert_eq!(parse_content_range(input), expected, "input {input:?}");
+    }
+
+    #[test]
+    fn content_ranges() {
+        check("bytes 0-9/10", Some((0, Some(10))));
+        check("bytes 5-9/10", Some((5, Some(10))));
+        check("bytes 5-9/*", Some((5, None)));
+        check(" bytes 5-9/10 ", Some((5, Some(10))));
+        check("bytes 5-10/10", None);
+        check("bytes 9-5/10", None);
+        check("bytes */10", None);
+        check("bytes 5-9", None);
+        check("items 5-9/10", None);
+        check("bytes -5-9/10", None);
+        check("bytes 5-9/x", None);
+        check("", None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn content_ranges_round_trip(start in 0u64..1 << 50, len in 1u64..1 << 20, extra in 0u64..1 << 20) {
+            let end = start + len - 1;
+            let complete = end + 1 + extra;
+            let header = format!("bytes {start}-{end}/{complete}");
+            proptest::prop_assert_eq!(parse_content_range(&header), Some((start, Some(complete))));
+        }
+
+        #[test]
+        fn content_range_parsing_never_panics(input in ".*") {
+            let _ = parse_content_range(&input);
+        }
+    }
+
+    #[test]
+    fn hex_digits() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let retry = RetryConfig {
+            max_retries: 3,
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(35),
+            multiplier: 2.0,
+        };
+        let waits: Vec<_> = (0..4).map(|n| retry.backoff(n).as_millis()).collect();
+        assert_eq!(waits, [10, 20, 35, 35]);
+        let silly = RetryConfig {
+            multiplier: f64::NAN,
+            ..retry
+        };
+        assert_eq!(silly.backoff(3), Duration::from_millis(10));
+    }
+}

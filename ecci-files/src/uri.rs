@@ -1,0 +1,100 @@
+//! Percent-encoding of URL path segments and query values, as SigV4 defines it
+//! (RFC 3986 unreserved characters pass, every other byte is `%XX` uppercase),
+//! and the decoding the local server needs.
+
+/// Appends `input` to `out`, percent-encoding every byte but `A–Z a–z 0–9 - _ . ~`
+/// (and `/` when `keep_slash`).
+pub(crate) fn encode_into(out: &mut String, input: &str, keep_slash: bool) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in input.as_bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
+    }
+}
+
+/// `input` percent-encoded (see [`encode_into`]).
+#[cfg(any(test, feature = "local"))]
+pub(crate) fn encode(input: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(input.len());
+    encode_into(&mut out, input, keep_slash);
+    out
+}
+
+/// Decodes `%XX` escapes; `None` when an escape is malformed or the result is
+/// not UTF-8.
+#[cfg(any(test, feature = "local"))]
+pub(crate) fn decode(input: &str) -> Option<String> {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hi = bytes.get(i + 1).and_then(|c| char::from(*c).to_digit(16))?;
+            let lo = bytes.get(i + 2).and_then(|c| char::from(*c).to_digit(16))?;
+            out.push(u8::try_from(hi * 16 + lo).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn decode_inverts_encode(input in any::<String>(), keep_slash in any::<bool>()) {
+            let encoded = encode(&input, keep_slash);
+            prop_assert!(encoded.bytes().all(|b| b.is_ascii_graphic()));
+            prop_assert!(keep_slash || !encoded.contains('/'));
+            prop_assert_eq!(decode(&encoded), Some(input));
+        }
+
+        #[test]
+        fn decode_never_panics(input in any::<String>()) {
+            let _ = decode(&input);
+        }
+    }
+
+    #[track_caller]
+    fn check(input: &str, keep_slash: bool, expected: &str) {
+        assert_eq!(encode(input, keep_slash), expected, "input {input:?}");
+        assert_eq!(
+            decode(expected).as_deref(),
+            Some(input),
+            "decoding {expected:?}"
+        );
+    }
+
+    #[test]
+    fn encoding() {
+        check("abc-XYZ_0.9~", false, "abc-XYZ_0.9~");
+        check("a b+c", false, "a%20b%2Bc");
+        check("a/b", false, "a%2Fb");
+        check("a/b", true, "a/b");
+        check("é", false, "%C3%A9");
+        check("=&?#%", false, "%3D%26%3F%23%25");
+        check("", false, "");
+    }
+
+    #[test]
+    fn bad_escapes() {
+        for bad in ["%", "%4", "%zz", "%C3", "a%g0"] {
+            assert_eq!(decode(bad), None, "input {bad:?}");
+        }
+        assert_eq!(decode("%41%62").as_deref(), Some("Ab"));
+    }
+}
