@@ -1,0 +1,272 @@
+//! Turns one MQTT message into one line of text or JSON, whatever the payload holds.
+//!
+//! Everything here reads untrusted input: envelopes go through the data-only pickle
+//! decoder with its default limits, JSON through serde_json, and every piece of text shown
+//! has its control characters escaped and is cut to a length, so one message is always
+//! exactly one line and a payload cannot drive the terminal.
+
+use ecci_proto::envelope::Envelope;
+use ecci_proto::pickle::{DecodeLimits, Value};
+use ecci_proto::platform::LogRecord;
+use ecci_proto::topic::{AppTopic, Topic};
+use serde_json::json;
+
+use crate::repr::{cut, repr};
+
+/// How lines are written.
+#[derive(Debug, Clone)]
+pub(crate) struct Style {
+    pub(crate) json: bool,
+    pub(crate) max_len: usize,
+    /// The log records' topic prefix.
+    pub(crate) pre_topic: String,
+}
+
+/// `err` and its sources, joined by `: `.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
+
+/// `s` with control and invisible characters escaped, cut to `max` characters.
+pub(crate) fn clean(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max.saturating_mul(4)));
+    for c in s.chars() {
+        if out.len() > max.saturating_mul(4) {
+            break;
+        }
+        if c.is_control() || crate::repr::is_invisible(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    cut(out, max)
+}
+
+/// The app id a platform JSON payload names, if it is JSON with a string `app_id`.
+pub(crate) fn json_app_id(payload: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    value.get("app_id")?.as_str().map(str::to_owned)
+}
+
+/// One line for the message `payload` received on `topic`.
+pub(crate) fn line(topic: &str, payload: &[u8], style: &Style) -> String {
+    match Topic::parse_with_log_pre_topic(topic, &style.pre_topic) {
+        Ok(Topic::App(t)) => app(topic, &t, payload, style),
+        Ok(Topic::Log(_)) => log(topic, payload, style),
+        Ok(Topic::Platform(_)) => platform(topic, payload, style),
+        Err(_) => other(topic, payload, style),
+    }
+}
+
+fn decode(payload: &[u8]) -> Result<Envelope, String> {
+    Envelope::from_pickle(payload, &DecodeLimits::default()).map_err(|e| chain(&e))
+}
+
+fn app(topic: &str, t: &AppTopic, payload: &[u8], style: &Style) -> String {
+    let envelope = decode(payload);
+    if style.json {
+        let mut obj = json!({
+            "topic": topic,
+            "mountpoint": t.mountpoint.as_ref().map(|m| m.as_str()),
+            "broker": t.broker.as_str(),
+            "app": t.app.as_str(),
+            "kind": t.kind.as_str(),
+            "sender": t.sender.as_str(),
+            "receiver": t.receiver.as_str(),
+        });
+        match envelope {
+            Ok(e) => {
+                obj["type"] = json!(e.kind.as_str());
+                obj["contents"] = json!(repr(&e.contents, style.max_len));
+            }
+            Err(reason) => obj["error"] = json!(format!("undecodable: {reason}")),
+        }
+        return obj.to_string();
+    }
+    let head = format!(
+        "{} → {}",
+        clean(t.sender.as_str(), style.max_len),
+        clean(t.receiver.as_str(), style.max_len)
+    );
+    match envelope {
+        Ok(e) => format!("{head} [{}] {}", e.kind, repr(&e.contents, style.max_len)),
+        Err(reason) => format!("{head} undecodable: {reason}"),
+    }
+}
+
+fn log(topic: &str, payload: &[u8], style: &Style) -> String {
+    let record: Result<LogRecord, String> =
+        serde_json::from_slice(payload).map_err(|e| format!("not a log record: {e}"));
+    if style.json {
+        return json_line(topic, payload);
+    }
+    match record {
+        Ok(r) => {
+            let info = &r.log_info;
+            let mut s = format!(
+                "{} {} {} {}: {}",
+                info.time,
+                info.level,
+                clean(r.container_name.as_str(), style.max_len),
+                clean(&info.name, style.max_len),
+                clean(&info.message, style.max_len),
+            );
+            if !info.kv.is_empty() {
+                let kv: serde_json::Map<String, serde_json::Value> =
+                    info.kv.iter().cloned().collect();
+                s.push(' ');
+                s.push_str(&clean(
+                    &serde_json::Value::Object(kv).to_string(),
+                    style.max_len,
+                ));
+            }
+            s
+        }
+        Err(reason) => format!("{} undecodable: {}", clean(topic, style.max_len), reason),
+    }
+}
+
+fn platform(topic: &str, payload: &[u8], style: &Style) -> String {
+    if style.json {
+        return json_line(topic, payload);
+    }
+    let topic = clean(topic, style.max_len);
+    match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(v) => format!("{topic} {}", clean(&v.to_string(), style.max_len)),
+        Err(e) => format!("{topic} undecodable: not JSON: {e}"),
+    }
+}
+
+/// `{"topic": …, "json": …}`, or `{"topic": …, "error": …}` when the payload is not JSON.
+fn json_line(topic: &str, payload: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(v) => json!({ "topic": topic, "json": v }).to_string(),
+        Err(e) => {
+            json!({ "topic": topic, "error": format!("undecodable: not JSON: {e}") }).to_string()
+        }
+    }
+}
+
+/// A topic outside the ECCI grammar (from `--topic`): JSON, else an envelope, else bytes.
+fn other(topic: &str, payload: &[u8], style: &Style) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
+        return if style.json {
+            json!({ "topic": topic, "json": v }).to_string()
+        } else {
+            format!(
+                "{} {}",
+                clean(topic, style.max_len),
+                clean(&v.to_string(), style.max_len)
+            )
+        };
+    }
+    let shown = match decode(payload) {
+        Ok(e) => format!("[{}] {}", e.kind, repr(&e.contents, style.max_len)),
+        Err(_) => repr(&Value::Bytes(payload.to_vec()), style.max_len),
+    };
+    if style.json {
+        json!({ "topic": topic, "contents": shown }).to_string()
+    } else {
+        format!("{} {shown}", clean(topic, style.max_len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecci_proto::pickle::Protocol;
+
+    fn text() -> Style {
+        Style {
+            json: false,
+            max_len: 60,
+            pre_topic: "toEdgeAI".into(),
+        }
+    }
+
+    #[track_caller]
+    fn check(topic: &str, payload: &[u8], json: bool, expected: &str) {
+        let style = Style { json, ..text() };
+        assert_eq!(line(topic, payload, &style), expected);
+    }
+
+    #[test]
+    fn lines() {
+        let data = Envelope::data(Value::dict([(
+            "a",
+            Value::List(vec![
+                Value::from(1),
+                Value::Bytes(b"x".to_vec()),
+                Value::None,
+            ]),
+        )]))
+        .to_pickle(Protocol::default());
+        check(
+            "ECCI/b/app/app/s/r",
+            &data,
+            false,
+            "s → r [data] {'a': [1, b'x', None]}",
+        );
+        check(
+            "ECCI/b/app/app/s/r",
+            &data,
+            true,
+            r#"{"app":"app","broker":"b","contents":"{'a': [1, b'x', None]}","kind":"app","mountpoint":null,"receiver":"r","sender":"s","topic":"ECCI/b/app/app/s/r","type":"data"}"#,
+        );
+        let cmd = Envelope::cmd("start").to_pickle(Protocol::default());
+        check(
+            "mnt/ECCI/b/app/app/ctrl/w1",
+            &cmd,
+            false,
+            "ctrl → w1 [cmd] {'cmd': 'start'}",
+        );
+        check(
+            "ECCI/b/app/app/s/r",
+            b"hello",
+            false,
+            "s → r undecodable: payload is not a valid data-only pickle: BINGET at byte 0 reads unset memo index 101",
+        );
+        check(
+            "toEdgeAI/b/log",
+            br#"{"app_id": "a", "container_name": "w", "agent_id": null, "log_info": {"time": "2026-11-24 02:26:10,087", "name": "w::io", "level": "INFO", "message": "two\nlines \u001b[2J"}}"#,
+            false,
+            r"2026-11-24 02:26:10,087 INFO w w::io: two\nlines \u{1b}[2J",
+        );
+        check(
+            "toEdgeAI/b/log",
+            b"{}",
+            false,
+            "toEdgeAI/b/log undecodable: not a log record: missing field `app_id` at line 1 column 2",
+        );
+        check(
+            "toEdgeAI/b/con_cntr_ready",
+            br#"{"app_id": "a", "ready_type": "app"}"#,
+            false,
+            r#"toEdgeAI/b/con_cntr_ready {"app_id":"a","ready_type":"app"}"#,
+        );
+        check(
+            "toEdgeAI/b/send_data",
+            b"\xff",
+            true,
+            r#"{"error":"undecodable: not JSON: expected value at line 1 column 1","topic":"toEdgeAI/b/send_data"}"#,
+        );
+        check("other/t", b"\x00\x01", false, r"other/t b'\x00\x01'");
+        check("other/t", b"[1]", true, r#"{"json":[1],"topic":"other/t"}"#);
+    }
+
+    #[test]
+    fn bounded() {
+        let big = Envelope::data(Value::from("x".repeat(10_000))).to_pickle(Protocol::default());
+        let l = line("ECCI/b/app/app/s/r", &big, &text());
+        assert!(l.chars().count() < 100, "{l}");
+        assert!(l.ends_with('…'));
+    }
+}
