@@ -1,0 +1,418 @@
+//! The built `ecci` binary against an embedded broker started in the test.
+//!
+//! Long-running commands (`dev`, `watch`) run as child processes whose stdout is read line by
+//! line with a bounded wait; they are killed (and reaped) when the test ends.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use ecci_logger::{Connection, LoggerConfig};
+use ecci_transport::broker::Broker;
+use ecci_transport::{Message, MqttConfig, MqttTransport, QoS, Transport};
+use log::Log;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+const ECCI: &str = env!("CARGO_BIN_EXE_ecci");
+
+/// How long a test waits for something that should happen at once.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A running `ecci` child with its output read by line.
+struct Running {
+    child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: Lines<BufReader<ChildStderr>>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(ECCI)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("ecci starts");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Stdout lines up to and including the first one `pred` accepts.
+    async fn stdout_until(&mut self, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        read_until(&mut self.stdout, pred, "stdout").await
+    }
+
+    async fn stderr_until(&mut self, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        read_until(&mut self.stderr, pred, "stderr").await
+    }
+
+    async fn stop(mut self) {
+        self.child.kill().await.expect("killed");
+    }
+}
+
+async fn read_until<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut Lines<R>,
+    pred: impl Fn(&str) -> bool,
+    what: &str,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(WAIT, lines.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                let done = pred(&line);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Ok(Ok(None)) => panic!("{what} ended; read so far: {seen:#?}"),
+            Ok(Err(e)) => panic!("reading {what}: {e}"),
+            Err(_) => panic!("no matching {what} line within {WAIT:?}; read so far: {seen:#?}"),
+        }
+    }
+}
+
+/// Runs a one-shot `ecci` command to its end: exit code, stdout, stderr.
+async fn ecci(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        WAIT,
+        Command::new(ECCI)
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ecci ends in time")
+    .expect("ecci runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn broker() -> (Broker, String) {
+    let b = Broker::start().await.expect("embedded broker");
+    let addr = format!("127.0.0.1:{}", b.port());
+    (b, addr)
+}
+
+/// Starts `ecci watch` on `addr` with `extra` options and waits until it subscribed.
+async fn watch(addr: &str, extra: &[&str]) -> Running {
+    let mut args = vec!["watch", "--broker", addr, "--app", "demo"];
+    args.extend_from_slice(extra);
+    let mut w = Running::start(&args);
+    w.stderr_until(|l| l.starts_with("ecci: watching")).await;
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_then_watch_sees_it() {
+    let (_broker, addr) = broker().await;
+    let mut w = watch(&addr, &[]).await;
+
+    let send = [
+        "send",
+        "--broker",
+        &addr,
+        "--app",
+        "demo",
+        "--broker-id",
+        "b1",
+        "--from",
+        "cli",
+        "--to",
+        "worker1",
+    ];
+    let (code, out, err) = ecci(&[&send[..], &["--data", "{'a': [1, b'x', None]}"]].concat()).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "sent [data] cli → worker1 on ECCI/b1/demo/app/cli/worker1 (42 bytes, acknowledged)\n"
+    );
+    let lines = w.stdout_until(|_| true).await;
+    assert_eq!(lines, ["cli → worker1 [data] {'a': [1, b'x', None]}"]);
+
+    let (code, _, err) =
+        ecci(&[&send[..], &["--data", r#"{"k": [true, null, 1.5]}"#]].concat()).await;
+    assert_eq!(code, 0, "{err}");
+    let lines = w.stdout_until(|_| true).await;
+    assert_eq!(lines, ["cli → worker1 [data] {'k': [True, None, 1.5]}"]);
+
+    // A hostile payload is a line saying why, and the watcher keeps going.
+    let raw = MqttTransport::start(MqttConfig::new("127.0.0.1", _broker.port()));
+    let receipt = raw
+        .publish(Message::new(
+            "ECCI/b1/demo/app/evil/worker1",
+            "not a pickle",
+            QoS::ExactlyOnce,
+        ))
+        .await
+        .expect("queued");
+    tokio::time::timeout(WAIT, receipt)
+        .await
+        .expect("in time")
+        .expect("acknowledged");
+    raw.close().await;
+    let lines = w.stdout_until(|_| true).await;
+    assert!(
+        lines[0].starts_with("evil → worker1 undecodable: payload is not a valid data-only pickle"),
+        "{lines:?}"
+    );
+
+    let (code, _, err) = ecci(&[&send[..], &["--cmd", "start"]].concat()).await;
+    assert_eq!(code, 0, "{err}");
+    let lines = w.stdout_until(|_| true).await;
+    assert_eq!(lines, ["cli → worker1 [cmd] {'cmd': 'start'}"]);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_json_and_count() {
+    let (_broker, addr) = broker().await;
+    let mut w = watch(&addr, &["--json", "--count", "1"]).await;
+    let (code, _, err) = ecci(&[
+        "send",
+        "--broker",
+        &addr,
+        "--app",
+        "demo",
+        "--broker-id",
+        "b1",
+        "--from",
+        "a",
+        "--to",
+        "b",
+        "--cmd",
+        "exit",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let lines = w.stdout_until(|_| true).await;
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).expect("one JSON object");
+    assert_eq!(v["sender"], "a");
+    assert_eq!(v["receiver"], "b");
+    assert_eq!(v["type"], "cmd");
+    assert_eq!(v["contents"], "{'cmd': 'exit'}");
+    // --count 1: it exits 0 by itself.
+    let status = tokio::time::timeout(WAIT, w.child.wait())
+        .await
+        .expect("exits in time")
+        .expect("status");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_prints_exports_and_shows_log_records() {
+    let mut dev = Running::start(&["dev", "--app", "demo", "--broker-id", "local", "--all"]);
+    let header = dev.stdout_until(|l| l.starts_with("# Watching")).await;
+    assert!(
+        header.contains(&"export ECCI_LOCAL_BROKER_IP=127.0.0.1".to_owned()),
+        "{header:#?}"
+    );
+    assert!(header.contains(&"export ECCI_LOCAL_BROKER_ID=local".to_owned()));
+    assert!(header.contains(&"export ECCI_APP_ID=demo".to_owned()));
+    let port: u16 = header
+        .iter()
+        .find_map(|l| l.strip_prefix("export ECCI_LOCAL_BROKER_PORT="))
+        .expect("port export")
+        .parse()
+        .expect("a port");
+    assert_ne!(port, 0);
+
+    // A container's logger pointed at the printed settings.
+    let config = LoggerConfig::new(
+        Connection::Mqtt(MqttConfig::new("127.0.0.1", port)),
+        "local".parse().expect("broker id"),
+        "demo".parse().expect("app id"),
+        "worker1".parse().expect("container name"),
+    );
+    let (logger, guard) = ecci_logger::start(config).expect("logger");
+    logger.log(
+        &log::Record::builder()
+            .level(log::Level::Warn)
+            .target("cli_test")
+            .args(format_args!("hello from the logger"))
+            .build(),
+    );
+    tokio::task::spawn_blocking(move || guard.shutdown())
+        .await
+        .expect("joined")
+        .expect("flushed");
+    let lines = dev
+        .stdout_until(|l| l.contains("hello from the logger"))
+        .await;
+    let last = lines.last().expect("a line");
+    assert!(
+        last.ends_with(" WARNING worker1 cli_test: hello from the logger"),
+        "{last}"
+    );
+
+    // A readiness report, and (--all) app traffic.
+    let t = MqttTransport::start(MqttConfig::new("127.0.0.1", port));
+    let report =
+        br#"{"app_id": "demo", "container_name": "ctrl", "agent_id": null, "ready_type": "app"}"#;
+    let receipt = t
+        .publish(Message::new(
+            "toEdgeAI/local/con_cntr_ready",
+            &report[..],
+            QoS::ExactlyOnce,
+        ))
+        .await
+        .expect("queued");
+    tokio::time::timeout(WAIT, receipt)
+        .await
+        .expect("in time")
+        .expect("acknowledged");
+    t.close().await;
+    let lines = dev
+        .stdout_until(|l| l.starts_with("toEdgeAI/local/con_cntr_ready"))
+        .await;
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(
+            r#"toEdgeAI/local/con_cntr_ready {"agent_id":null,"app_id":"demo","container_name":"ctrl","ready_type":"app"}"#
+        )
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let (code, _, err) = ecci(&[
+        "send",
+        "--broker",
+        &addr,
+        "--app",
+        "demo",
+        "--broker-id",
+        "local",
+        "--from",
+        "ctrl",
+        "--to",
+        "worker1",
+        "--cmd",
+        "start",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let lines = dev.stdout_until(|l| l.contains('→')).await;
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("ctrl → worker1 [cmd] {'cmd': 'start'}")
+    );
+    dev.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_arguments_exit_2_naming_them() {
+    #[track_caller]
+    fn check(result: (i32, String, String), expected: &str) {
+        let (code, out, err) = result;
+        assert_eq!(code, 2, "stderr: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains(expected),
+            "{err:?} should contain {expected:?}"
+        );
+    }
+    let send = [
+        "send",
+        "--broker",
+        "127.0.0.1:1",
+        "--app",
+        "demo",
+        "--broker-id",
+        "b",
+        "--from",
+        "x",
+        "--to",
+        "y",
+    ];
+    check(ecci(&[]).await, "ecci: missing command");
+    check(ecci(&["frob"]).await, "unknown command \"frob\"");
+    check(ecci(&["dev", "--port", "70000"]).await, "--port");
+    check(ecci(&["dev", "--nope"]).await, "invalid option '--nope'");
+    check(ecci(&["watch", "--app", "demo"]).await, "missing --broker");
+    check(
+        ecci(&["watch", "--broker", "h:x", "--app", "demo"]).await,
+        "--broker \"h:x\"",
+    );
+    check(
+        ecci(&["watch", "--broker", "h", "--app", "a/b"]).await,
+        "--app",
+    );
+    check(ecci(&send).await, "missing --data LITERAL or --cmd NAME");
+    check(
+        ecci(&[&send[..], &["--data", "{'a': "]].concat()).await,
+        "--data: not a Python literal or JSON",
+    );
+    check(
+        ecci(&[&send[..], &["--cmd"]].concat()).await,
+        "missing argument for option '--cmd'",
+    );
+    check(ecci(&["send", "--from", "a#"]).await, "--from");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_for_everything() {
+    for (args, first) in [
+        (&["--help"][..], "ecci: a local ECCI platform"),
+        (&["-h"][..], "ecci: a local ECCI platform"),
+        (&["help"][..], "ecci: a local ECCI platform"),
+        (&["dev", "--help"][..], "ecci dev:"),
+        (&["watch", "--help"][..], "ecci watch:"),
+        (&["send", "-h"][..], "ecci send:"),
+        // Help wins over the missing required options.
+        (&["send", "--app", "x", "--help"][..], "ecci send:"),
+    ] {
+        let (code, out, err) = ecci(args).await;
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(out.starts_with(first), "{args:?}: {out}");
+        assert!(out.contains("Usage: ecci"), "{args:?}: {out}");
+    }
+    let (code, out, _) = ecci(&["--version"]).await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, concat!("ecci ", env!("CARGO_PKG_VERSION")))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_to_no_broker_fails_clearly() {
+    // A port nobody listens on: bound, read, released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let (code, out, err) = ecci(&[
+        "send",
+        "--broker",
+        &addr,
+        "--app",
+        "demo",
+        "--broker-id",
+        "b",
+        "--from",
+        "x",
+        "--to",
+        "y",
+        "--cmd",
+        "start",
+    ])
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.starts_with(&format!(
+            "ecci send: cannot connect to {addr}: network error"
+        )),
+        "{err}"
+    );
+}
