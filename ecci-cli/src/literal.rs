@@ -490,3 +490,96 @@ mod tests {
         );
     }
 }
+
+/// What Python's `ast.literal_eval` makes of the same text, shown by `repr`.
+#[cfg(test)]
+mod cpython {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn agrees_with_literal_eval() {
+        let cases = [
+            "None",
+            "[1, -2, +3, 1_000, 0.5, -1e-7, 1E16, 12345678901234567890]",
+            r#"{'a': (1,), "b": (), 'c': {1, 2}, 'd': {}}"#,
+            r"'tab\there\x41\u00e9\U0001F600\\ \'q\' \a\b\f\v\0'",
+            r#""it's""#,
+            r"b'\x00\xff\n\'' ",
+            r"rb'\d+' ",
+            r"R'\n'",
+            "u'unicode é'",
+            "[[1, [2, [3, []]]], ((1, 2), 3)]",
+            "{(1, 'a'): [b'x', None, True, False]}",
+            "(1)",
+            "( 1 , 2 , )",
+            "{ 'k' : 1 , }",
+            ".5",
+            "5.",
+        ];
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import ast, sys\n\
+                 for s in sys.stdin.read().split('\\x00'):\n\
+                 \x20   print(repr(ast.literal_eval(s.strip())))",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(cases.join("\0").as_bytes())
+            .expect("cases written");
+        let out = child.wait_with_output().expect("python3 ends");
+        assert!(out.status.success(), "python3 failed");
+        let expected = String::from_utf8(out.stdout).expect("utf-8");
+        assert_eq!(expected.lines().count(), cases.len());
+        for (case, want) in cases.iter().zip(expected.lines()) {
+            let value = super::parse(case).unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(crate::repr::repr(&value, 10_000), want, "{case}");
+        }
+    }
+}
+
+/// `parse` reads back what `repr` writes, for every value a literal can spell.
+#[cfg(test)]
+mod round_trip {
+    use ecci_proto::pickle::Value;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::None),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::Float),
+            any::<String>().prop_map(Value::Str),
+            any::<Vec<u8>>().prop_map(Value::Bytes),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Tuple),
+                prop::collection::vec((any::<String>(), inner), 0..4).prop_map(
+                    |pairs| Value::Dict(
+                        pairs.into_iter().map(|(k, v)| (Value::Str(k), v)).collect()
+                    )
+                ),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parse_reads_repr(v in value()) {
+            let text = crate::repr::repr(&v, usize::MAX / 8);
+            prop_assert_eq!(super::parse(&text), Ok(v), "{}", text);
+        }
+    }
+}

@@ -304,3 +304,61 @@ mod tests {
         }
     }
 }
+
+/// The repr of every valid golden pickle of `ecci-proto` is CPython's `repr()` of it.
+#[cfg(test)]
+mod cpython {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    use ecci_proto::pickle::{DecodeLimits, decode};
+
+    #[test]
+    fn matches_cpython_on_the_golden_pickles() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../ecci-proto/tests/fixtures/pickle/valid");
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the golden pickles")
+            .map(|e| e.expect("dir entry").path())
+            .collect();
+        paths.sort();
+        assert!(paths.len() > 50, "{} pickles", paths.len());
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import pickle, sys\n\
+                 for p in sys.stdin.read().split('\\n'):\n\
+                 \x20   print(repr(pickle.load(open(p, 'rb'))))",
+            ])
+            // Sets of str print in hash order; the golden pickles were written with seed 0.
+            .env("PYTHONHASHSEED", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(list.join("\n").as_bytes())
+            .expect("paths written");
+        let out = child.wait_with_output().expect("python3 ends");
+        assert!(out.status.success(), "python3 failed");
+        let expected = String::from_utf8(out.stdout).expect("utf-8");
+        assert_eq!(expected.lines().count(), paths.len(), "one repr per pickle");
+        let mut mismatches = Vec::new();
+        for (path, want) in paths.iter().zip(expected.lines()) {
+            let bytes = std::fs::read(path).expect("pickle");
+            let value = decode(&bytes, &DecodeLimits::default()).expect("decodes");
+            let got = super::repr(&value, usize::MAX / 8);
+            if got != want {
+                mismatches.push(format!(
+                    "{}\n  rust:   {got}\n  python: {want}",
+                    path.display()
+                ));
+            }
+        }
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    }
+}
