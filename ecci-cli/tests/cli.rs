@@ -117,7 +117,7 @@ async fn watch(addr: &str, extra: &[&str]) -> Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_then_watch_sees_it() {
-    let (_broker, addr) = broker().await;
+    let (broker, addr) = broker().await;
     let mut w = watch(&addr, &[]).await;
 
     let send = [
@@ -149,20 +149,12 @@ async fn send_then_watch_sees_it() {
     assert_eq!(lines, ["cli → worker1 [data] {'k': [True, None, 1.5]}"]);
 
     // A hostile payload is a line saying why, and the watcher keeps going.
-    let raw = MqttTransport::start(MqttConfig::new("127.0.0.1", _broker.port()));
-    let receipt = raw
-        .publish(Message::new(
-            "ECCI/b1/demo/app/evil/worker1",
-            "not a pickle",
-            QoS::ExactlyOnce,
-        ))
-        .await
-        .expect("queued");
-    tokio::time::timeout(WAIT, receipt)
-        .await
-        .expect("in time")
-        .expect("acknowledged");
-    raw.close().await;
+    publish_raw(
+        broker.port(),
+        "ECCI/b1/demo/app/evil/worker1",
+        b"not a pickle",
+    )
+    .await;
     let lines = w.stdout_until(|_| true).await;
     assert!(
         lines[0].starts_with("evil → worker1 undecodable: payload is not a valid data-only pickle"),
@@ -258,22 +250,9 @@ async fn dev_prints_exports_and_shows_log_records() {
     );
 
     // A readiness report, and (--all) app traffic.
-    let t = MqttTransport::start(MqttConfig::new("127.0.0.1", port));
     let report =
         br#"{"app_id": "demo", "container_name": "ctrl", "agent_id": null, "ready_type": "app"}"#;
-    let receipt = t
-        .publish(Message::new(
-            "toEdgeAI/local/con_cntr_ready",
-            &report[..],
-            QoS::ExactlyOnce,
-        ))
-        .await
-        .expect("queued");
-    tokio::time::timeout(WAIT, receipt)
-        .await
-        .expect("in time")
-        .expect("acknowledged");
-    t.close().await;
+    publish_raw(port, "toEdgeAI/local/con_cntr_ready", report).await;
     let lines = dev
         .stdout_until(|l| l.starts_with("toEdgeAI/local/con_cntr_ready"))
         .await;
@@ -415,4 +394,107 @@ async fn send_to_no_broker_fails_clearly() {
         )),
         "{err}"
     );
+}
+
+/// Publishes `payload` on `topic` through a transport of the test's own, and waits for the ack.
+async fn publish_raw(port: u16, topic: &str, payload: &[u8]) {
+    let t = MqttTransport::start(MqttConfig::new("127.0.0.1", port));
+    let receipt = t
+        .publish(Message::new(topic, payload.to_vec(), QoS::ExactlyOnce))
+        .await
+        .expect("queued");
+    tokio::time::timeout(WAIT, receipt)
+        .await
+        .expect("in time")
+        .expect("acknowledged");
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_bridged_topics_and_only_its_apps_platform_messages() {
+    let (broker, addr) = broker().await;
+    let mut w = watch(&addr, &["--mountpoint", "bridge/+/"]).await;
+    // pickle.dumps({'type': 'cmd', 'contents': {'cmd': 'ready'}}) as CPython 3.11 writes it.
+    let cmd = b"\x80\x04\x95*\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x04type\x94\x8c\x03cmd\x94\x8c\x08contents\x94}\x94h\x02\x8c\x05ready\x94su.";
+    publish_raw(broker.port(), "bridge/e1/ECCI/b1/demo/app/w1/ctrl", cmd).await;
+    assert_eq!(
+        w.stdout_until(|_| true).await,
+        ["w1 → ctrl [cmd] {'cmd': 'ready'}"]
+    );
+    // Another app's report is skipped; this app's is shown.
+    publish_raw(
+        broker.port(),
+        "toEdgeAI/b1/con_cntr_ready",
+        br#"{"app_id": "other"}"#,
+    )
+    .await;
+    publish_raw(broker.port(), "ECCI/b1/other/app/x/y", cmd).await;
+    publish_raw(
+        broker.port(),
+        "toEdgeAI/b1/con_cntr_ready",
+        br#"{"app_id": "demo"}"#,
+    )
+    .await;
+    assert_eq!(
+        w.stdout_until(|_| true).await,
+        [r#"toEdgeAI/b1/con_cntr_ready {"app_id":"demo"}"#]
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_used_and_a_refusal_is_clear() {
+    let (broker, addr) = broker().await;
+    broker.require_credentials("user", "secret");
+    let send = [
+        "send",
+        "--broker",
+        &addr,
+        "--app",
+        "demo",
+        "--broker-id",
+        "b",
+        "--from",
+        "x",
+        "--to",
+        "y",
+        "--cmd",
+        "start",
+        "--username",
+        "user",
+    ];
+    let (code, _, err) = ecci(&[&send[..], &["--password", "secret"]].concat()).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ecci(&[&send[..], &["--password", "wrong"]].concat()).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(&format!(
+            "ecci send: cannot connect to {addr}: broker refused the connection with return code"
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_json_starts_with_the_settings() {
+    let mut dev = Running::start(&["dev", "--json", "--broker-id", "b9"]);
+    let first = dev.stdout_until(|_| true).await;
+    let v: serde_json::Value = serde_json::from_str(&first[0]).expect("JSON");
+    assert_eq!(v["settings"]["ECCI_LOCAL_BROKER_ID"], "b9");
+    assert_eq!(v["settings"]["ECCI_APP_ID"], "demo");
+    let port: u16 = v["settings"]["ECCI_LOCAL_BROKER_PORT"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    publish_raw(
+        port,
+        "toEdgeAI/b9/send_data",
+        br#"{"type": "data", "data": [1]}"#,
+    )
+    .await;
+    let line = dev.stdout_until(|_| true).await;
+    let v: serde_json::Value = serde_json::from_str(&line[0]).expect("JSON");
+    assert_eq!(v["topic"], "toEdgeAI/b9/send_data");
+    assert_eq!(v["json"]["data"], serde_json::json!([1]));
+    dev.stop().await;
 }
