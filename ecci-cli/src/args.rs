@@ -49,7 +49,7 @@ pub(crate) const WATCH_HELP: &str = "\
 ecci watch: print every message of an app on a broker, decoded safely
 
 Subscribes to ECCI/+/APP/# (and MOUNTPOINTECCI/+/APP/# for each --mountpoint) and to
-toEdgeAI/#. An ECCI message is shown as `sender → receiver [type] contents`, the contents
+toEdgeAI/# (skipping platform messages whose app_id is another app). An ECCI message is shown as `sender → receiver [type] contents`, the contents
 as a Python repr (never executing anything; a bad payload is shown as `undecodable: reason`);
 a platform message as its JSON. Runs until Ctrl-C, or until --count messages were shown.
 
@@ -64,7 +64,10 @@ Options:
       --topic FILTER         also subscribe to FILTER (repeatable)
       --username USER        user name (with --password)
       --password PASS        password (with --username)
-      --json                 one JSON object per line instead of text
+      --json                 one JSON object per line instead of text: for ECCI topics
+                             topic, mountpoint, broker, app, kind, sender, receiver and
+                             type and contents (the repr) or error; otherwise topic and
+                             json (or error)
       --count N              exit 0 after N messages
       --max-len N            cut shown contents after N characters (default: 400)
   -h, --help                 print this help
@@ -308,6 +311,23 @@ fn data_literal(s: &str) -> Result<ecci_proto::pickle::Value, String> {
     Ok(value)
 }
 
+/// An MQTT topic filter: not empty, no NUL, `#` only as the whole last level, `+` only as
+/// a whole level.
+fn valid_filter(filter: &str) -> bool {
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        let ok = match level {
+            "#" => levels.peek().is_none(),
+            "+" => true,
+            other => !other.contains(['+', '#']),
+        };
+        if !ok {
+            return false;
+        }
+    }
+    !filter.is_empty() && !filter.contains('\0') && filter.len() <= usize::from(u16::MAX)
+}
+
 fn dev(p: lexopt::Parser) -> Result<Command, UsageError> {
     use lexopt::Arg::{Long, Short};
     let mut o = Opts {
@@ -371,14 +391,14 @@ fn watch(p: lexopt::Parser) -> Result<Command, UsageError> {
             }
             Long("mountpoint") => {
                 let s = o.string("--mountpoint")?;
-                if s.contains(['#', '\0']) {
-                    return Err(o.err(format!("--mountpoint: {s:?} may not contain '#' or NUL")));
+                if s.contains('#') || !valid_filter(&format!("{s}ECCI/+/app/#")) {
+                    return Err(o.err(format!("--mountpoint: {s:?} is not a topic prefix")));
                 }
                 mountpoints.push(s);
             }
             Long("topic") => {
                 let s = o.string("--topic")?;
-                if s.is_empty() || s.contains('\0') {
+                if !valid_filter(&s) {
                     return Err(o.err(format!("--topic: {s:?} is not a topic filter")));
                 }
                 topics.push(s);

@@ -103,12 +103,10 @@ fn app(topic: &str, t: &AppTopic, payload: &[u8], style: &Style) -> String {
 }
 
 fn log(topic: &str, payload: &[u8], style: &Style) -> String {
-    let record: Result<LogRecord, String> =
-        serde_json::from_slice(payload).map_err(|e| format!("not a log record: {e}"));
     if style.json {
         return json_line(topic, payload);
     }
-    match record {
+    match serde_json::from_slice::<LogRecord>(payload) {
         Ok(r) => {
             let info = &r.log_info;
             let mut s = format!(
@@ -130,7 +128,10 @@ fn log(topic: &str, payload: &[u8], style: &Style) -> String {
             }
             s
         }
-        Err(reason) => format!("{} undecodable: {}", clean(topic, style.max_len), reason),
+        Err(e) => format!(
+            "{} undecodable: not a log record: {e}",
+            clean(topic, style.max_len)
+        ),
     }
 }
 
