@@ -8,6 +8,7 @@
 
 mod proto;
 mod table;
+mod transport;
 
 use std::process::ExitCode;
 
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 type Suite = (&'static str, fn() -> Result<(), String>);
 
 /// Every suite, in the order `cargo xtask bench` runs them.
-const SUITES: &[Suite] = &[("proto", proto::run)];
+const SUITES: &[Suite] = &[("proto", proto::run), ("transport", transport::run)];
 
 fn main() -> ExitCode {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
