@@ -33,8 +33,9 @@
 //!   `mosquitto.conf` (0: no limit; `max_queued_bytes` is unlimited by default), keep the
 //!   receiver at least as fast as the sender (a slow event consumer makes ours stop reading,
 //!   which fills that queue), or pace the sender, e.g. on an application-level
-//!   acknowledgement. QoS 0 bursts were not cut by this limit here. QoS ≥ 1 is still what
-//!   keeps messages across a lost connection.
+//!   acknowledgement. The same limit drops QoS 0 messages that wait unwritten for a slow
+//!   subscriber (seen now and then with 64 KiB). QoS ≥ 1 is still what keeps messages across
+//!   a lost connection.
 //! - **Latency.** mosquitto's default `set_tcp_nodelay false` leaves Nagle's algorithm on its
 //!   sockets: about 1 % of messages at 200 msg/s wait for the receiving kernel's delayed ACK
 //!   (≈ 40 ms, the max column), which puts p99 near or above 1 ms for every client. With
