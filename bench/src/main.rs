@@ -9,6 +9,7 @@
 mod logger;
 mod proto;
 mod table;
+mod transport;
 
 use std::process::ExitCode;
 
@@ -16,7 +17,11 @@ use std::process::ExitCode;
 type Suite = (&'static str, fn() -> Result<(), String>);
 
 /// Every suite, in the order `cargo xtask bench` runs them.
-const SUITES: &[Suite] = &[("proto", proto::run), ("logger", logger::run)];
+const SUITES: &[Suite] = &[
+    ("proto", proto::run),
+    ("transport", transport::run),
+    ("logger", logger::run),
+];
 
 fn main() -> ExitCode {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
