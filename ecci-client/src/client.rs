@@ -41,6 +41,15 @@ use crate::task::{Senders, Task};
 /// - error events are diagnostics: when their queue is full they are counted in
 ///   [`Metrics::errors_dropped`] instead.
 ///
+/// Over MQTT, a client that stops reading holds at most its queues (plus the transport's
+/// event queue and a few hundred decoded messages), and stops acknowledging QoS 2
+/// messages. The broker then keeps what its limits allow and drops the rest: mosquitto
+/// keeps `max_inflight_messages` (20) plus `max_queued_messages` (1000) for the client and
+/// logs "Outgoing messages are being dropped for client …". The publisher's [`Delivery`]
+/// still succeeds (it means the broker got the message), and the dropped messages raise no
+/// error event here: MQTT 3.1.1 does not tell the receiver. Size the queues for the bursts
+/// you expect, or raise the broker's limits.
+///
 /// ```
 /// use std::time::Duration;
 /// use ecci_client::ClientOptions;
