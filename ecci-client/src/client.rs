@@ -1,6 +1,7 @@
 //! The [`Client`]: configuration, connecting, publishing, the inbound queues and the
 //! readiness API. The background work lives in [`crate::task`].
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use ecci_proto::pickle::{DecodeLimits, Protocol, to_value};
 use ecci_proto::platform::{ReadyReport, ReadyType, SendData, to_python_json};
 use ecci_proto::readiness::{Peer, Readiness, Role, State};
 use ecci_proto::topic::{AppTopic, PlatformTopic, inbound_filters};
-use ecci_transport::{Message, MqttConfig, MqttTransport, Priority, QoS, Transport};
+use ecci_transport::{Event, Events, Message, MqttConfig, MqttTransport, Priority, QoS, Transport};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -39,6 +40,15 @@ use crate::task::{Senders, Task};
 ///   are counted in [`Metrics::handshake_commands_skipped`];
 /// - error events are diagnostics: when their queue is full they are counted in
 ///   [`Metrics::errors_dropped`] instead.
+///
+/// Over MQTT, a client that stops reading holds at most its queues (plus the transport's
+/// event queue and a few hundred decoded messages), and stops acknowledging QoS 2
+/// messages. The broker then keeps what its limits allow and drops the rest: mosquitto
+/// keeps `max_inflight_messages` (20) plus `max_queued_messages` (1000) for the client and
+/// logs "Outgoing messages are being dropped for client …". The publisher's [`Delivery`]
+/// still succeeds (it means the broker got the message), and the dropped messages raise no
+/// error event here: MQTT 3.1.1 does not tell the receiver. Size the queues for the bursts
+/// you expect, or raise the broker's limits.
 ///
 /// ```
 /// use std::time::Duration;
@@ -200,8 +210,11 @@ impl ClientBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] for a component without a controller, [`Error::TransportInUse`]
-    /// when the transport's events were taken already, [`Error::Subscribe`] or
-    /// [`Error::Timeout`] when the subscriptions cannot be made.
+    /// when the transport's events were taken already, [`Error::Connect`] when the broker
+    /// refused the connection in a way retrying cannot cure (bad credentials, an untrusted
+    /// certificate: at once) or no connection attempt succeeded within
+    /// [`ClientOptions::subscribe_timeout`] (with the last attempt's reason),
+    /// [`Error::Subscribe`] or [`Error::Timeout`] when the subscriptions cannot be made.
     ///
     /// # Panics
     ///
@@ -218,10 +231,19 @@ impl ClientBuilder {
             Some(t) => t,
             None => Arc::new(MqttTransport::start(mqtt_config(&config))),
         };
-        let Some(events) = transport.take_events() else {
+        let Some(mut events) = transport.take_events() else {
             return Err(Error::TransportInUse);
         };
-        if let Err(e) = subscribe(&*transport, &config, options.subscribe_timeout).await {
+        let mut early = VecDeque::new();
+        let subscribed = subscribe(
+            &*transport,
+            &mut events,
+            &mut early,
+            &config,
+            options.subscribe_timeout,
+        )
+        .await;
+        if let Err(e) = subscribed {
             if owned {
                 transport.close().await;
             }
@@ -242,6 +264,7 @@ impl ClientBuilder {
         let counters = Arc::new(Counters::default());
         let task = Task {
             transport: Arc::clone(&transport),
+            early,
             events,
             me: config.container_name().clone(),
             app: config.app_id().clone(),
@@ -303,8 +326,15 @@ fn role(config: &Config) -> Result<Option<Role>, Error> {
     })
 }
 
+/// Makes the inbound subscriptions, watching the connection meanwhile: a refusal that
+/// retrying cannot cure (credentials, TLS) fails at once, and a timeout names the last
+/// reason a connection attempt failed. Events read on the way are kept in `early`, in order,
+/// for the task; reading stops at the first `Connected`, after which only messages could
+/// follow.
 async fn subscribe(
     transport: &dyn Transport,
+    events: &mut Events,
+    early: &mut VecDeque<Event>,
     config: &Config,
     limit: Duration,
 ) -> Result<(), Error> {
@@ -327,20 +357,49 @@ async fn subscribe(
         }
         Ok(())
     };
-    match tokio::time::timeout(limit, all).await {
-        Ok(result) => result,
-        // Subscriptions wait for a connection: say which of the two never came.
-        Err(_) if !transport.metrics().connected => Err(Error::Timeout {
+    tokio::pin!(all);
+    let started = tokio::time::Instant::now();
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    let mut watching = true;
+    let mut last_failure = None;
+    loop {
+        tokio::select! {
+            biased;
+            result = &mut all => return result,
+            event = events.recv(), if watching => match event {
+                Some(Event::ConnectFailed(e)) if e.is_permanent() => {
+                    return Err(Error::Connect { after: started.elapsed(), source: e });
+                }
+                Some(event) => {
+                    if let Event::ConnectFailed(e) = &event {
+                        last_failure = Some(e.clone());
+                    }
+                    watching = !matches!(event, Event::Connected);
+                    early.push_back(event);
+                }
+                None => watching = false,
+            },
+            () = &mut deadline => break,
+        }
+    }
+    // Subscriptions wait for a connection: say which of the two never came, and why.
+    Err(match last_failure {
+        Some(source) if !transport.metrics().connected => Error::Connect {
+            after: limit,
+            source,
+        },
+        _ if !transport.metrics().connected => Error::Timeout {
             operation: "connecting to the broker",
             after: limit,
             waiting_for: Vec::new(),
-        }),
-        Err(_) => Err(Error::Timeout {
+        },
+        _ => Error::Timeout {
             operation: "subscribing",
             after: limit,
             waiting_for: Vec::new(),
-        }),
-    }
+        },
+    })
 }
 
 struct Inner {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ecci_proto::ContainerName;
 use ecci_proto::config::{ConfigError, TargetError};
 use ecci_proto::pickle::ValueError;
-use ecci_transport::{PublishError, SubscribeError};
+use ecci_transport::{ConnectionError, PublishError, SubscribeError};
 
 /// What went wrong in a [`Client`](crate::Client) operation.
 ///
@@ -71,6 +71,17 @@ pub enum Error {
         /// The transport's reason.
         #[source]
         source: SubscribeError,
+    },
+    /// The transport could not connect to the broker: it refused the connection in a way
+    /// retrying cannot cure (bad credentials, an untrusted certificate), or no attempt
+    /// succeeded in time. The source is the last attempt's reason.
+    #[error("connecting to the broker failed; gave up after {after:?}")]
+    Connect {
+        /// How long the client tried.
+        after: Duration,
+        /// The transport's reason.
+        #[source]
+        source: ConnectionError,
     },
     /// An operation did not complete in time.
     #[error("{operation} timed out after {after:?}{}", WaitingFor(waiting_for))]

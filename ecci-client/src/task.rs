@@ -6,6 +6,7 @@
 //! so a full outgoing queue can never block the reader of the event stream (the retry tick
 //! and the peers' retries make up for a skipped one).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub(crate) struct Senders {
 
 pub(crate) struct Task {
     pub(crate) transport: Arc<dyn Transport>,
+    /// Events read while connecting, handled before `events`.
+    pub(crate) early: VecDeque<Event>,
     pub(crate) events: Events,
     pub(crate) me: ContainerName,
     pub(crate) app: AppId,
@@ -69,11 +72,14 @@ impl Task {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let ticking = self.ticking();
-            let step = tokio::select! {
-                biased;
-                _ = self.shutdown.wait_for(|stop| *stop) => Step::Stop,
-                event = self.events.recv() => Step::Event(event),
-                _ = tick.tick(), if ticking => Step::Tick,
+            let step = match self.early.pop_front() {
+                Some(event) => Step::Event(Some(event)),
+                None => tokio::select! {
+                    biased;
+                    _ = self.shutdown.wait_for(|stop| *stop) => Step::Stop,
+                    event = self.events.recv() => Step::Event(event),
+                    _ = tick.tick(), if ticking => Step::Tick,
+                },
             };
             match step {
                 Step::Stop | Step::Event(None) => break,

@@ -165,6 +165,9 @@ async fn connect_times_out_without_a_broker() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "connecting to the broker timed out after 300ms"
+        "connecting to the broker failed; gave up after 300ms"
     );
+    // The reason is the transport's, not just a timeout.
+    let source = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("network error"));
 }

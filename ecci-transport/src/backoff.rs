@@ -45,6 +45,11 @@ impl Backoff {
         self.next = self.config.initial;
     }
 
+    /// Jumps to the longest delay, after a failure that retrying soon cannot cure.
+    pub(crate) fn jump_to_max(&mut self) {
+        self.next = self.config.max;
+    }
+
     /// The delay before the next attempt: the current step, less up to `jitter` of it.
     pub(crate) fn next_delay(&mut self) -> Duration {
         let step = self.next.min(self.config.max);
@@ -78,6 +83,8 @@ mod tests {
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));
+        b.jump_to_max();
+        assert!(b.next_delay() >= Duration::from_millis(500));
     }
 
     #[test]

@@ -107,6 +107,33 @@ pub enum ConnectionError {
     Dropped,
 }
 
+impl ConnectionError {
+    /// Whether trying again with the same settings is bound to fail the same way: the broker
+    /// refused the client (CONNACK codes 1, 2, 4 and 5: protocol version, client id, bad user
+    /// name or password, not authorised), the TLS settings are unusable, or the broker's
+    /// certificate was not accepted. The transport still retries (an operator may fix the
+    /// broker), but waits the longest backoff delay between such attempts.
+    ///
+    /// ```
+    /// use ecci_transport::ConnectionError;
+    /// assert!(ConnectionError::Refused(5).is_permanent());
+    /// assert!(!ConnectionError::Refused(3).is_permanent()); // server unavailable
+    /// assert!(!ConnectionError::Timeout.is_permanent());
+    /// ```
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ConnectionError::Refused(code) => *code != 3,
+            ConnectionError::Tls(_) => true,
+            // rustls reports a refused certificate as InvalidData.
+            ConnectionError::Io(e) => e.kind() == io::ErrorKind::InvalidData,
+            ConnectionError::Timeout
+            | ConnectionError::ClosedByBroker
+            | ConnectionError::Protocol(_)
+            | ConnectionError::Dropped => false,
+        }
+    }
+}
+
 impl From<io::Error> for ConnectionError {
     fn from(e: io::Error) -> Self {
         ConnectionError::Io(IoError(Arc::new(e)))

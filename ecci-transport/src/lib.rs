@@ -12,7 +12,8 @@
 //!   session is clean), and never has more than [`MqttConfig::max_in_flight`] messages in flight,
 //!   so a broker's quota (mosquitto: 20) is never exceeded.
 //! - With the `test-util` feature: `memory` (an in-memory hub with fault injection),
-//!   `broker` (a small embedded MQTT broker) and `conformance` (the suite every transport passes).
+//!   `broker` (a small embedded MQTT broker), `conformance` (the suite every transport passes)
+//!   and `mosquitto` (a real mosquitto that a test starts, stops and restarts itself).
 //!
 //! ```no_run
 //! use ecci_transport::{Message, MqttConfig, MqttTransport, QoS, Transport};
@@ -45,6 +46,8 @@ pub mod broker;
 pub mod conformance;
 #[cfg(feature = "test-util")]
 pub mod memory;
+#[cfg(all(feature = "test-util", unix))]
+pub mod mosquitto;
 
 pub use config::{BackoffConfig, MqttConfig, client_id};
 pub use error::{ConnectionError, IoError, PublishError, SubscribeError, TryPublishError};

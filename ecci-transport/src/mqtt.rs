@@ -393,6 +393,10 @@ impl Driver {
                 }
                 Err(e) => {
                     bump(&self.counters.connect_failures, 1);
+                    // A wrong password or certificate does not heal in 100 ms: no retry storm.
+                    if e.is_permanent() {
+                        backoff.jump_to_max();
+                    }
                     if last_failure.as_ref() != Some(&e) {
                         last_failure = Some(e.clone());
                         self.stash.push_back(Event::ConnectFailed(e));

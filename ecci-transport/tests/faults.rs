@@ -9,7 +9,8 @@ use std::sync::Arc;
 use ecci_transport::broker::Broker;
 use ecci_transport::conformance::{WAIT, next_message, wait_for};
 use ecci_transport::{
-    Event, Events, Message, MqttConfig, MqttTransport, Priority, PublishError, QoS, Transport,
+    ConnectionError, Event, Events, Message, MqttConfig, MqttTransport, Priority, PublishError,
+    QoS, Transport,
 };
 use tokio::time::timeout;
 
@@ -286,5 +287,34 @@ async fn a_broker_that_never_answers_connect_times_out() {
         other => panic!("expected a connect timeout, got {other:?}"),
     }
     drop(socket);
+    t.close().await;
+}
+
+#[tokio::test]
+async fn a_refused_password_backs_off_to_the_longest_delay() {
+    let broker = Broker::start().await.unwrap();
+    broker.require_credentials("user", "right");
+    let mut c = config(&broker);
+    c.credentials = Some(("user".into(), "wrong".into()));
+    c.backoff = ecci_transport::BackoffConfig {
+        initial: std::time::Duration::from_millis(100),
+        max: std::time::Duration::from_secs(1),
+        multiplier: 2.0,
+        jitter: 0.0,
+    };
+    let t = MqttTransport::start(c);
+    let mut events = t.take_events().unwrap();
+    match bounded("refusal", events.recv()).await {
+        Some(Event::ConnectFailed(e)) => {
+            assert!(matches!(e, ConnectionError::Refused(4 | 5)), "{e:?}");
+            assert!(e.is_permanent());
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Exponential from 100 ms would try 5 times in 2 s (0, 0.1, 0.3, 0.7, 1.5 s); a refusal
+    // waits the full second each time: 0, 1, 2 s.
+    tokio::time::sleep(std::time::Duration::from_millis(1_900)).await;
+    let attempts = t.metrics().connect_failures;
+    assert!((1..=2).contains(&attempts), "{attempts} attempts in 1.9 s");
     t.close().await;
 }

@@ -10,113 +10,16 @@
 #![cfg(all(feature = "test-util", unix))]
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ecci_transport::conformance::{WAIT, next_message, unique_prefix, wait_for};
-use ecci_transport::{
-    Event, Events, Message, MqttConfig, MqttTransport, PublishError, QoS, Transport,
-};
+use ecci_transport::mosquitto::Mosquitto;
+use ecci_transport::{Event, Events, Message, MqttTransport, PublishError, QoS, Transport};
 use tokio::time::timeout;
 
-/// A mosquitto child process on a loopback port, killed when dropped.
-struct Mosquitto {
-    binary: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Mosquitto {
-    fn find() -> Option<PathBuf> {
-        let candidates = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .unwrap_or_default();
-        let found = candidates
-            .into_iter()
-            .chain([PathBuf::from("/usr/sbin")])
-            .map(|d| d.join("mosquitto"))
-            .find(|p| p.is_file());
-        if found.is_none() && std::env::var("ECCI_REQUIRE_BROKER").as_deref() == Ok("1") {
-            panic!("ECCI_REQUIRE_BROKER=1 but no mosquitto binary found");
-        }
-        found
-    }
-
-    fn start() -> Option<Mosquitto> {
-        let binary = Mosquitto::find()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let dir = std::env::temp_dir().join(unique_prefix("mosquitto").replace('/', "-"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        // Started as root, mosquitto drops to its own user, which must be able to save here.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        let config = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
-            dir.display()
-        );
-        std::fs::write(dir.join("mosquitto.conf"), config).expect("config");
-        let mut m = Mosquitto {
-            binary,
-            dir,
-            port,
-            child: None,
-        };
-        m.up();
-        Some(m)
-    }
-
-    fn up(&mut self) {
-        let child = Command::new(&self.binary)
-            .arg("-c")
-            .arg(self.dir.join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        self.child = Some(child);
-    }
-
-    /// SIGTERM, as a service manager stops it: it saves its sessions and exits.
-    async fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let status = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status()
-                .expect("kill");
-            assert!(status.success());
-            tokio::task::spawn_blocking(move || child.wait())
-                .await
-                .expect("join")
-                .expect("wait");
-        }
-    }
-
-    fn config(&self) -> MqttConfig {
-        let mut c = MqttConfig::new("127.0.0.1", self.port);
-        c.backoff.max = Duration::from_millis(500);
-        c
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 async fn receiver(m: &Mosquitto, topic: &str) -> (MqttTransport, Events) {
-    let mut c = m.config();
+    let mut c = m.mqtt_config();
     c.clean_session = false;
     let t = MqttTransport::start(c);
     let mut events = t.take_events().unwrap();
@@ -174,7 +77,7 @@ async fn restart_mid_stream_loses_nothing() {
     };
     let topic = format!("{}/t", unique_prefix("mosquitto-restart"));
     let (sub, mut events) = receiver(&broker, &topic).await;
-    let publisher = Arc::new(MqttTransport::start(broker.config()));
+    let publisher = Arc::new(MqttTransport::start(broker.mqtt_config()));
     let producer = paced_producer(&publisher, topic, 3_000, 200);
     let collector = tokio::spawn(async move {
         let duplicates = collect_all(&mut events, 3_000).await;
@@ -215,7 +118,7 @@ async fn down_at_start_then_up_loses_nothing() {
     let (sub, mut events) = receiver(&broker, &topic).await;
     broker.down().await;
 
-    let publisher = Arc::new(MqttTransport::start(broker.config()));
+    let publisher = Arc::new(MqttTransport::start(broker.mqtt_config()));
     let producer = paced_producer(&publisher, topic, 400, 200);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!publisher.metrics().connected);

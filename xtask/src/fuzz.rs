@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::{cargo, report};
 
 /// Every fuzz target in `fuzz/fuzz_targets`.
-const TARGETS: &[&str] = &["pickle_decode", "topic_parse"];
+const TARGETS: &[&str] = &["pickle_decode", "topic_parse", "envelope_file", "pyliteral"];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let mut seconds = 60u64;
@@ -38,11 +38,19 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     ensure_cargo_fuzz()?;
     let fuzz_dir = root.join("fuzz");
     for target in targets {
+        // New inputs go to a scratch directory; the checked-in corpus (minimized with
+        // `cargo fuzz cmin`) is only read, so a run leaves the worktree clean.
         let corpus = fuzz_dir.join("corpus").join(target);
-        std::fs::create_dir_all(&corpus).map_err(|e| format!("creating {corpus:?}: {e}"))?;
+        let scratch = fuzz_dir.join("target").join("corpus-new").join(target);
+        for dir in [&corpus, &scratch] {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {dir:?}: {e}"))?;
+        }
         report(&format!("==> fuzz {target} for {seconds} s"));
         let status = Command::new(cargo())
-            .args(["fuzz", "run", target, "--"])
+            .args(["fuzz", "run", target])
+            .arg(&scratch)
+            .arg(&corpus)
+            .arg("--")
             .arg(format!("-max_total_time={seconds}"))
             .arg("-print_final_stats=1")
             .env("RUSTC_BOOTSTRAP", "1")

@@ -8,6 +8,9 @@
 //!   release mode); each suite prints a table.
 //! - `cargo xtask fuzz [--seconds N] [TARGET…]`: runs the cargo-fuzz targets in
 //!   `fuzz/` for N seconds each (default 60), installing cargo-fuzz if needed.
+//! - `cargo xtask soak [--minutes N] [--rate N] [--restart-every S]`: the soak test
+//!   (`ecci-client/examples/soak.rs`, release mode; needs the mosquitto binary): 1,000 msg/s
+//!   through the facade with the broker restarted every 30 s, for N minutes (default 10).
 
 mod fuzz;
 mod tidy;
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
         }),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
+        Some("soak") => soak(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             usage();
             Ok(())
@@ -53,7 +57,9 @@ fn usage() {
          bench [SUITE...]\n         \
          run the benchmarks in release mode and print their tables\n  \
          fuzz [--seconds N] [TARGET...]\n         \
-         run the fuzz targets for N seconds each (default 60)",
+         run the fuzz targets for N seconds each (default 60)\n  \
+         soak [--minutes N] [--rate N] [--restart-every S]\n         \
+         N minutes (default 10) of 1,000 msg/s with mosquitto restarted every 30 s",
     );
 }
 
@@ -137,6 +143,30 @@ fn bench(suites: &[String]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("bench failed ({status})"))
+    }
+}
+
+/// Runs the soak example in release mode with the given options.
+fn soak(args: &[String]) -> Result<(), String> {
+    let status = Command::new(cargo())
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "ecci-client",
+            "--example",
+            "soak",
+            "--",
+        ])
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("soak failed ({status})"))
     }
 }
 
