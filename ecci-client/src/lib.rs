@@ -69,15 +69,19 @@
 pub mod blocking;
 mod client;
 mod error;
+mod files;
 mod inbound;
 mod publish;
 mod task;
 
 pub use client::{Client, ClientBuilder, ClientOptions, Metrics, Status, mqtt_config};
+pub use ecci_files::{FileOffer, FileSource, Offers, SendHandle, SendProgress, Sent};
 pub use error::Error;
+pub use files::Files;
 pub use inbound::{Contents, ErrorEvent, InboundError, Inbox, Received};
 pub use publish::{Delivery, Targets};
 
+pub use ecci_files;
 pub use ecci_proto;
 pub use ecci_proto::Config;
 pub use ecci_transport;
