@@ -6,6 +6,7 @@
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its table")]
 
+mod files;
 mod logger;
 mod proto;
 mod table;
@@ -16,7 +17,11 @@ use std::process::ExitCode;
 type Suite = (&'static str, fn() -> Result<(), String>);
 
 /// Every suite, in the order `cargo xtask bench` runs them.
-const SUITES: &[Suite] = &[("proto", proto::run), ("logger", logger::run)];
+const SUITES: &[Suite] = &[
+    ("proto", proto::run),
+    ("logger", logger::run),
+    ("files", files::run),
+];
 
 fn main() -> ExitCode {
     let wanted: Vec<String> = std::env::args().skip(1).collect();

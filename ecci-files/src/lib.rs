@@ -35,6 +35,7 @@
 mod body;
 mod error;
 mod exchange;
+mod hash;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod sigv4;

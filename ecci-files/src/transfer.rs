@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::hash::Hasher;
 use bytes::Bytes;
 use ecci_proto::file::PresignedUrl;
 use ecci_proto::pickle::{DecodeLimits, Protocol, Value};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio::sync::watch;
 
@@ -81,6 +81,11 @@ pub struct TransferConfig {
     /// Longest wait for the next bytes of an answer (default 60 s). A stall
     /// counts as a connection error: retried, and a download resumes.
     pub read_timeout: Duration,
+    /// Sync a downloaded file to the disk before renaming it into place
+    /// (default off). The rename alone already makes a download appear whole
+    /// or not at all to other programs; syncing also makes it survive a power
+    /// loss, at the price of waiting for the disk.
+    pub sync_downloads: bool,
 }
 
 impl Default for TransferConfig {
@@ -89,6 +94,7 @@ impl Default for TransferConfig {
             retry: RetryConfig::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            sync_downloads: false,
         }
     }
 }
@@ -272,7 +278,8 @@ impl Transfers {
                 .await
                 .map_err(ErrorKind::io("reading the source file's size"))?
                 .len();
-            Ok((Source::File(file), len))
+            let file = file.into_std().await;
+            Ok((Source::Chunks(body::read_ahead(file, len)), len))
         })
         .await
     }
@@ -455,13 +462,23 @@ impl Transfers {
             .download(url, &mut sink, u64::MAX, &options)
             .await
             .map_err(err)?;
-        let file = sink.file.into_inner();
-        file.sync_all()
+        let mut file = sink.file.into_inner();
+        // Flushing the file's own buffer is needed either way; syncing to the
+        // disk only when asked: it costs as much as the download on a fast link.
+        file.flush()
             .await
-            .map_err(ErrorKind::io("syncing the temporary file"))
+            .map_err(ErrorKind::io("writing the temporary file"))
             .map_err(err)?;
+        if self.config.sync_downloads {
+            file.sync_all()
+                .await
+                .map_err(ErrorKind::io("syncing the temporary file"))
+                .map_err(err)?;
+        }
         drop(file);
-        temp.persist(dest).await.map_err(err)?;
+        temp.persist(dest, self.config.sync_downloads)
+            .await
+            .map_err(err)?;
         Ok(done)
     }
 
@@ -554,7 +571,7 @@ impl Transfers {
             max,
             written: 0,
             total: None,
-            hasher: digest_wanted.then(Sha256::new),
+            hasher: digest_wanted.then(Hasher::new),
             progress: ProgressSink(options.progress.clone()),
         };
         let mut retries = 0;
@@ -573,7 +590,7 @@ impl Transfers {
         }
         let written = state.written;
         state.progress.set(written, Some(written));
-        let actual = state.hasher.take().map(|h| hex(&h.finalize()));
+        let actual = state.hasher.take().map(|h| hex(&h.finish()));
         if let (Some(expected), Some(actual)) = (&options.expected_sha256, &actual) {
             if !expected.eq_ignore_ascii_case(actual) {
                 return Err(ErrorKind::Checksum {
@@ -597,7 +614,7 @@ struct Download<'a, S> {
     written: u64,
     /// The object's size, once a response said.
     total: Option<u64>,
-    hasher: Option<Sha256>,
+    hasher: Option<Hasher>,
     progress: ProgressSink,
 }
 
@@ -683,7 +700,7 @@ impl<S: Sink> Download<'_, S> {
         self.sink.reset().await.map_err(Attempt::fatal)?;
         self.written = 0;
         if let Some(h) = &mut self.hasher {
-            *h = Sha256::new();
+            *h = Hasher::new();
         }
         Ok(())
     }
@@ -804,7 +821,7 @@ impl TempFile {
             .await
     }
 
-    async fn persist(mut self, dest: &Path) -> Result<(), ErrorKind> {
+    async fn persist(mut self, dest: &Path, sync: bool) -> Result<(), ErrorKind> {
         let Some(path) = self.path.take() else {
             return Ok(());
         };
@@ -817,7 +834,7 @@ impl TempFile {
         }
         // The rename is durable once the directory is synced; where a directory
         // cannot be opened (not Unix) the data itself is already synced.
-        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = dest.parent().filter(|d| sync && !d.as_os_str().is_empty()) {
             if let Ok(dir) = tokio::fs::File::open(dir).await {
                 let _ = dir.sync_all().await;
             }

@@ -95,6 +95,7 @@ fn mqtt(broker: &Broker) -> Arc<dyn Transport> {
 fn quick() -> ExchangeOptions {
     ExchangeOptions {
         reply_timeout: Duration::from_secs(20),
+        sha256: true,
         transfer: TransferConfig {
             retry: RetryConfig {
                 initial_backoff: Duration::ZERO,
