@@ -16,8 +16,8 @@ use ecci_proto::file::PresignedUrl;
 use ecci_proto::pickle::{DecodeLimits, Protocol, Value};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
-use tokio::sync::watch;
+
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::body::{self, Source, UploadBody};
 use crate::error::{ClientError, ErrorKind, Step, TransferError};
@@ -455,27 +455,20 @@ impl Transfers {
             .await
             .map_err(ErrorKind::io("creating the temporary file"))
             .map_err(err)?;
-        let mut sink = FileSink {
-            file: BufWriter::with_capacity(body::CHUNK, file),
-        };
+        let mut sink = FileSink::start(file.into_std().await);
         let done = self
             .download(url, &mut sink, u64::MAX, &options)
             .await
             .map_err(err)?;
-        let mut file = sink.file.into_inner();
-        // Flushing the file's own buffer is needed either way; syncing to the
-        // disk only when asked: it costs as much as the download on a fast link.
-        file.flush()
-            .await
-            .map_err(ErrorKind::io("writing the temporary file"))
-            .map_err(err)?;
+        let file = sink.finish().await.map_err(err)?;
         if self.config.sync_downloads {
-            file.sync_all()
+            let synced = tokio::task::spawn_blocking(move || file.sync_all())
                 .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            synced
                 .map_err(ErrorKind::io("syncing the temporary file"))
                 .map_err(err)?;
         }
-        drop(file);
         temp.persist(dest, self.config.sync_downloads)
             .await
             .map_err(err)?;
@@ -731,14 +724,14 @@ fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
 
 /// Where downloaded bytes go.
 trait Sink {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ErrorKind>;
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), ErrorKind>;
     async fn flush(&mut self) -> Result<(), ErrorKind>;
     /// Drops everything written, for a restart from the first byte.
     async fn reset(&mut self) -> Result<(), ErrorKind>;
 }
 
 impl Sink for Vec<u8> {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ErrorKind> {
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), ErrorKind> {
         self.extend_from_slice(chunk);
         Ok(())
     }
@@ -751,35 +744,111 @@ impl Sink for Vec<u8> {
     }
 }
 
+/// Chunks waiting for the writing thread of a file download.
+const WRITE_BEHIND: usize = 16;
+
+enum WriteCmd {
+    Data(Bytes),
+    Flush(oneshot::Sender<std::io::Result<()>>),
+    Reset(oneshot::Sender<std::io::Result<()>>),
+}
+
+/// A file written by a blocking thread behind the download, so that writing
+/// the disk overlaps with reading the network (a `tokio::fs::File` takes
+/// turns with it, and copies every chunk twice). A write error is kept and
+/// reported by the next flush or reset.
 struct FileSink {
-    file: BufWriter<tokio::fs::File>,
+    tx: mpsc::Sender<WriteCmd>,
+    thread: tokio::task::JoinHandle<std::io::Result<std::fs::File>>,
+}
+
+impl FileSink {
+    fn start(file: std::fs::File) -> Self {
+        let (tx, mut rx) = mpsc::channel(WRITE_BEHIND);
+        let thread = tokio::task::spawn_blocking(move || {
+            use std::io::{Seek, Write};
+            let mut out = std::io::BufWriter::with_capacity(body::CHUNK, file);
+            let mut failed: Option<std::io::Error> = None;
+            while let Some(cmd) = rx.blocking_recv() {
+                match cmd {
+                    WriteCmd::Data(chunk) => {
+                        if failed.is_none() {
+                            failed = out.write_all(&chunk).err();
+                        }
+                    }
+                    WriteCmd::Flush(reply) => {
+                        let result = match failed.take() {
+                            Some(e) => Err(e),
+                            None => out.flush(),
+                        };
+                        let _ = reply.send(result);
+                    }
+                    WriteCmd::Reset(reply) => {
+                        let result = match failed.take() {
+                            Some(e) => Err(e),
+                            None => out.flush().and_then(|()| {
+                                let file = out.get_mut();
+                                file.set_len(0)?;
+                                file.seek(std::io::SeekFrom::Start(0)).map(drop)
+                            }),
+                        };
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+            out.into_inner().map_err(|e| e.into_error())
+        });
+        Self { tx, thread }
+    }
+
+    async fn call(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<std::io::Result<()>>) -> WriteCmd,
+        doing: &'static str,
+    ) -> Result<(), ErrorKind> {
+        let gone = || ErrorKind::Io {
+            doing,
+            source: std::io::Error::other("the writing thread ended"),
+        };
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(cmd(reply)).await.map_err(|_| gone())?;
+        answer
+            .await
+            .map_err(|_| gone())?
+            .map_err(ErrorKind::io(doing))
+    }
+
+    /// Flushes everything and hands the file back.
+    async fn finish(mut self) -> Result<std::fs::File, ErrorKind> {
+        self.flush().await?;
+        drop(self.tx);
+        match self.thread.await {
+            Ok(file) => file.map_err(ErrorKind::io("writing the temporary file")),
+            Err(e) => Err(ErrorKind::Io {
+                doing: "writing the temporary file",
+                source: std::io::Error::other(e),
+            }),
+        }
+    }
 }
 
 impl Sink for FileSink {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ErrorKind> {
-        self.file
-            .write_all(chunk)
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), ErrorKind> {
+        self.tx
+            .send(WriteCmd::Data(chunk.clone()))
             .await
-            .map_err(ErrorKind::io("writing the temporary file"))
+            .map_err(|_| ErrorKind::Io {
+                doing: "writing the temporary file",
+                source: std::io::Error::other("the writing thread ended"),
+            })
     }
     async fn flush(&mut self) -> Result<(), ErrorKind> {
-        self.file
-            .flush()
+        self.call(WriteCmd::Flush, "writing the temporary file")
             .await
-            .map_err(ErrorKind::io("writing the temporary file"))
     }
     async fn reset(&mut self) -> Result<(), ErrorKind> {
-        let io = ErrorKind::io("truncating the temporary file");
-        self.file
-            .flush()
+        self.call(WriteCmd::Reset, "truncating the temporary file")
             .await
-            .map_err(ErrorKind::io("writing the temporary file"))?;
-        let file = self.file.get_mut();
-        file.set_len(0)
-            .await
-            .map_err(ErrorKind::io("truncating the temporary file"))?;
-        file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
-        Ok(())
     }
 }
 
