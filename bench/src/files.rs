@@ -221,7 +221,19 @@ fn curl(args: &[&str]) -> Result<f64, String> {
     Ok(start.elapsed().as_secs_f64())
 }
 
-fn spawn(role: &str, port: u16, args: &[&str]) -> Result<std::process::Child, String> {
+/// A child process, killed and reaped if the suite gives up on it.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(role: &str, port: u16, args: &[&str]) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
     Command::new(exe)
         .arg("files")
@@ -230,13 +242,16 @@ fn spawn(role: &str, port: u16, args: &[&str]) -> Result<std::process::Child, St
         .env("ECCI_BENCH_PORT", port.to_string())
         .stdout(Stdio::piped())
         .spawn()
+        .map(Child)
         .map_err(|e| format!("spawning the {role}: {e}"))
 }
 
 /// Reads the child's stdout until a line starting with `prefix`; returns the line.
-fn wait_line(child: &mut std::process::Child, prefix: &str) -> Result<String, String> {
+fn wait_line(child: &mut Child, prefix: &str) -> Result<String, String> {
+    let child = &mut child.0;
     let out = child.stdout.as_mut().ok_or("no stdout")?;
-    let mut reader = BufReader::new(out);
+    // One byte at a time: a buffer could swallow a later line meant for the next call.
+    let mut reader = BufReader::with_capacity(1, out);
     let mut line = String::new();
     loop {
         line.clear();
@@ -313,9 +328,9 @@ fn ecci_round(
     Ok((sent, received))
 }
 
-fn result(child: &mut std::process::Child) -> Result<Measured, String> {
+fn result(child: &mut Child) -> Result<Measured, String> {
     let line = wait_line(child, "RESULT")?;
-    let status = child.wait().map_err(|e| format!("child: {e}"))?;
+    let status = child.0.wait().map_err(|e| format!("child: {e}"))?;
     if !status.success() {
         return Err(format!("a child failed: {status}"));
     }
