@@ -33,11 +33,27 @@ fn config(me: &str, kind: Option<ContainerType>, targets: &[(&str, &str)], port:
     b.build().unwrap()
 }
 
-fn temp_dir(tag: &str) -> std::path::PathBuf {
+/// A directory removed when the test ends, passed or failed.
+struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(tag: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("ecci-client-files-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 async fn file_manager(broker: &Broker, dir: &std::path::Path) -> LocalFileManager {
@@ -126,7 +142,6 @@ async fn file_and_object_to_prefix_selected_targets() {
         c.close().await;
     }
     fm.shutdown().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -176,7 +191,6 @@ fn blocking_put_file_and_download() {
     sender.close();
     receiver.close();
     runtime.block_on(fm.shutdown()).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
