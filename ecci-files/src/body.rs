@@ -31,6 +31,11 @@ pub(crate) struct Outcome {
 }
 
 pub(crate) enum Source {
+    /// A file read in place (the local store's GET answers).
+    #[cfg_attr(
+        not(feature = "local"),
+        expect(dead_code, reason = "client uploads read ahead with `Chunks`")
+    )]
     File(tokio::fs::File),
     Bytes(Bytes),
     /// Chunks read ahead by a blocking thread (see [`read_ahead`]).
