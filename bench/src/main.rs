@@ -6,6 +6,7 @@
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its table")]
 
+mod files;
 mod logger;
 mod proto;
 mod table;
@@ -21,6 +22,7 @@ const SUITES: &[Suite] = &[
     ("proto", proto::run),
     ("transport", transport::run),
     ("logger", logger::run),
+    ("files", files::run),
 ];
 
 fn main() -> ExitCode {

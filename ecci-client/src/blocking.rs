@@ -28,6 +28,9 @@ use ecci_proto::envelope::Envelope;
 use serde::Serialize;
 use tokio::runtime::Runtime;
 
+use ecci_files::{FileOffer, Sent};
+use ecci_proto::pickle::Value;
+
 use crate::{ClientBuilder, Error, ErrorEvent, Metrics, Received, Status, Targets};
 
 struct Inner {
@@ -351,6 +354,96 @@ impl Client {
             delivery,
             handle: self.handle(),
         })
+    }
+
+    /// Sends the file at `path` as the object `name` to `targets` and blocks until the
+    /// fileManager has the transfer (Python: `putHandler(name, targets, filepath=path)`
+    /// followed by `transfer`); see [`crate::Files::send_file`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Files::send_file`], and [`Error::File`] when the transfer fails.
+    pub fn put_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        name: &str,
+        targets: impl Into<Targets>,
+    ) -> Result<Sent, Error> {
+        self.block_on(async {
+            let handle = self.inner.client.files().send_file(path, name, targets)?;
+            Ok(handle.await?)
+        })
+    }
+
+    /// Sends `object` pickled as the object `name` to `targets` and blocks until done
+    /// (Python: `putHandler(name, targets, contents=object)`); see
+    /// [`crate::Files::send_object`].
+    ///
+    /// # Errors
+    ///
+    /// As [`put_file`](Self::put_file), and [`Error::Encode`].
+    pub fn put_object<T: Serialize + ?Sized>(
+        &self,
+        object: &T,
+        name: &str,
+        targets: impl Into<Targets>,
+    ) -> Result<Sent, Error> {
+        self.block_on(async {
+            let handle = self
+                .inner
+                .client
+                .files()
+                .send_object(object, name, targets)?;
+            Ok(handle.await?)
+        })
+    }
+
+    /// Blocks until another container sends this one a file (Python: polling
+    /// `get_sub_get_file_dict()`), for at most `timeout`: `Ok(None)` when none came.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the client is closed and no offer is left.
+    pub fn recv_offer_timeout(&self, timeout: Duration) -> Result<Option<FileOffer>, Error> {
+        self.block_on(async {
+            match tokio::time::timeout(timeout, self.inner.client.files().next_offer()).await {
+                Ok(offer) => offer.map(Some),
+                Err(_) => Ok(None),
+            }
+        })
+    }
+
+    /// Blocks until another container sends this one a file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the client is closed and no offer is left.
+    pub fn recv_offer(&self) -> Result<FileOffer, Error> {
+        self.block_on(self.inner.client.files().next_offer())
+    }
+
+    /// Downloads an offered file to `path` (Python: `download_file(path, info)`), through a
+    /// temporary file renamed when complete; returns its size.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Download`], naming the file and the step.
+    pub fn download_file(
+        &self,
+        offer: &FileOffer,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<u64, Error> {
+        Ok(self.block_on(offer.download_to(path.as_ref()))?)
+    }
+
+    /// Downloads an offered in-memory object and decodes it safely (Python:
+    /// `download_contents(info)`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Download`], naming the file and the step.
+    pub fn download_contents(&self, offer: &FileOffer) -> Result<Value, Error> {
+        Ok(self.block_on(offer.download_object())?)
     }
 
     /// A snapshot of the counters.

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ecci_files::{ExchangeOptions, FileExchange, Identity};
 use ecci_proto::ContainerName;
-use ecci_proto::config::{AppType, Config, vars};
+use ecci_proto::config::{AppType, Config, Target, vars};
 use ecci_proto::envelope::{Envelope, MessageType};
 use ecci_proto::pickle::{DecodeLimits, Protocol, to_value};
 use ecci_proto::platform::{ReadyReport, ReadyType, SendData, to_python_json};
@@ -20,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::Error;
+use crate::files::Files;
 use crate::inbound::{ErrorEvent, Inbox, Received};
 use crate::publish::{Delivery, Targets};
 use crate::task::{Senders, Task};
@@ -29,7 +31,7 @@ use crate::task::{Senders, Task};
 /// # Queues and backpressure
 ///
 /// Inbound messages wait in bounded queues ([`Client::data`], [`Client::commands`],
-/// [`Client::files`]) from the moment the client connected, whether or not the application
+/// the file messages of [`Client::files`]) from the moment the client connected, whether or not the application
 /// has asked for them yet. When one is full the client stops reading from the transport,
 /// which in turn stops reading from the broker: nothing is dropped, but nothing else
 /// (commands, the handshake) moves either until the application reads. Two exceptions keep
@@ -68,8 +70,11 @@ pub struct ClientOptions {
     pub data_queue: usize,
     /// Capacity of the command queue. Default 1024.
     pub command_queue: usize,
-    /// Capacity of the file message queue. Default 256.
+    /// Capacity of the queue of file messages on their way to [`Client::files`]. Default 256.
     pub file_queue: usize,
+    /// The tunables of file transfers ([`Client::files`]): reply timeout, URL
+    /// refreshes, checksums, the offer queue, retries. Default [`ExchangeOptions::default`].
+    pub files: ExchangeOptions,
     /// Capacity of the error event queue. Default 256.
     pub error_queue: usize,
     /// Bounds for decoding inbound pickles. Default [`DecodeLimits::default`].
@@ -87,6 +92,7 @@ impl Default for ClientOptions {
             command_queue: 1024,
             file_queue: 256,
             error_queue: 256,
+            files: ExchangeOptions::default(),
             decode_limits: DecodeLimits::default(),
             protocol: Protocol::default(),
         }
@@ -284,6 +290,30 @@ impl ClientBuilder {
             protocol: options.protocol,
             retry_interval: options.retry_interval,
         };
+        let identity = Identity {
+            app: config.app_id().clone(),
+            broker: config.broker_id().clone(),
+            me: config.container_name().clone(),
+            container_type: config.container_type(),
+        };
+        let exchange = match FileExchange::start(
+            identity,
+            options.files.clone(),
+            Arc::clone(&transport),
+            file_rx,
+        ) {
+            Ok(exchange) => exchange,
+            Err(e) => {
+                if owned {
+                    transport.close().await;
+                }
+                return Err(Error::FileSetup(e));
+            }
+        };
+        let files = Files {
+            exchange,
+            config: Arc::new(config.clone()),
+        };
         let handle = tokio::spawn(task.run());
         Ok(Client {
             inner: Arc::new(Inner {
@@ -294,7 +324,7 @@ impl ClientBuilder {
                 status: status_rx,
                 data: Inbox::new(data_rx),
                 commands: Inbox::new(cmd_rx),
-                files: Inbox::new(file_rx),
+                files,
                 errors: Inbox::new(error_rx),
                 counters,
                 shutdown: shutdown_tx,
@@ -410,7 +440,7 @@ struct Inner {
     status: watch::Receiver<Status>,
     data: Inbox<Received>,
     commands: Inbox<Received>,
-    files: Inbox<Received>,
+    files: Files,
     errors: Inbox<ErrorEvent>,
     counters: Arc<Counters>,
     shutdown: watch::Sender<bool>,
@@ -587,31 +617,7 @@ impl Client {
         targets: impl Into<Targets>,
     ) -> Result<Delivery, Error> {
         let config = &self.inner.config;
-        let selected = match targets.into() {
-            Targets::All if config.pub_targets().is_empty() => return Err(Error::NoPubTargets),
-            Targets::All => config.pub_targets().iter().collect(),
-            Targets::Prefixes(names) => config.select_targets(&names)?,
-            Targets::Exact(names) => {
-                let mut selected = Vec::with_capacity(names.len());
-                for name in names {
-                    match config.pub_target(&name) {
-                        Some(t) if !selected.contains(&t) => selected.push(t),
-                        Some(_) => {}
-                        None => {
-                            return Err(Error::NotATarget {
-                                name,
-                                known: config
-                                    .pub_targets()
-                                    .iter()
-                                    .map(|t| t.name.clone())
-                                    .collect(),
-                            });
-                        }
-                    }
-                }
-                selected
-            }
-        };
+        let selected = select(config, targets.into())?;
         if *self.inner.shutdown.borrow() {
             return Err(Error::Closed);
         }
@@ -655,9 +661,10 @@ impl Client {
         self.inner.commands.clone()
     }
 
-    /// The file message queue: every `{'type': 'file'}` message (fileManager replies), for
-    /// the file transfer layer.
-    pub fn files(&self) -> Inbox<Received> {
+    /// File transfer: send files and objects to targets through the fileManager, receive
+    /// the files others send (wire.md §6). Every `{'type': 'file'}` message goes there;
+    /// one that is not a fileManager message is an error event.
+    pub fn files(&self) -> Files {
         self.inner.files.clone()
     }
 
@@ -877,8 +884,38 @@ impl Client {
                 }
             }
         }
+        self.inner.files.exchange.close().await;
         self.inner.transport.close().await;
     }
+}
+
+/// The pub targets `targets` selects in `config` (wire.md §5).
+pub(crate) fn select(config: &Config, targets: Targets) -> Result<Vec<&Target>, Error> {
+    Ok(match targets {
+        Targets::All if config.pub_targets().is_empty() => return Err(Error::NoPubTargets),
+        Targets::All => config.pub_targets().iter().collect(),
+        Targets::Prefixes(names) => config.select_targets(&names)?,
+        Targets::Exact(names) => {
+            let mut selected = Vec::with_capacity(names.len());
+            for name in names {
+                match config.pub_target(&name) {
+                    Some(t) if !selected.contains(&t) => selected.push(t),
+                    Some(_) => {}
+                    None => {
+                        return Err(Error::NotATarget {
+                            name,
+                            known: config
+                                .pub_targets()
+                                .iter()
+                                .map(|t| t.name.clone())
+                                .collect(),
+                        });
+                    }
+                }
+            }
+            selected
+        }
+    })
 }
 
 fn bytes_of(payload: Vec<u8>) -> bytes::Bytes {

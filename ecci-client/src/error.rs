@@ -103,9 +103,24 @@ pub enum Error {
     /// The transport's event stream was already taken by someone else.
     #[error("the transport's event stream is already taken")]
     TransportInUse,
+    /// A file transfer failed or was refused; the source names the file and the step.
+    #[error("file transfer failed")]
+    File(#[from] ecci_files::FileError),
+    /// A download failed; the source names the file and the step.
+    #[error("file download failed")]
+    Download(#[source] Box<ecci_files::TransferError>),
+    /// The HTTP client for file transfers could not be set up.
+    #[error("cannot set up file transfers")]
+    FileSetup(#[source] ecci_files::ClientError),
     /// The blocking client could not start its runtime.
     #[error("cannot start the blocking client's runtime")]
     Runtime(#[source] std::io::Error),
+}
+
+impl From<ecci_files::TransferError> for Error {
+    fn from(e: ecci_files::TransferError) -> Self {
+        Error::Download(Box::new(e))
+    }
 }
 
 /// Formats a list of names, or `none`.

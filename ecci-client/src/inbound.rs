@@ -159,6 +159,9 @@ pub enum InboundError {
     /// The payload is not a pickled envelope of a known type.
     #[error("payload is not an ecci envelope")]
     Envelope(#[source] EnvelopeError),
+    /// A `'file'` envelope whose contents are not a fileManager message.
+    #[error("file message is not valid")]
+    File(#[source] ecci_proto::file::FileMessageError),
     /// A readiness command that does not fit this container's role or sender.
     #[error("readiness command refused")]
     Readiness(#[source] UnexpectedCommand),

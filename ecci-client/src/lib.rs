@@ -17,7 +17,11 @@
 //! - **Readiness**: [`Client::wait_started`] (with a timeout), [`Client::exit_requested`],
 //!   [`Client::send_complete`], [`Client::send_data`], for components, local and global
 //!   controllers, robust to reconnects and restarts;
-//! - a **blocking** API for synchronous programs ([`blocking::Client`]);
+//! - **Files**: send a file or an object to targets through the platform's fileManager and
+//!   receive the files others send ([`Client::files`], [`Files`]: streaming, resumable,
+//!   with progress; wire.md §6);
+//! - a **blocking** API for synchronous programs ([`blocking::Client`], with the Python
+//!   habits `put_file`/`put_object`, `download_file`, `download_contents`);
 //! - one [`Error`] type.
 //!
 //! A tour on the in-memory hub (a real app uses [`Client::from_env`] and MQTT): a global
@@ -69,15 +73,19 @@
 pub mod blocking;
 mod client;
 mod error;
+mod files;
 mod inbound;
 mod publish;
 mod task;
 
 pub use client::{Client, ClientBuilder, ClientOptions, Metrics, Status, mqtt_config};
+pub use ecci_files::{FileOffer, FileSource, Offers, SendHandle, SendProgress, Sent};
 pub use error::Error;
+pub use files::Files;
 pub use inbound::{Contents, ErrorEvent, InboundError, Inbox, Received};
 pub use publish::{Delivery, Targets};
 
+pub use ecci_files;
 pub use ecci_proto;
 pub use ecci_proto::Config;
 pub use ecci_transport;

@@ -22,12 +22,14 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::client::{Counters, Status, bump};
 use crate::inbound::{Contents, ErrorEvent, InboundError, Received};
+use ecci_files::InboundFile;
+use ecci_proto::file::FileMessage;
 
 /// The sending ends of the inbound queues.
 pub(crate) struct Senders {
     pub(crate) data: mpsc::Sender<Received>,
     pub(crate) commands: mpsc::Sender<Received>,
-    pub(crate) files: mpsc::Sender<Received>,
+    pub(crate) files: mpsc::Sender<InboundFile>,
     pub(crate) errors: mpsc::Sender<ErrorEvent>,
 }
 
@@ -62,7 +64,6 @@ enum Step {
 enum Queue {
     Data,
     Commands,
-    Files,
 }
 
 impl Task {
@@ -150,7 +151,26 @@ impl Task {
             }
             MessageType::File => {
                 bump(&self.counters.files);
-                self.deliver(Queue::Files, received).await
+                match FileMessage::from_value(received.contents.value()) {
+                    Ok(file) => {
+                        let inbound = InboundFile {
+                            sender: received.topic.sender,
+                            receiver: received.topic.receiver,
+                            message: file,
+                        };
+                        let shutdown = &mut self.shutdown;
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.wait_for(|stop| *stop) => false,
+                            // The exchange's dispatcher lives until the client closes.
+                            _ = self.senders.files.send(inbound) => true,
+                        }
+                    }
+                    Err(e) => {
+                        self.report(message.topic, InboundError::File(e));
+                        true
+                    }
+                }
             }
             MessageType::Cmd => {
                 bump(&self.counters.commands);
@@ -186,7 +206,6 @@ impl Task {
         let tx = match queue {
             Queue::Data => &self.senders.data,
             Queue::Commands => &self.senders.commands,
-            Queue::Files => &self.senders.files,
         };
         let shutdown = &mut self.shutdown;
         tokio::select! {

@@ -10,15 +10,16 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
+use crate::hash::Hasher;
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::mpsc;
 
 use crate::transfer::ProgressSink;
 
 /// The size of one chunk read from disk and handed to the connection.
-pub(crate) const CHUNK: usize = 256 * 1024;
+pub(crate) const CHUNK: usize = 1024 * 1024;
 
 /// What an upload body reports back once the request is over.
 #[derive(Debug, Default)]
@@ -30,8 +31,57 @@ pub(crate) struct Outcome {
 }
 
 pub(crate) enum Source {
+    /// A file read in place (the local store's GET answers).
+    #[cfg_attr(
+        not(feature = "local"),
+        expect(dead_code, reason = "client uploads read ahead with `Chunks`")
+    )]
     File(tokio::fs::File),
     Bytes(Bytes),
+    /// Chunks read ahead by a blocking thread (see [`read_ahead`]).
+    Chunks(mpsc::Receiver<io::Result<Bytes>>),
+}
+
+/// Chunks read ahead of the connection.
+const READ_AHEAD: usize = 2;
+
+/// Reads `len` bytes of `file` on a blocking thread, [`READ_AHEAD`] chunks ahead
+/// of the connection, so that reading the disk and writing the socket overlap
+/// (a `tokio::fs::File` read waits for the previous write to the socket). The
+/// thread stops when the receiver is dropped. Fewer bytes than `len` end the
+/// stream early, which the body reports.
+pub(crate) fn read_ahead(file: std::fs::File, len: u64) -> mpsc::Receiver<io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        let mut left = len;
+        while left > 0 {
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(CHUNK);
+            let mut buf = BytesMut::zeroed(want);
+            let mut filled = 0;
+            while filled < want {
+                match file.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+            if filled == 0 {
+                return;
+            }
+            buf.truncate(filled);
+            left -= filled as u64;
+            if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 pub(crate) struct UploadBody {
@@ -39,7 +89,7 @@ pub(crate) struct UploadBody {
     remaining: u64,
     sent: u64,
     total: u64,
-    hasher: Option<Sha256>,
+    hasher: Option<Hasher>,
     progress: ProgressSink,
     outcome: Arc<Mutex<Outcome>>,
     buf: Option<BytesMut>,
@@ -59,7 +109,7 @@ impl UploadBody {
             remaining: len,
             sent: 0,
             total: len,
-            hasher: sha256.then(Sha256::new),
+            hasher: sha256.then(Hasher::new),
             progress,
             outcome: outcome.clone(),
             buf: None,
@@ -67,7 +117,7 @@ impl UploadBody {
         (body, outcome)
     }
 
-    fn finish_chunk(&mut self, chunk: &[u8]) {
+    fn finish_chunk(&mut self, chunk: &Bytes) {
         if let Some(h) = &mut self.hasher {
             h.update(chunk);
         }
@@ -75,7 +125,7 @@ impl UploadBody {
         self.remaining -= chunk.len() as u64;
         self.progress.set(self.sent, Some(self.total));
         if self.remaining == 0 {
-            let digest = self.hasher.take().map(|h| h.finalize().into());
+            let digest = self.hasher.take().map(Hasher::finish);
             if let Ok(mut outcome) = self.outcome.lock() {
                 outcome.sha256 = digest;
             }
@@ -119,6 +169,11 @@ impl http_body::Body for UploadBody {
                 buf.truncate(filled);
                 buf.freeze()
             }
+            Source::Chunks(rx) => match ready!(rx.poll_recv(cx)) {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => return Poll::Ready(Some(Err(this.fail(e)))),
+                None => Bytes::new(),
+            },
         };
         if chunk.is_empty() {
             let err = io::Error::new(

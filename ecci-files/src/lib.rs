@@ -12,9 +12,16 @@
 //!   interrupted download with `Range`, compute SHA-256 on the fly and report
 //!   [`Progress`]. A 403 is [`ErrorKind::Expired`]: ask for a fresh URL.
 //! - [`sigv4`]: presigned URLs for an S3-compatible store such as MinIO.
-//! - `local` (feature `local`): a fileManager's object store for local work and
-//!   tests, an HTTP server on `127.0.0.1` with signed, expiring URLs and fault
-//!   injection.
+//! - [`FileExchange`]: the MQTT half for a container. [`FileExchange::send`]
+//!   asks the fileManager for a PUT URL, uploads and asks for the transfer
+//!   (cloud and edge as wire notes §6 says), returning a [`SendHandle`] with
+//!   progress; inbound `resTransfer`s become [`FileOffer`]s to download to a
+//!   path or decode as an object. The client feeds it the `'file'` messages it
+//!   receives ([`InboundFile`]); this crate does not depend on the client.
+//! - `local` (feature `local`): a fileManager for local work and tests: an
+//!   object store on `127.0.0.1` with signed, expiring URLs and fault
+//!   injection, the plugin's logic as a function, and `LocalFileManager`, the
+//!   plugin running on a broker (over a local store or real S3).
 //!
 //! Presigned URLs are credentials: they never appear in errors (see
 //! [`TransferError`]) and [`PresignedUrl`] redacts them in `Debug`.
@@ -27,6 +34,8 @@
 
 mod body;
 mod error;
+mod exchange;
+mod hash;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod sigv4;
@@ -35,6 +44,10 @@ mod uri;
 
 pub use ecci_proto::file::PresignedUrl;
 pub use error::{ClientError, ErrorKind, Step, TransferError};
+pub use exchange::{
+    ExchangeOptions, FileError, FileExchange, FileOffer, FileSource, Identity, InboundFile, Offers,
+    SendHandle, SendProgress, Sent,
+};
 pub use transfer::{
     Progress, RetryConfig, TransferConfig, TransferOptions, Transferred, Transfers,
 };

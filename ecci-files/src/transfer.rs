@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::hash::Hasher;
 use bytes::Bytes;
 use ecci_proto::file::PresignedUrl;
 use ecci_proto::pickle::{DecodeLimits, Protocol, Value};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
-use tokio::sync::watch;
+
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::body::{self, Source, UploadBody};
 use crate::error::{ClientError, ErrorKind, Step, TransferError};
@@ -81,6 +81,11 @@ pub struct TransferConfig {
     /// Longest wait for the next bytes of an answer (default 60 s). A stall
     /// counts as a connection error: retried, and a download resumes.
     pub read_timeout: Duration,
+    /// Sync a downloaded file to the disk before renaming it into place
+    /// (default off). The rename alone already makes a download appear whole
+    /// or not at all to other programs; syncing also makes it survive a power
+    /// loss, at the price of waiting for the disk.
+    pub sync_downloads: bool,
 }
 
 impl Default for TransferConfig {
@@ -89,6 +94,7 @@ impl Default for TransferConfig {
             retry: RetryConfig::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            sync_downloads: false,
         }
     }
 }
@@ -272,7 +278,8 @@ impl Transfers {
                 .await
                 .map_err(ErrorKind::io("reading the source file's size"))?
                 .len();
-            Ok((Source::File(file), len))
+            let file = file.into_std().await;
+            Ok((Source::Chunks(body::read_ahead(file, len)), len))
         })
         .await
     }
@@ -448,20 +455,23 @@ impl Transfers {
             .await
             .map_err(ErrorKind::io("creating the temporary file"))
             .map_err(err)?;
-        let mut sink = FileSink {
-            file: BufWriter::with_capacity(body::CHUNK, file),
-        };
+        let mut sink = FileSink::start(file.into_std().await);
         let done = self
             .download(url, &mut sink, u64::MAX, &options)
             .await
             .map_err(err)?;
-        let file = sink.file.into_inner();
-        file.sync_all()
+        let file = sink.finish().await.map_err(err)?;
+        if self.config.sync_downloads {
+            let synced = tokio::task::spawn_blocking(move || file.sync_all())
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            synced
+                .map_err(ErrorKind::io("syncing the temporary file"))
+                .map_err(err)?;
+        }
+        temp.persist(dest, self.config.sync_downloads)
             .await
-            .map_err(ErrorKind::io("syncing the temporary file"))
             .map_err(err)?;
-        drop(file);
-        temp.persist(dest).await.map_err(err)?;
         Ok(done)
     }
 
@@ -554,7 +564,7 @@ impl Transfers {
             max,
             written: 0,
             total: None,
-            hasher: digest_wanted.then(Sha256::new),
+            hasher: digest_wanted.then(Hasher::new),
             progress: ProgressSink(options.progress.clone()),
         };
         let mut retries = 0;
@@ -573,7 +583,7 @@ impl Transfers {
         }
         let written = state.written;
         state.progress.set(written, Some(written));
-        let actual = state.hasher.take().map(|h| hex(&h.finalize()));
+        let actual = state.hasher.take().map(|h| hex(&h.finish()));
         if let (Some(expected), Some(actual)) = (&options.expected_sha256, &actual) {
             if !expected.eq_ignore_ascii_case(actual) {
                 return Err(ErrorKind::Checksum {
@@ -597,7 +607,7 @@ struct Download<'a, S> {
     written: u64,
     /// The object's size, once a response said.
     total: Option<u64>,
-    hasher: Option<Sha256>,
+    hasher: Option<Hasher>,
     progress: ProgressSink,
 }
 
@@ -683,7 +693,7 @@ impl<S: Sink> Download<'_, S> {
         self.sink.reset().await.map_err(Attempt::fatal)?;
         self.written = 0;
         if let Some(h) = &mut self.hasher {
-            *h = Sha256::new();
+            *h = Hasher::new();
         }
         Ok(())
     }
@@ -714,14 +724,14 @@ fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
 
 /// Where downloaded bytes go.
 trait Sink {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ErrorKind>;
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), ErrorKind>;
     async fn flush(&mut self) -> Result<(), ErrorKind>;
     /// Drops everything written, for a restart from the first byte.
     async fn reset(&mut self) -> Result<(), ErrorKind>;
 }
 
 impl Sink for Vec<u8> {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ErrorKind> {
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), ErrorKind> {
         self.extend_from_slice(chunk);
         Ok(())
     }
@@ -734,35 +744,111 @@ impl Sink for Vec<u8> {
     }
 }
 
+/// Chunks waiting for the writing thread of a file download.
+const WRITE_BEHIND: usize = 16;
+
+enum WriteCmd {
+    Data(Bytes),
+    Flush(oneshot::Sender<std::io::Result<()>>),
+    Reset(oneshot::Sender<std::io::Result<()>>),
+}
+
+/// A file written by a blocking thread behind the download, so that writing
+/// the disk overlaps with reading the network (a `tokio::fs::File` takes
+/// turns with it, and copies every chunk twice). A write error is kept and
+/// reported by the next flush or reset.
 struct FileSink {
-    file: BufWriter<tokio::fs::File>,
+    tx: mpsc::Sender<WriteCmd>,
+    thread: tokio::task::JoinHandle<std::io::Result<std::fs::File>>,
+}
+
+impl FileSink {
+    fn start(file: std::fs::File) -> Self {
+        let (tx, mut rx) = mpsc::channel(WRITE_BEHIND);
+        let thread = tokio::task::spawn_blocking(move || {
+            use std::io::{Seek, Write};
+            let mut out = std::io::BufWriter::with_capacity(body::CHUNK, file);
+            let mut failed: Option<std::io::Error> = None;
+            while let Some(cmd) = rx.blocking_recv() {
+                match cmd {
+                    WriteCmd::Data(chunk) => {
+                        if failed.is_none() {
+                            failed = out.write_all(&chunk).err();
+                        }
+                    }
+                    WriteCmd::Flush(reply) => {
+                        let result = match failed.take() {
+                            Some(e) => Err(e),
+                            None => out.flush(),
+                        };
+                        let _ = reply.send(result);
+                    }
+                    WriteCmd::Reset(reply) => {
+                        let result = match failed.take() {
+                            Some(e) => Err(e),
+                            None => out.flush().and_then(|()| {
+                                let file = out.get_mut();
+                                file.set_len(0)?;
+                                file.seek(std::io::SeekFrom::Start(0)).map(drop)
+                            }),
+                        };
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+            out.into_inner().map_err(|e| e.into_error())
+        });
+        Self { tx, thread }
+    }
+
+    async fn call(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<std::io::Result<()>>) -> WriteCmd,
+        doing: &'static str,
+    ) -> Result<(), ErrorKind> {
+        let gone = || ErrorKind::Io {
+            doing,
+            source: std::io::Error::other("the writing thread ended"),
+        };
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(cmd(reply)).await.map_err(|_| gone())?;
+        answer
+            .await
+            .map_err(|_| gone())?
+            .map_err(ErrorKind::io(doing))
+    }
+
+    /// Flushes everything and hands the file back.
+    async fn finish(mut self) -> Result<std::fs::File, ErrorKind> {
+        self.flush().await?;
+        drop(self.tx);
+        match self.thread.await {
+            Ok(file) => file.map_err(ErrorKind::io("writing the temporary file")),
+            Err(e) => Err(ErrorKind::Io {
+                doing: "writing the temporary file",
+                source: std::io::Error::other(e),
+            }),
+        }
+    }
 }
 
 impl Sink for FileSink {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ErrorKind> {
-        self.file
-            .write_all(chunk)
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), ErrorKind> {
+        self.tx
+            .send(WriteCmd::Data(chunk.clone()))
             .await
-            .map_err(ErrorKind::io("writing the temporary file"))
+            .map_err(|_| ErrorKind::Io {
+                doing: "writing the temporary file",
+                source: std::io::Error::other("the writing thread ended"),
+            })
     }
     async fn flush(&mut self) -> Result<(), ErrorKind> {
-        self.file
-            .flush()
+        self.call(WriteCmd::Flush, "writing the temporary file")
             .await
-            .map_err(ErrorKind::io("writing the temporary file"))
     }
     async fn reset(&mut self) -> Result<(), ErrorKind> {
-        let io = ErrorKind::io("truncating the temporary file");
-        self.file
-            .flush()
+        self.call(WriteCmd::Reset, "truncating the temporary file")
             .await
-            .map_err(ErrorKind::io("writing the temporary file"))?;
-        let file = self.file.get_mut();
-        file.set_len(0)
-            .await
-            .map_err(ErrorKind::io("truncating the temporary file"))?;
-        file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
-        Ok(())
     }
 }
 
@@ -804,7 +890,7 @@ impl TempFile {
             .await
     }
 
-    async fn persist(mut self, dest: &Path) -> Result<(), ErrorKind> {
+    async fn persist(mut self, dest: &Path, sync: bool) -> Result<(), ErrorKind> {
         let Some(path) = self.path.take() else {
             return Ok(());
         };
@@ -817,7 +903,7 @@ impl TempFile {
         }
         // The rename is durable once the directory is synced; where a directory
         // cannot be opened (not Unix) the data itself is already synced.
-        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = dest.parent().filter(|d| sync && !d.as_os_str().is_empty()) {
             if let Ok(dir) = tokio::fs::File::open(dir).await {
                 let _ = dir.sync_all().await;
             }

@@ -6,11 +6,17 @@
 //! - [`FileManagerCore`]: the plugin's side of wire notes §6 as a function
 //!   from an incoming message to the messages to publish, over any [`Signer`]
 //!   (the local store, or [`S3Presigner`](crate::sigv4::S3Presigner) for a
-//!   real S3-compatible store). The MQTT runner around it comes with the
-//!   transport.
+//!   real S3-compatible store).
+//! - [`LocalFileManager`]: the MQTT runner around the core, one per broker,
+//!   backed by a [`LocalStore`] or an S3-compatible store.
 
 mod plugin;
+mod runner;
 mod store;
+
+pub use runner::{
+    Backend, FileManagerError, FileManagerOptions, FileManagerStats, LocalFileManager,
+};
 
 pub use plugin::{FileManagerCore, GET_URL_TTL, Handled, PUT_URL_TTL, PluginError, Signer};
 pub use store::{Faults, LocalError, LocalStore, RequestRecord};

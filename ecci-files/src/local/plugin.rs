@@ -37,6 +37,18 @@ pub trait Signer {
     ) -> Result<PresignedUrl, Box<dyn std::error::Error + Send + Sync>>;
 }
 
+impl<T: Signer + ?Sized> Signer for std::sync::Arc<T> {
+    fn sign(
+        &self,
+        method: Method,
+        bucket: &str,
+        object: &str,
+        ttl: Duration,
+    ) -> Result<PresignedUrl, Box<dyn std::error::Error + Send + Sync>> {
+        (**self).sign(method, bucket, object, ttl)
+    }
+}
+
 impl Signer for LocalStore {
     fn sign(
         &self,

@@ -1,0 +1,866 @@
+//! The MQTT half of transfers: containers' [`FileExchange`]s and the
+//! [`LocalFileManager`] on embedded brokers (two of them, joined by a tiny
+//! bridge), and hand-written plugins on the in-memory hub where exact
+//! sequences matter: expired URLs, hostile names, serialization by name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ecci_files::local::{Backend, FileManagerOptions, LocalFileManager, LocalStore};
+use ecci_files::sigv4::Method;
+use ecci_files::{
+    ErrorKind, ExchangeOptions, FileExchange, FileOffer, FileSource, Identity, InboundFile,
+    PresignedUrl, RetryConfig, TransferConfig,
+};
+use ecci_proto::config::{ContainerType, Target};
+use ecci_proto::envelope::{Envelope, MessageType};
+use ecci_proto::file::FileMessage;
+use ecci_proto::pickle::{DecodeLimits, Protocol, Value};
+use ecci_proto::topic::AppTopic;
+use ecci_proto::{AppId, BrokerId, ContainerName};
+use ecci_transport::broker::Broker;
+use ecci_transport::memory::Hub;
+use ecci_transport::{Event, Message, MqttConfig, MqttTransport, QoS, Transport};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const APP: &str = "app1";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn b(s: &str) -> BrokerId {
+    s.parse().unwrap()
+}
+
+fn c(s: &str) -> ContainerName {
+    s.parse().unwrap()
+}
+
+fn target(name: &str, broker: &str) -> Target {
+    Target::new(c(name), b(broker))
+}
+
+/// A directory removed when the test ends.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("ecci-xchg-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn data(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn mqtt(broker: &Broker) -> Arc<dyn Transport> {
+    Arc::new(MqttTransport::start(MqttConfig::new(
+        "127.0.0.1",
+        broker.port(),
+    )))
+}
+
+fn quick() -> ExchangeOptions {
+    ExchangeOptions {
+        reply_timeout: Duration::from_secs(20),
+        sha256: true,
+        transfer: TransferConfig {
+            retry: RetryConfig {
+                initial_backoff: Duration::ZERO,
+                ..RetryConfig::default()
+            },
+            ..TransferConfig::default()
+        },
+        ..ExchangeOptions::default()
+    }
+}
+
+/// A container: its exchange, fed by a pump that decodes the `'file'`
+/// messages of its topics as the client does.
+struct Container {
+    exchange: FileExchange,
+    pump: JoinHandle<()>,
+}
+
+impl Container {
+    async fn start(
+        transport: Arc<dyn Transport>,
+        me: &str,
+        broker: &str,
+        kind: Option<ContainerType>,
+    ) -> Self {
+        Self::start_in(APP, transport, me, broker, kind).await
+    }
+
+    async fn start_in(
+        app: &str,
+        transport: Arc<dyn Transport>,
+        me: &str,
+        broker: &str,
+        kind: Option<ContainerType>,
+    ) -> Self {
+        let identity = Identity {
+            app: app.parse().unwrap(),
+            broker: b(broker),
+            me: c(me),
+            container_type: kind,
+        };
+        let mut events = transport.take_events().unwrap();
+        transport
+            .subscribe(
+                &format!("ECCI/{broker}/{app}/plugin/+/{me}"),
+                QoS::ExactlyOnce,
+            )
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let exchange = FileExchange::start(identity, quick(), transport, rx).unwrap();
+        let pump = tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let Event::Message(m) = event else { continue };
+                let Ok(topic) = AppTopic::parse(&m.topic) else {
+                    continue;
+                };
+                let Ok(env) = Envelope::from_pickle(&m.payload, &DecodeLimits::default()) else {
+                    continue;
+                };
+                if env.kind != MessageType::File {
+                    continue;
+                }
+                let Ok(message) = FileMessage::from_value(&env.contents) else {
+                    continue;
+                };
+                let inbound = InboundFile {
+                    sender: topic.sender,
+                    receiver: topic.receiver,
+                    message,
+                };
+                if tx.send(inbound).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self { exchange, pump }
+    }
+
+    async fn offer(&self) -> FileOffer {
+        tokio::time::timeout(WAIT, self.exchange.next_offer())
+            .await
+            .expect("an offer in time")
+            .expect("the exchange is open")
+    }
+
+    async fn close(self) {
+        self.exchange.close().await;
+        self.pump.abort();
+    }
+}
+
+/// Forwards `ECCI/{to_id}/#` from one broker to the other, both ways: what a
+/// platform bridge does for the file topics.
+struct Bridge {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Bridge {
+    async fn start(a: &Broker, a_id: &str, z: &Broker, z_id: &str) -> Self {
+        let mut tasks = Vec::new();
+        for (from, to, to_id) in [(a, z, z_id), (z, a, a_id)] {
+            let source = mqtt(from);
+            let sink = mqtt(to);
+            let mut events = source.take_events().unwrap();
+            source
+                .subscribe(&format!("ECCI/{to_id}/#"), QoS::ExactlyOnce)
+                .await
+                .unwrap();
+            tasks.push(tokio::spawn(async move {
+                let _keep = source;
+                while let Some(event) = events.recv().await {
+                    if let Event::Message(m) = event {
+                        let forward = Message::new(m.topic, m.payload, QoS::ExactlyOnce);
+                        let Ok(receipt) = sink.publish(forward).await else {
+                            return;
+                        };
+                        drop(receipt);
+                    }
+                }
+            }));
+        }
+        Self { tasks }
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Two brokers, `cloud` and `edge1`, each with its fileManager, bridged.
+struct Platform {
+    cloud: Broker,
+    edge: Broker,
+    cloud_fm: LocalFileManager,
+    edge_fm: LocalFileManager,
+    _bridge: Bridge,
+    _dirs: (TempDir, TempDir),
+}
+
+impl Platform {
+    async fn start(tag: &str) -> Self {
+        let cloud = Broker::start().await.unwrap();
+        let edge = Broker::start().await.unwrap();
+        let bridge = Bridge::start(&cloud, "cloud", &edge, "edge1").await;
+        let dirs = (
+            TempDir::new(&format!("{tag}-cloud")),
+            TempDir::new(&format!("{tag}-edge")),
+        );
+        let cloud_fm = LocalFileManager::start_local(
+            mqtt(&cloud),
+            APP.parse().unwrap(),
+            b("cloud"),
+            dirs.0.path(),
+        )
+        .await
+        .unwrap();
+        let edge_fm = LocalFileManager::start_local(
+            mqtt(&edge),
+            APP.parse().unwrap(),
+            b("edge1"),
+            dirs.1.path(),
+        )
+        .await
+        .unwrap();
+        Self {
+            cloud,
+            edge,
+            cloud_fm,
+            edge_fm,
+            _bridge: bridge,
+            _dirs: dirs,
+        }
+    }
+
+    fn broker(&self, id: &str) -> &Broker {
+        if id == "cloud" {
+            &self.cloud
+        } else {
+            &self.edge
+        }
+    }
+
+    async fn container(&self, me: &str, broker: &str, kind: Option<ContainerType>) -> Container {
+        Container::start(mqtt(self.broker(broker)), me, broker, kind).await
+    }
+
+    fn cloud_store(&self) -> &LocalStore {
+        self.cloud_fm.store().unwrap()
+    }
+
+    fn edge_store(&self) -> &LocalStore {
+        self.edge_fm.store().unwrap()
+    }
+
+    async fn shutdown(self) {
+        self.cloud_fm.shutdown().await.unwrap();
+        self.edge_fm.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_file_to_two_targets_on_two_brokers() {
+    let platform = Platform::start("cloud2").await;
+    let sender = platform
+        .container("sender", "cloud", Some(ContainerType::Cloud))
+        .await;
+    let r1 = platform.container("r1", "cloud", None).await;
+    let r2 = platform.container("r2", "edge1", None).await;
+    let work = TempDir::new("cloud2-work");
+    let bytes = data(3 * 1024 * 1024 + 17, 7);
+    let src = work.path().join("src.bin");
+    std::fs::write(&src, &bytes).unwrap();
+
+    let handle = sender
+        .exchange
+        .send(
+            FileSource::Path(src.clone()),
+            "model.bin",
+            vec![target("r1", "cloud"), target("r2", "edge1")],
+        )
+        .unwrap();
+    let progress = handle.progress();
+    let sent = tokio::time::timeout(WAIT, handle).await.unwrap().unwrap();
+    assert_eq!(sent.bytes, bytes.len() as u64);
+    assert_eq!(sent.sha256.as_deref(), Some(sha256_hex(&bytes).as_str()));
+    assert_eq!(progress.borrow().upload.done, bytes.len() as u64);
+    assert_eq!(progress.borrow().stores_done, 1);
+
+    for (r, dir) in [(&r1, "r1"), (&r2, "r2")] {
+        let offer = r.offer().await;
+        assert_eq!(offer.file_name, "model.bin");
+        assert_eq!(offer.sender, "fileManager");
+        assert_eq!(offer.sha256, sent.sha256);
+        assert!(!format!("{offer:?}").contains("signature="), "{offer:?}");
+        let out = TempDir::new(dir);
+        let path = offer.download_into(out.path()).await.unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), bytes);
+    }
+    // The edge receiver got the object from its own broker's store: the edge
+    // plugin copied it from the cloud store before offering it.
+    let edge_copy = platform.edge_store().object_path(APP, "model.bin").unwrap();
+    assert_eq!(std::fs::read(edge_copy).unwrap(), bytes);
+    let cloud_puts = platform
+        .cloud_store()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .count();
+    assert_eq!(cloud_puts, 1, "a cloud sender uploads once");
+
+    sender.close().await;
+    r1.close().await;
+    r2.close().await;
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_object_to_two_targets_on_two_brokers() {
+    let platform = Platform::start("edge2").await;
+    let sender = platform
+        .container("sender", "edge1", Some(ContainerType::Edge))
+        .await;
+    let r1 = platform.container("r1", "cloud", None).await;
+    let r2 = platform.container("r2", "edge1", None).await;
+    let object = Value::List(vec![Value::from("2"), Value::from("33")]);
+
+    let sent = sender
+        .exchange
+        .send(
+            FileSource::Object(object.clone()),
+            "contents",
+            vec![target("r1", "cloud"), target("r2", "edge1")],
+        )
+        .unwrap();
+    let progress = sent.progress();
+    let sent = tokio::time::timeout(WAIT, sent).await.unwrap().unwrap();
+    assert_eq!(progress.borrow().stores, 2);
+    assert_eq!(sent.targets.len(), 2);
+    for r in [&r1, &r2] {
+        let offer = r.offer().await;
+        assert_eq!(offer.download_object().await.unwrap(), object);
+    }
+    // An edge sender uploads to the store of each target broker itself.
+    for store in [platform.cloud_store(), platform.edge_store()] {
+        let puts = store
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .count();
+        assert_eq!(puts, 1);
+    }
+    // A Python receiver reads the object with pickle.loads: protocol 4 as Python writes it.
+    let stored =
+        std::fs::read(platform.edge_store().object_path(APP, "contents").unwrap()).unwrap();
+    assert_eq!(stored, ecci_proto::pickle::encode(&object, Protocol::V4));
+
+    sender.close().await;
+    r1.close().await;
+    r2.close().await;
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_error_then_success_and_interrupted_download_resumed() {
+    let platform = Platform::start("faults").await;
+    let sender = platform
+        .container("sender", "cloud", Some(ContainerType::Cloud))
+        .await;
+    let r1 = platform.container("r1", "cloud", None).await;
+    let bytes = data(2 * 1024 * 1024, 3);
+    let store = platform.cloud_store();
+    store.faults().fail_next(1);
+    let sent = sender
+        .exchange
+        .send(
+            FileSource::Bytes(bytes.clone().into()),
+            "f.bin",
+            vec![target("r1", "cloud")],
+        )
+        .unwrap();
+    tokio::time::timeout(WAIT, sent).await.unwrap().unwrap();
+    let statuses: Vec<_> = store
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.status))
+        .collect();
+    assert_eq!(statuses, [("PUT".to_owned(), 500), ("PUT".to_owned(), 200)]);
+
+    let offer = r1.offer().await;
+    store.faults().cut_next_download_after(300_000);
+    let out = TempDir::new("faults-out");
+    let path = out.path().join("got.bin");
+    assert_eq!(offer.download_to(&path).await.unwrap(), bytes.len() as u64);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let gets: Vec<_> = store
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| (r.range, r.status))
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert_eq!(gets[1].1, 206, "resumed with a range: {gets:?}");
+
+    sender.close().await;
+    r1.close().await;
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksum_mismatch_leaves_nothing() {
+    let platform = Platform::start("sha").await;
+    let sender = platform
+        .container("sender", "cloud", Some(ContainerType::Cloud))
+        .await;
+    let r1 = platform.container("r1", "cloud", None).await;
+    let sent = sender
+        .exchange
+        .send(
+            FileSource::Bytes(b"original".to_vec().into()),
+            "s.bin",
+            vec![target("r1", "cloud")],
+        )
+        .unwrap();
+    tokio::time::timeout(WAIT, sent).await.unwrap().unwrap();
+    let offer = r1.offer().await;
+    // Someone replaces the object after the transfer was announced.
+    let object = platform.cloud_store().object_path(APP, "s.bin").unwrap();
+    std::fs::write(&object, b"tampered").unwrap();
+    let out = TempDir::new("sha-out");
+    let err = offer.download_into(out.path()).await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Checksum { .. }), "{err:?}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    sender.close().await;
+    r1.close().await;
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_without_container_type_names_the_variable() {
+    let hub = Hub::new();
+    let sender = Container::start(Arc::new(hub.transport()), "s", "b1", None).await;
+    let err = sender
+        .exchange
+        .send(
+            FileSource::Bytes(vec![1].into()),
+            "x",
+            vec![target("r", "b1")],
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "sending \"x\": the container type is not set (ECCI_CONTAINER_TYPE)"
+    );
+    let err = sender
+        .exchange
+        .send(
+            FileSource::Bytes(vec![1].into()),
+            "../x",
+            vec![target("r", "b1")],
+        )
+        .unwrap_err();
+    assert_eq!(err.to_string(), "\"../x\" is not a plain file name");
+    sender.close().await;
+}
+
+/// A hand-written plugin on the hub: every request it receives goes to the
+/// test, which answers as it likes.
+struct FakePlugin {
+    transport: Arc<dyn Transport>,
+    requests: mpsc::UnboundedReceiver<(ContainerName, FileMessage)>,
+    task: JoinHandle<()>,
+}
+
+impl FakePlugin {
+    async fn start(hub: &Hub, broker: &str) -> Self {
+        let transport: Arc<dyn Transport> = Arc::new(hub.transport());
+        let mut events = transport.take_events().unwrap();
+        transport
+            .subscribe(
+                &format!("ECCI/{broker}/{APP}/plugin/+/fileManager"),
+                QoS::ExactlyOnce,
+            )
+            .await
+            .unwrap();
+        let (tx, requests) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let Event::Message(m) = event else { continue };
+                let topic = AppTopic::parse(&m.topic).unwrap();
+                let env = Envelope::from_pickle(&m.payload, &DecodeLimits::default()).unwrap();
+                let msg = FileMessage::from_value(&env.contents).unwrap();
+                if tx.send((topic.sender, msg)).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            transport,
+            requests,
+            task,
+        }
+    }
+
+    async fn next(&mut self) -> FileMessage {
+        tokio::time::timeout(WAIT, self.requests.recv())
+            .await
+            .expect("a request in time")
+            .unwrap()
+            .1
+    }
+
+    async fn reply(&self, broker: &str, to: &str, message: FileMessage) {
+        let topic = AppTopic::file_reply(b(broker), APP.parse::<AppId>().unwrap(), c(to));
+        let payload = message.to_envelope().to_pickle(Protocol::V4);
+        self.transport
+            .publish(Message::new(topic.to_string(), payload, QoS::ExactlyOnce))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    async fn put_url(&self, name: &str, url: PresignedUrl) {
+        let reply = FileMessage::ResPutUrl {
+            file_name: name.to_owned(),
+            put_url: url,
+            file_path: None,
+        };
+        self.reply("b1", "s", reply).await;
+    }
+}
+
+impl Drop for FakePlugin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_put_url_is_replaced_by_a_fresh_one() {
+    let hub = Hub::new();
+    let root = TempDir::new("expired");
+    let store = LocalStore::start(root.path()).await.unwrap();
+    let mut plugin = FakePlugin::start(&hub, "b1").await;
+    let sender = Container::start(
+        Arc::new(hub.transport()),
+        "s",
+        "b1",
+        Some(ContainerType::Cloud),
+    )
+    .await;
+    let handle = sender
+        .exchange
+        .send(
+            FileSource::Bytes(b"fresh".to_vec().into()),
+            "e.bin",
+            vec![target("r", "b1")],
+        )
+        .unwrap();
+    let good = store
+        .presign(Method::Put, APP, "e.bin", Duration::from_secs(60))
+        .unwrap();
+    // A URL whose signature the store refuses, as it refuses an expired one: 403.
+    let stale = PresignedUrl::new(format!("{}0", good.expose()));
+    assert!(matches!(plugin.next().await, FileMessage::ReqPutUrl { .. }));
+    plugin.put_url("e.bin", stale).await;
+    assert!(matches!(plugin.next().await, FileMessage::ReqPutUrl { .. }));
+    plugin.put_url("e.bin", good).await;
+    let FileMessage::ReqTransfer { target, sha256, .. } = plugin.next().await else {
+        panic!("expected reqTransfer");
+    };
+    assert_eq!(target, [(b("b1"), vec![c("r")])]);
+    assert_eq!(sha256.as_deref(), Some(sha256_hex(b"fresh").as_str()));
+    tokio::time::timeout(WAIT, handle).await.unwrap().unwrap();
+    assert_eq!(
+        std::fs::read(store.object_path(APP, "e.bin").unwrap()).unwrap(),
+        b"fresh"
+    );
+    sender.close().await;
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_expired_urls_fail_naming_file_and_broker() {
+    let hub = Hub::new();
+    let root = TempDir::new("expired2");
+    let store = LocalStore::start(root.path()).await.unwrap();
+    let mut plugin = FakePlugin::start(&hub, "b1").await;
+    let sender = Container::start(
+        Arc::new(hub.transport()),
+        "s",
+        "b1",
+        Some(ContainerType::Cloud),
+    )
+    .await;
+    let handle = sender
+        .exchange
+        .send(
+            FileSource::Bytes(b"x".to_vec().into()),
+            "e.bin",
+            vec![target("r", "b1")],
+        )
+        .unwrap();
+    store.faults().expire_urls(true);
+    for _ in 0..4 {
+        assert!(matches!(plugin.next().await, FileMessage::ReqPutUrl { .. }));
+        let url = store
+            .presign(Method::Put, APP, "e.bin", Duration::from_secs(60))
+            .unwrap();
+        plugin.put_url("e.bin", url).await;
+    }
+    let err = tokio::time::timeout(WAIT, handle)
+        .await
+        .unwrap()
+        .unwrap_err();
+    let text = err.to_string();
+    assert_eq!(
+        text,
+        "sending \"e.bin\": 4 PUT URLs from the fileManager of b1 were refused"
+    );
+    let chain = format!("{:?}", std::error::Error::source(&err));
+    assert!(!chain.contains("signature="), "{chain}");
+    sender.close().await;
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_are_refused() {
+    let hub = Hub::new();
+    let plugin = FakePlugin::start(&hub, "b1").await;
+    let receiver = Container::start(Arc::new(hub.transport()), "r", "b1", None).await;
+    let work = TempDir::new("hostile");
+    let inbox = work.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    for name in ["../x", "/etc/x", "a/b", ".."] {
+        let offer = FileMessage::ResTransfer {
+            file_name: name.to_owned(),
+            get_url: PresignedUrl::new("http://127.0.0.1:9/app1/x?signature=s"),
+            sha256: None,
+        };
+        plugin.reply("b1", "r", offer).await;
+        let offer = receiver.offer().await;
+        assert_eq!(offer.file_name, name);
+        let err = offer.download_into(&inbox).await.unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::BadName { .. }),
+            "{name}: {err:?}"
+        );
+    }
+    assert!(!work.path().join("x").exists());
+    assert_eq!(std::fs::read_dir(&inbox).unwrap().count(), 0);
+    receiver.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_names_run_concurrently_and_one_name_is_serialized() {
+    let hub = Hub::new();
+    let root = TempDir::new("concurrent");
+    let store = LocalStore::start(root.path()).await.unwrap();
+    let mut plugin = FakePlugin::start(&hub, "b1").await;
+    let sender = Container::start(
+        Arc::new(hub.transport()),
+        "s",
+        "b1",
+        Some(ContainerType::Cloud),
+    )
+    .await;
+    let send = |name: &str| {
+        sender
+            .exchange
+            .send(
+                FileSource::Bytes(name.as_bytes().to_vec().into()),
+                name,
+                vec![target("r", "b1")],
+            )
+            .unwrap()
+    };
+    // Different names: both requests arrive before either is answered, so
+    // neither waits for the other.
+    let a = send("a");
+    let b_ = send("b");
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let FileMessage::ReqPutUrl { file_name, .. } = plugin.next().await else {
+            panic!("expected reqPutURL");
+        };
+        names.push(file_name);
+    }
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+    for name in ["a", "b"] {
+        let url = store
+            .presign(Method::Put, APP, name, Duration::from_secs(60))
+            .unwrap();
+        plugin.put_url(name, url).await;
+    }
+    for _ in 0..2 {
+        assert!(matches!(
+            plugin.next().await,
+            FileMessage::ReqTransfer { .. }
+        ));
+    }
+    tokio::time::timeout(WAIT, a).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, b_).await.unwrap().unwrap();
+
+    // One name twice: the second reqPutURL comes only after the first reqTransfer.
+    let first = send("same");
+    let second = send("same");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let request = plugin.next().await;
+        seen.push(request.cmd());
+        assert_eq!(request.cmd(), "reqPutURL");
+        let url = store
+            .presign(Method::Put, APP, "same", Duration::from_secs(60))
+            .unwrap();
+        plugin.put_url("same", url).await;
+        let request = plugin.next().await;
+        seen.push(request.cmd());
+    }
+    assert_eq!(
+        seen,
+        ["reqPutURL", "reqTransfer", "reqPutURL", "reqTransfer"]
+    );
+    tokio::time::timeout(WAIT, first).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, second).await.unwrap().unwrap();
+    sender.close().await;
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_times_out_naming_the_broker() {
+    let hub = Hub::new();
+    let transport: Arc<dyn Transport> = Arc::new(hub.transport());
+    let identity = Identity {
+        app: APP.parse().unwrap(),
+        broker: b("b1"),
+        me: c("s"),
+        container_type: Some(ContainerType::Edge),
+    };
+    let (_tx, rx) = mpsc::channel(1);
+    let options = ExchangeOptions {
+        reply_timeout: Duration::from_millis(50),
+        ..quick()
+    };
+    let exchange = FileExchange::start(identity, options, transport, rx).unwrap();
+    let err = exchange
+        .send(
+            FileSource::Bytes(vec![1].into()),
+            "t.bin",
+            vec![target("r", "b7")],
+        )
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "sending \"t.bin\": no resPutURL from the fileManager of b7 within 50ms"
+    );
+    exchange.close().await;
+}
+
+/// The fileManager backed by a real S3-compatible server (`ECCI_TEST_S3`, see
+/// `tests/s3.rs`); the app is named after the test bucket, since the plugin
+/// keeps an app's objects in the bucket `app.lower()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_manager_over_s3() {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(endpoint) = var("ECCI_TEST_S3") else {
+        assert!(
+            var("ECCI_REQUIRE_SERVICES").as_deref() != Some("1"),
+            "ECCI_REQUIRE_SERVICES=1 but ECCI_TEST_S3 is not set (see .ci/start-s3.sh)"
+        );
+        return;
+    };
+    let need = |name: &str| var(name).unwrap_or_else(|| panic!("{name} is not set"));
+    let bucket = need("ECCI_TEST_S3_BUCKET");
+    let presigner = ecci_files::sigv4::S3Presigner::new(
+        endpoint.as_str(),
+        var("ECCI_TEST_S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+        ecci_files::sigv4::Credentials::new(
+            need("ECCI_TEST_S3_ACCESS_KEY"),
+            need("ECCI_TEST_S3_SECRET_KEY"),
+        ),
+    )
+    .unwrap();
+    let broker = Broker::start().await.unwrap();
+    let app: AppId = bucket.parse().unwrap();
+    let fm = LocalFileManager::start(
+        mqtt(&broker),
+        app.clone(),
+        b("cloud"),
+        Backend::S3(presigner),
+        FileManagerOptions::default(),
+    )
+    .await
+    .unwrap();
+    let sender = Container::start_in(
+        &bucket,
+        mqtt(&broker),
+        "sender",
+        "cloud",
+        Some(ContainerType::Cloud),
+    )
+    .await;
+    let receiver = Container::start_in(&bucket, mqtt(&broker), "r1", "cloud", None).await;
+    let bytes = data(3 * 1024 * 1024 + 5, 11);
+    let name = format!("xchg-{}.bin", std::process::id());
+    let sent = sender
+        .exchange
+        .send(
+            FileSource::Bytes(bytes.clone().into()),
+            &name,
+            vec![target("r1", "cloud")],
+        )
+        .unwrap();
+    tokio::time::timeout(WAIT, sent).await.unwrap().unwrap();
+    let offer = receiver.offer().await;
+    assert_eq!(offer.download_bytes(u64::MAX).await.unwrap(), bytes);
+    sender.close().await;
+    receiver.close().await;
+    fm.shutdown().await.unwrap();
+}
