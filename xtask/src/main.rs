@@ -1,7 +1,8 @@
 //! Project automation, reached as `cargo xtask <command>`.
 //!
 //! - `cargo xtask ci`: what `.ci/run` runs, in the same order: format check,
-//!   clippy with warnings denied, the README's test command, the doc build.
+//!   clippy with warnings denied, the README's test command, the quickstart,
+//!   the doc build.
 //! - `cargo xtask tidy`: the dependency-boundary checks alone (they also run as a
 //!   test of this crate, so `cargo test --workspace` enforces them).
 //! - `cargo xtask bench [SUITE…]`: the benchmarks (the `bench` crate, in
@@ -109,6 +110,12 @@ fn ci() -> Result<(), String> {
         ),
         // The README's test command, exactly.
         ("tests", &["test", "--workspace"], &[]),
+        // The README's first command: the whole flow with nothing installed.
+        (
+            "quickstart",
+            &["run", "--package", "examples", "--example", "quickstart"],
+            &[],
+        ),
         (
             "doc build",
             &["doc", "--workspace", "--no-deps", "--all-features"],
