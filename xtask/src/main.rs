@@ -53,7 +53,7 @@ fn usage() {
     report(
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
-         ci     fmt check, clippy -D warnings, cargo test --workspace, doc build\n  \
+         ci     fmt check, clippy -D warnings, cargo test --workspace, quickstart, doc build\n  \
          tidy   check the dependency boundaries between crates\n  \
          bench [SUITE...]\n         \
          run the benchmarks in release mode and print their tables\n  \
