@@ -554,6 +554,37 @@ impl Client {
         &self.inner.transport
     }
 
+    /// The settings of an [`ecci_logger`] that ships this container's log records over
+    /// the client's own connection (as [`Priority::Bulk`](ecci_transport::Priority), so
+    /// they never hold up commands), with its broker id, app id, name and agent id.
+    /// Adjust the fields, then [`ecci_logger::init`] (or use
+    /// [`install_logger`](Self::install_logger)).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: ecci_client::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut logs = client.logger_config();
+    /// logs.level = log::LevelFilter::Info;
+    /// let _guard = ecci_logger::init(logs)?;
+    /// log::info!("shipped over the client's connection");
+    /// # Ok(()) }
+    /// ```
+    pub fn logger_config(&self) -> ecci_logger::LoggerConfig {
+        let mut config = ecci_logger::LoggerConfig::from_config(&self.inner.config);
+        config.connection = ecci_logger::Connection::Transport(Arc::clone(&self.inner.transport));
+        config
+    }
+
+    /// Installs the process's `log` logger, shipping records over the client's
+    /// connection ([`logger_config`](Self::logger_config) with its defaults). Keep the
+    /// guard: dropping it flushes with a bounded wait.
+    ///
+    /// # Errors
+    ///
+    /// [`ecci_logger::InitError::AlreadyInstalled`] when a `log` logger is already set.
+    pub fn install_logger(&self) -> Result<ecci_logger::LoggerGuard, ecci_logger::InitError> {
+        ecci_logger::init(self.logger_config())
+    }
+
     /// Publishes `contents` as data to `targets` (wire.md §5): topic
     /// `ECCI/{Bt}/{app}/app/{me}/{T}` for each selected target `T`, QoS 2.
     ///

@@ -86,6 +86,7 @@ pub use inbound::{Contents, ErrorEvent, InboundError, Inbox, Received};
 pub use publish::{Delivery, Targets};
 
 pub use ecci_files;
+pub use ecci_logger;
 pub use ecci_proto;
 pub use ecci_proto::Config;
 pub use ecci_transport;

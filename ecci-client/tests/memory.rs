@@ -789,3 +789,54 @@ async fn inbox_is_a_stream() {
     c.close().await;
     assert!(next(&mut data).await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logger_ships_over_the_clients_connection() {
+    let hub = Hub::new();
+    let (_spy, mut events) = spy(&hub, "toEdgeAI/+/log").await;
+    let (c, _) = on_hub(&hub, plain("me", "b1", &[])).await;
+    let (logger, guard) = ecci_client::ecci_logger::start(c.logger_config()).unwrap();
+    log::Log::log(
+        &logger,
+        &log::Record::builder()
+            .target("detector")
+            .level(log::Level::Warn)
+            .args(format_args!("it's \"late\""))
+            .build(),
+    );
+    tokio::task::spawn_blocking(move || guard.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await.expect("the stream is open") {
+                ecci_transport::Event::Message(m) => break m,
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("a log record in time");
+    assert_eq!(message.topic, "toEdgeAI/b1/log");
+    let json = String::from_utf8(message.payload.to_vec()).unwrap();
+    assert!(
+        json.starts_with(
+            r#"{"app_id": "app1", "container_name": "me", "agent_id": null, "log_info": {"time": ""#
+        ),
+        "{json}"
+    );
+    assert!(
+        json.ends_with(
+            r#"", "name": "detector", "level": "WARNING", "message": "it's \"late\""}}"#
+        ),
+        "{json}"
+    );
+    // The logger shared the connection and left it open.
+    c.send_complete("after the logger")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    c.close().await;
+}
