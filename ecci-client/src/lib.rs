@@ -20,6 +20,8 @@
 //! - **Files**: send a file or an object to targets through the platform's fileManager and
 //!   receive the files others send ([`Client::files`], [`Files`]: streaming, resumable,
 //!   with progress; wire.md §6);
+//! - **Logging**: [`Client::install_logger`] ships `log` records to the platform over the
+//!   client's own connection ([`ecci_logger`]);
 //! - a **blocking** API for synchronous programs ([`blocking::Client`], with the Python
 //!   habits `put_file`/`put_object`, `download_file`, `download_contents`);
 //! - one [`Error`] type.
