@@ -16,7 +16,8 @@ ecci: a local ECCI platform, and tools to watch and talk to ECCI apps over MQTT
 Usage: ecci <COMMAND> [OPTIONS]
 
 Commands:
-  dev     run a local platform: an MQTT broker and a live view of what the platform receives
+  dev     run a local platform: an MQTT broker, a fileManager and a live view of what the
+          platform receives
   watch   print every message of an app on a broker, decoded safely
   send    publish one data or cmd message to a container
 
@@ -28,9 +29,12 @@ Options:
 pub(crate) const DEV_HELP: &str = "\
 ecci dev: run a local ECCI platform for development
 
-Starts an MQTT broker on 127.0.0.1, prints the ECCI_* settings to give containers (as
-`export` lines), and shows what the platform receives: log records, readiness reports
+Starts an MQTT broker on 127.0.0.1 and the fileManager plugin on it (for APP on broker B,
+serving presigned URLs from an object store on 127.0.0.1), prints the ECCI_* settings to
+give containers (as `export` lines; with them the file_sender and file_receiver examples
+work), and shows what the platform receives: log records, readiness reports
 (con_cntr_ready) and send_data, and with --all the app's own traffic. Runs until Ctrl-C.
+Files sent are kept in a temporary directory removed on exit, or in --files-dir.
 
 Usage: ecci dev [OPTIONS]
 
@@ -39,6 +43,7 @@ Options:
       --app APP         the app id in the printed settings (default: demo)
       --broker-id B     the broker id in the printed settings (default: local)
       --pre-topic P     the log records' topic prefix (default: toEdgeAI)
+      --files-dir DIR   keep the files sent in DIR (created if missing, kept on exit)
       --all             also show app traffic (ECCI/#), decoded safely
       --json            one JSON object per line instead of text
       --max-len N       cut shown contents after N characters (default: 400)
@@ -152,6 +157,8 @@ pub(crate) struct DevArgs {
     pub(crate) all: bool,
     pub(crate) json: bool,
     pub(crate) max_len: usize,
+    /// Where the fileManager keeps objects; a temporary directory when `None`.
+    pub(crate) files_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug)]
@@ -342,10 +349,18 @@ fn dev(p: lexopt::Parser) -> Result<Command, UsageError> {
         all: false,
         json: false,
         max_len: DEFAULT_MAX_LEN,
+        files_dir: None,
     };
     while let Some(arg) = o.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help(DEV_HELP)),
+            Long("files-dir") => {
+                let dir = o.p.value().map_err(|e| usage("ecci dev", lexopt_err(e)))?;
+                if dir.is_empty() {
+                    return Err(o.err("--files-dir: the directory is empty".into()));
+                }
+                args.files_dir = Some(dir.into());
+            }
             Long("port") => args.port = o.parsed("--port", "a port number")?,
             Long("app") => args.app = o.parsed("--app", "an app id")?,
             Long("broker-id") => args.broker_id = o.parsed("--broker-id", "a broker id")?,
@@ -515,6 +530,18 @@ mod tests {
         check(&["send", "--help"], "help: ecci send:");
         check(&["dev"], "Dev(DevArgs { port: 0, app: \"demo\"");
         check(&["dev", "--port=1884", "--all"], "Dev(DevArgs { port: 1884");
+        check(
+            &["dev", "--files-dir", "/tmp/x y"],
+            "Dev(DevArgs { port: 0, app: \"demo\", broker_id: \"local\", pre_topic: \"toEdgeAI\", all: false, json: false, max_len: 400, files_dir: Some(\"/tmp/x y\") })",
+        );
+        check(
+            &["dev", "--files-dir", ""],
+            "error: ecci dev: --files-dir: the directory is empty",
+        );
+        check(
+            &["dev", "--files-dir"],
+            "error: ecci dev: missing argument for option '--files-dir'",
+        );
         check(
             &["dev", "--port", "x"],
             "error: ecci dev: --port: \"x\" is not a port number",

@@ -1,8 +1,9 @@
 //! `ecci`: a local ECCI platform for development, and tools to watch and talk to ECCI apps.
 //!
-//! - `ecci dev` runs an MQTT broker on 127.0.0.1 and shows what the platform receives (log
-//!   records, readiness reports, `send_data`, and with `--all` the app's traffic); it prints
-//!   the `ECCI_*` settings to give containers.
+//! - `ecci dev` runs an MQTT broker on 127.0.0.1 with the fileManager plugin on it (objects
+//!   in a temporary directory removed on exit, or `--files-dir`), and shows what the platform
+//!   receives (log records, readiness reports, `send_data`, and with `--all` the app's
+//!   traffic); it prints the `ECCI_*` settings to give containers.
 //! - `ecci watch` prints every message of an app on any broker, decoded safely (the
 //!   data-only pickle decoder; a bad payload is a line saying why, never a crash).
 //! - `ecci send` publishes one data or cmd envelope at QoS 2 and waits for the broker's ack.

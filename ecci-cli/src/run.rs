@@ -1,7 +1,11 @@
 //! What `ecci dev`, `ecci watch` and `ecci send` do once their arguments are read.
 
 use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use ecci_files::local::LocalFileManager;
 
 use ecci_proto::envelope::Envelope;
 use ecci_proto::pickle::Protocol;
@@ -166,13 +170,81 @@ pub(crate) async fn dev(args: DevArgs) -> Result<(), Failure> {
         port: broker.port(),
     };
 
-    // ─── The local fileManager starts here ───────────────────────────────────────────────
-    // Once `ecci_files::local::LocalFileManager` has its MQTT runner, start it on this
-    // broker (broker id `args.broker_id`, app `args.app`) here, keep its handle next to
-    // `broker`, and stop it before the broker below. Containers need no extra setting for it.
-    // ─────────────────────────────────────────────────────────────────────────────────────
+    let files = FilesDir::new(args.files_dir.clone())?;
+    let result = match start_file_manager(&addr, &args, &files).await {
+        Ok(fm) => {
+            let result = serve_dev(&args, &addr, &files, fm.store().map(|s| s.addr())).await;
+            let stopped = fm.shutdown().await;
+            result.and(
+                stopped
+                    .map_err(|e| Failure::new(format!("stopping the fileManager: {}", chain(&e)))),
+            )
+        }
+        Err(e) => Err(e),
+    };
+    broker.stop().await;
+    files.remove();
+    result
+}
 
-    let (b, app) = (&args.broker_id, &args.app);
+/// Where `ecci dev`'s fileManager keeps objects: a directory given, or a temporary one
+/// removed on exit.
+struct FilesDir {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl FilesDir {
+    fn new(given: Option<PathBuf>) -> Result<FilesDir, Failure> {
+        let (path, temporary) = match given {
+            Some(dir) => (dir, false),
+            None => {
+                let dir = std::env::temp_dir().join(format!("ecci-dev-{}", std::process::id()));
+                // A leftover of an earlier `ecci dev` that had this process id and was killed.
+                let _ = std::fs::remove_dir_all(&dir);
+                (dir, true)
+            }
+        };
+        std::fs::create_dir_all(&path).map_err(|e| {
+            Failure::new(format!(
+                "cannot create the files directory {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(FilesDir { path, temporary })
+    }
+
+    fn remove(self) {
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The fileManager plugin of broker `args.broker_id` for `args.app`, over its own connection.
+async fn start_file_manager(
+    addr: &BrokerAddr,
+    args: &DevArgs,
+    files: &FilesDir,
+) -> Result<LocalFileManager, Failure> {
+    let transport = Arc::new(MqttTransport::start(mqtt_config(addr, &None)));
+    LocalFileManager::start_local(
+        transport,
+        args.app.clone(),
+        args.broker_id.clone(),
+        &files.path,
+    )
+    .await
+    .map_err(|e| Failure::new(format!("cannot start the fileManager: {}", chain(&e))))
+}
+
+/// Prints the settings and shows what the platform receives, until Ctrl-C.
+async fn serve_dev(
+    args: &DevArgs,
+    addr: &BrokerAddr,
+    files: &FilesDir,
+    store: Option<std::net::SocketAddr>,
+) -> Result<(), Failure> {
     let mut filters = vec![
         format!("{}/+/log", args.pre_topic),
         format!("{PLATFORM_PREFIX}/+/con_cntr_ready"),
@@ -181,13 +253,32 @@ pub(crate) async fn dev(args: DevArgs) -> Result<(), Failure> {
     if args.all {
         filters.push("ECCI/#".into());
     }
-    let transport = MqttTransport::start(mqtt_config(&addr, &None));
+    let transport = MqttTransport::start(mqtt_config(addr, &None));
     let mut events = transport
         .take_events()
         .ok_or_else(|| Failure::new("no event stream"))?;
-    connected(&mut events, &addr, CONNECT_TIMEOUT).await?;
-    subscribe_all(&transport, &filters).await?;
+    let result = async {
+        connected(&mut events, addr, CONNECT_TIMEOUT).await?;
+        subscribe_all(&transport, &filters).await?;
+        show_dev(args, addr, files, store, &filters, &mut events).await
+    }
+    .await;
+    transport.close().await;
+    result
+}
 
+/// Prints the header (settings, where files are kept, how to try it), then the live view.
+async fn show_dev(
+    args: &DevArgs,
+    addr: &BrokerAddr,
+    files: &FilesDir,
+    store: Option<std::net::SocketAddr>,
+    filters: &[String],
+    events: &mut Events,
+) -> Result<(), Failure> {
+    let (b, app) = (&args.broker_id, &args.app);
+    let files_dir = files.path.display().to_string();
+    let store = store.map_or_else(|| "-".to_owned(), |s| format!("http://{s}"));
     let mut out = Out(io::stdout());
     let exports = [
         ("ECCI_LOCAL_BROKER_IP", addr.host.clone()),
@@ -202,14 +293,23 @@ pub(crate) async fn dev(args: DevArgs) -> Result<(), Failure> {
             .map(|(k, v)| ((*k).to_owned(), json!(v)))
             .collect();
         vec![
-            json!({ "broker": addr.to_string(), "settings": settings, "watching": filters })
-                .to_string(),
+            json!({
+                "broker": addr.to_string(),
+                "settings": settings,
+                "files": { "dir": files_dir, "temporary": files.temporary, "store": store },
+                "watching": filters,
+            })
+            .to_string(),
         ]
     } else {
         let q = |s: &str| shell_quote(s);
         let mut lines = vec![format!(
             "# ecci dev: broker on {addr}, broker id {b}, app {app}; Ctrl-C stops it."
         )];
+        lines.push(format!(
+            "# fileManager for app {app} on broker {b}: files kept in {files_dir}{}, served on {store}.",
+            if files.temporary { " (removed on exit)" } else { "" }
+        ));
         lines.push("# Settings for every container (each also needs ECCI_CONTAINER_NAME):".into());
         lines.extend(exports.iter().map(|(k, v)| format!("export {k}={}", q(v))));
         lines.extend([
@@ -224,6 +324,12 @@ pub(crate) async fn dev(args: DevArgs) -> Result<(), Failure> {
                 q(&format!("{{'ctrl': '{b}'}}"))
             ),
             "#   (worker2 likewise)".to_owned(),
+            "# A file through the fileManager, each in a shell with the exports above:".to_owned(),
+            "#   ECCI_CONTAINER_NAME=containerB cargo run -p examples --example file_receiver -- test ./received.py".to_owned(),
+            format!(
+                "#   ECCI_CONTAINER_NAME=containerA ECCI_PUB_TARGETS={} cargo run -p examples --example file_sender -- ./test.py test containerB",
+                q(&format!("{{'containerB': '{b}'}}"))
+            ),
             format!("# Watching {}:", filters.join(", ")),
         ]);
         lines
@@ -239,10 +345,7 @@ pub(crate) async fn dev(args: DevArgs) -> Result<(), Failure> {
         max_len: args.max_len,
         pre_topic: args.pre_topic.clone(),
     };
-    let result = view(&mut events, &mut out, &style, None, None).await;
-    transport.close().await;
-    broker.stop().await;
-    result
+    view(events, &mut out, &style, None, None).await
 }
 
 /// The filters `ecci watch` subscribes to.

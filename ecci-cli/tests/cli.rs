@@ -6,7 +6,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use ecci_client::Client;
 use ecci_logger::{Connection, LoggerConfig};
+use ecci_proto::config::Config;
 use ecci_transport::broker::Broker;
 use ecci_transport::{Message, MqttConfig, MqttTransport, QoS, Transport};
 use log::Log;
@@ -285,7 +287,7 @@ async fn dev_prints_exports_and_shows_log_records() {
         lines.last().map(String::as_str),
         Some("ctrl → worker1 [cmd] {'cmd': 'start'}")
     );
-    dev.stop().await;
+    interrupt(dev).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,5 +498,139 @@ async fn dev_json_starts_with_the_settings() {
     let v: serde_json::Value = serde_json::from_str(&line[0]).expect("JSON");
     assert_eq!(v["topic"], "toEdgeAI/b9/send_data");
     assert_eq!(v["json"]["data"], serde_json::json!([1]));
-    dev.stop().await;
+    interrupt(dev).await;
+}
+
+/// Sends SIGINT (Ctrl-C) to `dev` and waits for it to exit 0.
+async fn interrupt(mut dev: Running) {
+    let pid = dev.child.id().expect("running").to_string();
+    let status = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(status.success());
+    let status = tokio::time::timeout(WAIT, dev.child.wait())
+        .await
+        .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "{status}");
+}
+
+/// `VAR=value` of the printed `export` lines (values there need no unquoting).
+fn exports(header: &[String]) -> Vec<(String, String)> {
+    header
+        .iter()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A client configured as a container given the printed settings and `extra` ones.
+async fn container(exported: &[(String, String)], extra: &[(&str, &str)]) -> Client {
+    let config = Config::from_lookup(|k| {
+        extra
+            .iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| (*v).to_owned())
+            .or_else(|| {
+                exported
+                    .iter()
+                    .find(|(name, _)| name == k)
+                    .map(|(_, v)| v.clone())
+            })
+    })
+    .expect("the printed settings are a valid configuration");
+    Client::connect(config).await.expect("connects")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_runs_a_file_manager_a_file_goes_through() {
+    let dir = std::env::temp_dir().join(format!("ecci-cli-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _remove = Remove(dir.clone());
+    let objects = dir.join("objects");
+    let objects_arg = objects.to_str().expect("a UTF-8 temp dir");
+    let mut dev = Running::start(&["dev", "--broker-id", "local", "--files-dir", objects_arg]);
+    let header = dev.stdout_until(|l| l.starts_with("# Watching")).await;
+    let note = format!(
+        "# fileManager for app demo on broker local: files kept in {objects_arg}, served on http://127.0.0.1:"
+    );
+    assert!(header.iter().any(|l| l.starts_with(&note)), "{header:#?}");
+    assert!(
+        header.iter().any(|l| l.contains("--example file_sender")),
+        "{header:#?}"
+    );
+    let exported = exports(&header);
+    assert!(
+        exported.contains(&("ECCI_CONTAINER_TYPE".to_owned(), "cloud".to_owned())),
+        "{exported:?}"
+    );
+
+    // The file_sender and file_receiver examples, with the printed settings.
+    let sender = container(
+        &exported,
+        &[
+            ("ECCI_CONTAINER_NAME", "containerA"),
+            ("ECCI_PUB_TARGETS", "{'containerB': 'local'}"),
+        ],
+    )
+    .await;
+    let receiver = container(&exported, &[("ECCI_CONTAINER_NAME", "containerB")]).await;
+    let src = dir.join("test.py");
+    let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&src, &bytes).expect("source written");
+    let sent = sender
+        .files()
+        .send_file(&src, "test", "containerB")
+        .expect("send starts");
+    let sent = tokio::time::timeout(WAIT, sent)
+        .await
+        .expect("sent in time")
+        .expect("sent");
+    assert_eq!(sent.bytes, bytes.len() as u64);
+    let offer = tokio::time::timeout(WAIT, receiver.files().next_offer())
+        .await
+        .expect("offered in time")
+        .expect("an offer");
+    assert_eq!(offer.file_name, "test");
+    let dest = dir.join("received.py");
+    let got = tokio::time::timeout(WAIT, offer.download_to(&dest))
+        .await
+        .expect("downloaded in time")
+        .expect("downloaded");
+    assert_eq!(got, bytes.len() as u64);
+    assert!(
+        std::fs::read(&dest).expect("received file") == bytes,
+        "bytes differ"
+    );
+    sender.close().await;
+    receiver.close().await;
+
+    interrupt(dev).await;
+    assert!(objects.is_dir(), "a --files-dir is kept on exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_temporary_files_dir_is_removed_on_ctrl_c() {
+    let mut dev = Running::start(&["dev", "--json"]);
+    let first = dev.stdout_until(|_| true).await;
+    let header: serde_json::Value = serde_json::from_str(&first[0]).expect("JSON");
+    let files = &header["files"];
+    assert_eq!(files["temporary"], true, "{header}");
+    let dir = std::path::PathBuf::from(files["dir"].as_str().expect("a dir"));
+    assert!(
+        files["store"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("http://127.0.0.1:"))
+    );
+    assert!(dir.is_dir(), "{}", dir.display());
+    interrupt(dev).await;
+    assert!(!dir.exists(), "{} removed on exit", dir.display());
 }

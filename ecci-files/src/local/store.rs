@@ -4,7 +4,9 @@
 //! It behaves like a presigned S3 endpoint where the SDK can tell: PUT needs a
 //! `Content-Length` (chunked bodies get 411) and lands atomically, GET honours a
 //! single `Range`, an expired or tampered URL gets 403. Faults can be injected
-//! to exercise the client's retry and resume paths.
+//! to exercise the client's retry and resume paths, and the server can be
+//! stopped and restarted on its port (with the same key, so URLs stay valid),
+//! as a crashed and restarted object store.
 
 use std::io;
 use std::net::SocketAddr;
@@ -25,7 +27,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::body::{Source, UploadBody};
@@ -70,6 +72,9 @@ pub struct Faults {
     ignore_range: AtomicBool,
     misrange: AtomicBool,
     refuse_early: AtomicBool,
+    stall_upload: Mutex<Option<u64>>,
+    stall_download: Mutex<Option<u64>>,
+    stalled: Arc<Notify>,
 }
 
 impl Faults {
@@ -109,6 +114,35 @@ impl Faults {
         self.refuse_early.store(on, Ordering::SeqCst);
     }
 
+    /// Stop reading the body of the next PUT once `bytes` bytes of it arrived
+    /// and hang, as a server that froze mid-upload, until the store is stopped.
+    /// [`Faults::stalled`] tells when it happened.
+    pub fn stall_next_upload_after(&self, bytes: u64) {
+        if let Ok(mut stall) = self.stall_upload.lock() {
+            *stall = Some(bytes);
+        }
+    }
+
+    /// Send `bytes` bytes of the body of the next successful GET, then hang
+    /// until the store is stopped. [`Faults::stalled`] tells when those bytes
+    /// were handed to the socket.
+    pub fn stall_next_download_after(&self, bytes: u64) {
+        if let Ok(mut stall) = self.stall_download.lock() {
+            *stall = Some(bytes);
+        }
+    }
+
+    /// Waits until a transfer stalled by [`Faults::stall_next_upload_after`] or
+    /// [`Faults::stall_next_download_after`] reached its stall point; returns at
+    /// once when one did since the last call.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn stalled(&self) {
+        self.stalled.notified().await;
+    }
+
     fn take_failure(&self) -> bool {
         self.fail_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -117,6 +151,10 @@ impl Faults {
 
     fn take_cut(&self) -> Option<u64> {
         self.cut_next.lock().ok().and_then(|mut c| c.take())
+    }
+
+    fn take_stall(slot: &Mutex<Option<u64>>) -> Option<u64> {
+        slot.lock().ok().and_then(|mut s| s.take())
     }
 }
 
@@ -205,14 +243,20 @@ impl LocalStore {
             log: Mutex::new(Vec::new()),
             temp_counter: AtomicU64::new(0),
         });
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, shared.clone(), stopped));
-        Ok(Self {
+        let mut store = Self {
             addr,
             shared,
-            stop: Some(stop),
-            task: Some(task),
-        })
+            stop: None,
+            task: None,
+        };
+        store.serve(listener);
+        Ok(store)
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let (stop, stopped) = oneshot::channel();
+        self.stop = Some(stop);
+        self.task = Some(tokio::spawn(serve(listener, self.shared.clone(), stopped)));
     }
 
     /// The address the store listens on.
@@ -282,6 +326,19 @@ impl LocalStore {
     ///
     /// [`LocalError::Join`] when the task panicked.
     pub async fn shutdown(mut self) -> Result<(), LocalError> {
+        self.stop().await
+    }
+
+    /// Stops the server as a crash would: the listener closes and every open
+    /// connection is dropped mid-transfer (an upload in progress is discarded,
+    /// never stored half-written). The objects, the signing key and the fault
+    /// switches stay, for [`LocalStore::restart`]; URLs can still be signed.
+    /// Does nothing when already stopped.
+    ///
+    /// # Errors
+    ///
+    /// [`LocalError::Join`] when the task panicked.
+    pub async fn stop(&mut self) -> Result<(), LocalError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -289,6 +346,47 @@ impl LocalStore {
             Some(task) => task.await.map_err(LocalError::Join),
             None => Ok(()),
         }
+    }
+
+    /// Serves again on the same address after [`LocalStore::stop`], with the
+    /// same key: URLs signed before the stop are still accepted. Does nothing
+    /// when running.
+    ///
+    /// # Errors
+    ///
+    /// [`LocalError::Start`] when the address cannot be bound again.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use ecci_files::local::LocalStore;
+    /// use ecci_files::sigv4::Method;
+    /// use ecci_files::{TransferConfig, TransferOptions, Transfers};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ecci-doc-restart-{}", std::process::id()));
+    /// let mut store = LocalStore::start(&dir).await?;
+    /// let addr = store.addr();
+    /// let put = store.presign(Method::Put, "app1", "a.txt", Duration::from_secs(60))?;
+    /// let transfers = Transfers::new(TransferConfig::default())?;
+    /// store.stop().await?;
+    /// assert!(transfers.upload_bytes("a.txt", &put, "hi".into(), TransferOptions::default()).await.is_err());
+    /// store.restart().await?;
+    /// assert_eq!(store.addr(), addr);
+    /// transfers.upload_bytes("a.txt", &put, "hi".into(), TransferOptions::default()).await?;
+    /// store.shutdown().await?;
+    /// # std::fs::remove_dir_all(dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn restart(&mut self) -> Result<(), LocalError> {
+        if self.task.is_some() {
+            return Ok(());
+        }
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .map_err(LocalError::Start)?;
+        self.serve(listener);
+        Ok(())
     }
 }
 
@@ -466,20 +564,37 @@ async fn put(shared: &Shared, req: Request<Incoming>, path: &Path) -> Response<S
         return status(StatusCode::INTERNAL_SERVER_ERROR);
     }
     let n = shared.temp_counter.fetch_add(1, Ordering::Relaxed);
-    let temp = dir.join(format!(".{}.{n}.upload", name.to_string_lossy()));
-    let result = receive(req.into_body(), &temp, declared).await;
+    let temp = TempUpload(dir.join(format!(".{}.{n}.upload", name.to_string_lossy())));
+    let stall = Faults::take_stall(&shared.faults.stall_upload)
+        .map(|at| (at, Arc::clone(&shared.faults.stalled)));
+    let result = receive(req.into_body(), &temp.0, declared, stall).await;
     let code = match result {
-        Ok(()) => match tokio::fs::rename(&temp, path).await {
+        Ok(()) => match tokio::fs::rename(&temp.0, path).await {
             Ok(()) => return status(StatusCode::OK),
             Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
         },
         Err(code) => code,
     };
-    let _ = tokio::fs::remove_file(&temp).await;
     status(code)
 }
 
-async fn receive(mut body: Incoming, temp: &Path, declared: u64) -> Result<(), StatusCode> {
+/// The temporary file of an upload, removed however the request ends: a
+/// connection dropped mid-body (the store stopped, the task aborted) leaves
+/// nothing behind. After the rename there is nothing left to remove.
+struct TempUpload(PathBuf);
+
+impl Drop for TempUpload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn receive(
+    mut body: Incoming,
+    temp: &Path,
+    declared: u64,
+    stall: Option<(u64, Arc<Notify>)>,
+) -> Result<(), StatusCode> {
     let internal = |_| StatusCode::INTERNAL_SERVER_ERROR;
     let mut file = tokio::fs::File::create(temp).await.map_err(internal)?;
     let mut received = 0u64;
@@ -491,6 +606,12 @@ async fn receive(mut body: Incoming, temp: &Path, declared: u64) -> Result<(), S
                 return Err(StatusCode::BAD_REQUEST);
             }
             file.write_all(&data).await.map_err(internal)?;
+            if let Some((at, stalled)) = &stall {
+                if received >= *at {
+                    stalled.notify_one();
+                    std::future::pending::<()>().await;
+                }
+            }
         }
     }
     if received != declared {
@@ -564,6 +685,8 @@ async fn get(shared: &Shared, req: &Request<Incoming>, path: &Path) -> Response<
     let mut response = Response::new(ServerBody::File {
         body: Box::new(body),
         cut_after: shared.faults.take_cut(),
+        stall: Faults::take_stall(&shared.faults.stall_download)
+            .map(|at| (at, Arc::clone(&shared.faults.stalled))),
         sent: 0,
         paused: false,
     });
@@ -582,6 +705,8 @@ enum ServerBody {
     File {
         body: Box<UploadBody>,
         cut_after: Option<u64>,
+        /// Where to hang, and whom to tell.
+        stall: Option<(u64, Arc<Notify>)>,
         sent: u64,
         /// Whether the body paused once at the cut, so that hyper flushed
         /// the bytes before it (it drops its buffer when a body fails).
@@ -602,9 +727,22 @@ impl http_body::Body for ServerBody {
             ServerBody::File {
                 body,
                 cut_after,
+                stall,
                 sent,
                 paused,
             } => {
+                if let Some((at, stalled)) = stall {
+                    if *sent >= *at {
+                        if !*paused {
+                            *paused = true;
+                            cx.waker().wake_by_ref();
+                        } else {
+                            // Flushed: tell, then hang (nothing wakes us) until stopped.
+                            stalled.notify_one();
+                        }
+                        return Poll::Pending;
+                    }
+                }
                 if let Some(cut) = *cut_after {
                     if *sent >= cut {
                         if !*paused {
@@ -617,7 +755,11 @@ impl http_body::Body for ServerBody {
                     }
                 }
                 let frame = std::task::ready!(Pin::new(&mut **body).poll_frame(cx));
-                let frame = match (frame, *cut_after) {
+                let limit = match (&*stall, *cut_after) {
+                    (Some((at, _)), cut) => Some(cut.map_or(*at, |c| c.min(*at))),
+                    (None, cut) => cut,
+                };
+                let frame = match (frame, limit) {
                     (Some(Ok(frame)), Some(cut)) => match frame.into_data() {
                         Ok(mut data) => {
                             let room = usize::try_from(cut - *sent).unwrap_or(usize::MAX);
