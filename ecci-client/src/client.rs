@@ -576,7 +576,9 @@ impl Client {
 
     /// Installs the process's `log` logger, shipping records over the client's
     /// connection ([`logger_config`](Self::logger_config) with its defaults). Keep the
-    /// guard: dropping it flushes with a bounded wait.
+    /// guard: dropping it flushes with a bounded wait. Flush or drop the guard before
+    /// [`close`](Self::close): closing the client closes the shared connection, and records
+    /// still buffered then are counted as dropped.
     ///
     /// # Errors
     ///
@@ -615,6 +617,11 @@ impl Client {
     /// Publishes `contents` as a command (`{'type': 'cmd', …}`) to `targets`, ahead of any
     /// queued data ([`Priority::Control`]). By convention the contents are a dict with a
     /// `'cmd'` key; see [`publish`](Self::publish) for the rest.
+    ///
+    /// Because commands go first, a command can overtake data published before it that is
+    /// still queued (Python sends both in one order). When a command must follow data, as in
+    /// "data…, then `{'cmd': 'end'}`", await the data's [`Delivery`] first: once the broker
+    /// acknowledged the data, the command cannot overtake it.
     ///
     /// # Errors
     ///
