@@ -293,7 +293,9 @@ enum PendingAck {
         /// The subscriptions made again on connect: the session is ready when it is granted.
         on_connect: bool,
     },
-    Unsubscribe(Vec<SubReply>),
+    /// The filters, each with the call waiting for it (none for one owed since an earlier
+    /// connection).
+    Unsubscribe(Vec<(String, Option<SubReply>)>),
 }
 
 /// State of one connection.
@@ -532,12 +534,10 @@ impl Driver {
         let backlog = std::mem::take(&mut self.unsub_backlog);
         if !backlog.is_empty() {
             let pkid = self.next_pkid();
-            let (topics, replies): (Vec<_>, Vec<_>) = backlog.into_iter().unzip();
+            let topics = backlog.iter().map(|(filter, _)| filter.clone()).collect();
             conn.put(&Packet::Unsubscribe(v4::Unsubscribe { pkid, topics }))?;
-            self.pending_acks.insert(
-                pkid,
-                PendingAck::Unsubscribe(replies.into_iter().flatten().collect()),
-            );
+            self.pending_acks
+                .insert(pkid, PendingAck::Unsubscribe(backlog));
         }
         if self.subs.is_empty() {
             for (_, reply) in self.sub_waiters.drain(..) {
@@ -605,10 +605,16 @@ impl Driver {
                             .extend(replies.into_iter().map(|r| (filter.clone(), r)));
                     }
                 }
-                PendingAck::Unsubscribe(replies) => {
-                    for reply in replies {
+                PendingAck::Unsubscribe(entries) => {
+                    if self.config.clean_session {
                         // A clean session drops subscriptions with the connection.
-                        let _ = reply.send(Ok(()));
+                        for reply in entries.into_iter().filter_map(|(_, r)| r) {
+                            let _ = reply.send(Ok(()));
+                        }
+                    } else {
+                        // The broker may not have seen it, and a persistent session keeps
+                        // the subscription: unsubscribe again on the next connect.
+                        self.unsub_backlog.extend(entries);
                     }
                 }
             }
@@ -756,10 +762,10 @@ impl Driver {
                 let pkid = self.next_pkid();
                 conn.put(&Packet::Unsubscribe(v4::Unsubscribe {
                     pkid,
-                    topics: vec![filter],
+                    topics: vec![filter.clone()],
                 }))?;
                 self.pending_acks
-                    .insert(pkid, PendingAck::Unsubscribe(vec![reply]));
+                    .insert(pkid, PendingAck::Unsubscribe(vec![(filter, Some(reply))]));
             }
         }
         Ok(())
@@ -848,9 +854,9 @@ impl Driver {
                 }
             }
             Packet::UnsubAck(ack) => {
-                if let Some(PendingAck::Unsubscribe(replies)) = self.pending_acks.remove(&ack.pkid)
+                if let Some(PendingAck::Unsubscribe(entries)) = self.pending_acks.remove(&ack.pkid)
                 {
-                    for reply in replies {
+                    for reply in entries.into_iter().filter_map(|(_, r)| r) {
                         let _ = reply.send(Ok(()));
                     }
                 }
