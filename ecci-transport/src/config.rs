@@ -60,7 +60,8 @@ pub struct MqttConfig {
     pub backoff: BackoffConfig,
     /// Most QoS ≥ 1 messages sent and not yet acknowledged, including those sent again after
     /// a reconnect. Default 20, mosquitto's `max_inflight_messages`: a broker drops QoS 2
-    /// messages beyond its quota without telling an MQTT 3.1.1 client. At least 1.
+    /// messages beyond its quota without telling an MQTT 3.1.1 client. At least 1, at most
+    /// 32,768 (larger values count as 32,768: packet ids must stay free for subscribes).
     pub max_in_flight: usize,
     /// Capacity of the [`Priority::Control`](crate::Priority::Control) queue. Default 256.
     pub control_queue: usize,

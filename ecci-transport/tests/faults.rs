@@ -359,3 +359,35 @@ async fn an_unsubscribe_cut_off_is_made_again_in_a_persistent_session() {
     publisher.close().await;
     sub.close().await;
 }
+
+/// Subscribes the broker never answers are capped, so that they cannot take every packet id
+/// (the id search used to spin forever once all 65,535 were taken): the one past the cap
+/// fails at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_subscribes_are_capped() {
+    const CAP: usize = 16_384;
+    let broker = Broker::start().await.unwrap();
+    let t = Arc::new(MqttTransport::start(config(&broker)));
+    let mut events = t.take_events().unwrap();
+    wait_for(&mut events, |e| matches!(e, Event::Connected)).await;
+    broker.freeze_all();
+    // The freeze is a message to the connection's task: let it land before the SUBSCRIBEs.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let (tx, mut results) = tokio::sync::mpsc::unbounded_channel();
+    let tasks: Vec<_> = (0..=CAP)
+        .map(|i| {
+            let (t, tx) = (Arc::clone(&t), tx.clone());
+            tokio::spawn(async move {
+                let _ = tx.send(t.subscribe(&format!("capped/{i}"), QoS::AtLeastOnce).await);
+            })
+        })
+        .collect();
+    let first = bounded("a subscribe past the cap", results.recv()).await;
+    assert_eq!(first, Some(Err(ecci_transport::SubscribeError::Busy)));
+    for task in tasks {
+        task.abort();
+    }
+    broker.kick_all();
+    t.close().await;
+}
