@@ -11,6 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -24,7 +25,7 @@ use ecci_proto::topic::AppTopic;
 use ecci_proto::{AppId, BrokerId, ContainerName};
 use ecci_transport::{Message, Priority, PublishError, QoS, Transport};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::{ClientError, Progress, TransferConfig, TransferError, TransferOptions, Transfers};
 
@@ -217,7 +218,8 @@ pub struct Sent {
 }
 
 /// A send in progress: [`progress`](Self::progress) to watch it, `.await` for
-/// the outcome. Dropping the handle does not stop the send; [`abort`](Self::abort) does.
+/// the outcome. Dropping the handle does not stop the send; [`abort`](Self::abort) and
+/// [`FileExchange::close`] do.
 #[derive(Debug)]
 #[must_use = "a send handle tells whether the transfer succeeded"]
 pub struct SendHandle {
@@ -398,6 +400,26 @@ struct Shared {
     offers: Arc<tokio::sync::Mutex<mpsc::Receiver<FileOffer>>>,
     closed: watch::Sender<bool>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
+    /// The sends running, by number: [`close`](FileExchange::close) aborts them and waits
+    /// until the map is empty. An entry is made before its task is spawned (its handle is
+    /// filled in after), and each task's [`SendGuard`] removes it when the task ends or is
+    /// aborted.
+    sends: watch::Sender<HashMap<u64, Option<AbortHandle>>>,
+    next_send: AtomicU64,
+}
+
+/// Removes a send from [`Shared::sends`] when its task ends, however it ends.
+struct SendGuard {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for SendGuard {
+    fn drop(&mut self) {
+        self.shared.sends.send_modify(|sends| {
+            sends.remove(&self.id);
+        });
+    }
 }
 
 /// The file side of a container: sends files and objects through the
@@ -460,6 +482,8 @@ impl FileExchange {
             offers: Arc::new(tokio::sync::Mutex::new(offer_rx)),
             closed,
             dispatcher: Mutex::new(None),
+            sends: watch::Sender::new(HashMap::new()),
+            next_send: AtomicU64::new(0),
         });
         let task = tokio::spawn(dispatch(
             Arc::downgrade(&shared),
@@ -551,7 +575,30 @@ impl FileExchange {
             container_type,
             progress: progress_tx,
         };
-        let task = tokio::spawn(job.run());
+        let id = self.shared.next_send.fetch_add(1, Ordering::Relaxed);
+        self.shared.sends.send_modify(|sends| {
+            sends.insert(id, None);
+        });
+        let guard = SendGuard {
+            shared: Arc::clone(&self.shared),
+            id,
+        };
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            job.run().await
+        });
+        let abort = task.abort_handle();
+        // Filling in the handle changes nothing `close` waits for: no wake-up.
+        self.shared.sends.send_if_modified(|sends| {
+            if let Some(slot) = sends.get_mut(&id) {
+                *slot = Some(abort.clone());
+            }
+            false
+        });
+        // A close that ran while the entry had no handle yet did not abort this send.
+        if *self.shared.closed.borrow() {
+            abort.abort();
+        }
         Ok(SendHandle { progress, task })
     }
 
@@ -573,10 +620,21 @@ impl FileExchange {
         }
     }
 
-    /// Stops the dispatcher and waits for it. Sends in progress continue until
-    /// they need a reply, then fail with [`FileError::Closed`].
+    /// Stops the dispatcher and the sends in progress, and waits for them to end.
+    /// The stopped sends' handles resolve to [`FileError::Closed`]; their objects may be
+    /// left partial in a store, and no `reqTransfer` is sent for them unless one was
+    /// already.
     pub async fn close(&self) {
         self.shared.closed.send_replace(true);
+        self.shared.sends.send_if_modified(|sends| {
+            for abort in sends.values().flatten() {
+                abort.abort();
+            }
+            false
+        });
+        let mut running = self.shared.sends.subscribe();
+        // The sender lives in `shared`, which `self` keeps alive.
+        let _ = running.wait_for(HashMap::is_empty).await;
         let task = self
             .shared
             .dispatcher

@@ -623,6 +623,61 @@ async fn expired_put_url_is_replaced_by_a_fresh_one() {
     store.shutdown().await.unwrap();
 }
 
+/// Closing the exchange stops the sends in progress and waits for them: an upload stuck
+/// on a frozen store used to go on after `close` (until the transfer timed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_stops_a_send_in_progress() {
+    let hub = Hub::new();
+    let root = TempDir::new("close-send");
+    let store = LocalStore::start(root.path()).await.unwrap();
+    let mut plugin = FakePlugin::start(&hub, "b1").await;
+    let sender = Container::start(
+        Arc::new(hub.transport()),
+        "s",
+        "b1",
+        Some(ContainerType::Cloud),
+    )
+    .await;
+    store.faults().stall_next_upload_after(64 * 1024);
+    let handle = sender
+        .exchange
+        .send(
+            FileSource::Bytes(data(4 << 20, 7).into()),
+            "big.bin",
+            vec![target("r", "b1")],
+        )
+        .unwrap();
+    assert!(matches!(plugin.next().await, FileMessage::ReqPutUrl { .. }));
+    let url = store
+        .presign(Method::Put, APP, "big.bin", Duration::from_secs(60))
+        .unwrap();
+    plugin.put_url("big.bin", url).await;
+    tokio::time::timeout(WAIT, store.faults().stalled())
+        .await
+        .expect("the upload reached the store");
+
+    tokio::time::timeout(WAIT, sender.exchange.close())
+        .await
+        .expect("closed in time");
+    let outcome = tokio::time::timeout(Duration::from_secs(1), handle)
+        .await
+        .expect("the send ended with the exchange");
+    assert!(
+        matches!(outcome, Err(ecci_files::FileError::Closed)),
+        "{outcome:?}"
+    );
+    assert!(matches!(
+        sender.exchange.send(
+            FileSource::Bytes(b"late".to_vec().into()),
+            "late.bin",
+            vec![target("r", "b1")],
+        ),
+        Err(ecci_files::FileError::Closed)
+    ));
+    sender.close().await;
+    store.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn always_expired_urls_fail_naming_file_and_broker() {
     let hub = Hub::new();

@@ -28,7 +28,29 @@ pub(crate) struct Entry {
 #[derive(Debug)]
 pub(crate) enum Item {
     Record(Entry),
-    Flush(mpsc::Sender<()>),
+    Flush(Flushed),
+}
+
+/// Signals a waiting flush; dropping it unsignalled tells the waiter the logger stopped.
+/// Blocking waiters use a std channel (safe to wait on anywhere, with a timeout), async
+/// waiters a oneshot (awaiting it leaves the runtime free to run the transport).
+#[derive(Debug)]
+pub(crate) enum Flushed {
+    Blocking(mpsc::Sender<()>),
+    Async(tokio::sync::oneshot::Sender<()>),
+}
+
+impl Flushed {
+    pub(crate) fn signal(self) {
+        match self {
+            Flushed::Blocking(tx) => {
+                let _ = tx.send(());
+            }
+            Flushed::Async(tx) => {
+                let _ = tx.send(());
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -137,16 +159,27 @@ impl Shared {
     /// Queues a flush marker; the receiver gets `()` once every record before it is settled.
     pub(crate) fn push_flush(&self) -> mpsc::Receiver<()> {
         let (tx, rx) = mpsc::channel();
+        self.push_marker(Flushed::Blocking(tx));
+        rx
+    }
+
+    /// [`push_flush`](Shared::push_flush) for a waiter that awaits.
+    pub(crate) fn push_flush_async(&self) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.push_marker(Flushed::Async(tx));
+        rx
+    }
+
+    fn push_marker(&self, flushed: Flushed) {
         let was_empty = {
             let mut q = self.lock();
             let was_empty = q.items.is_empty();
-            q.items.push_back(Item::Flush(tx));
+            q.items.push_back(Item::Flush(flushed));
             was_empty
         };
         if was_empty {
             self.wake.notify_one();
         }
-        rx
     }
 
     /// The next item for the worker.

@@ -178,6 +178,7 @@ pub fn start(config: LoggerConfig) -> Result<(EcciLogger, LoggerGuard), InitErro
         topic: topic.to_string(),
         qos: config.qos,
     };
+    let shares_transport = matches!(config.connection, Connection::Transport(_));
     let worker = Worker::spawn(shared.clone(), config.connection, identity)?;
     let logger = EcciLogger {
         shared: shared.clone(),
@@ -188,6 +189,7 @@ pub fn start(config: LoggerConfig) -> Result<(EcciLogger, LoggerGuard), InitErro
         shared,
         worker: Some(worker),
         timeout: config.shutdown_timeout,
+        shares_transport,
     };
     Ok((logger, guard))
 }
@@ -225,10 +227,24 @@ pub enum FlushError {
     /// The logger's background thread has stopped.
     #[error("logger stopped")]
     Stopped,
+    /// A blocking flush was called on a current-thread tokio runtime while the logger shares
+    /// the application's transport: blocking the runtime's only thread would stop the very
+    /// transport the records wait on. Nothing was waited for; use
+    /// [`LoggerGuard::flush_async`] (or [`LoggerGuard::shutdown_async`]) there.
+    #[error("flush would block the current-thread runtime that runs the shared transport")]
+    WouldBlock,
 }
 
 /// Owns a logger's background thread: flushes and stops it when dropped, waiting at most
 /// [`LoggerConfig::shutdown_timeout`] (plus up to a second to close its own connection).
+///
+/// On a current-thread tokio runtime a logger that shares the application's transport
+/// ([`Connection::Transport`]) cannot be flushed by blocking: the transport runs on the
+/// thread that would wait. There the blocking [`flush`](LoggerGuard::flush) and
+/// [`shutdown`](LoggerGuard::shutdown) return [`FlushError::WouldBlock`] and dropping the
+/// guard stops the logger without waiting (records not yet acknowledged are lost, and
+/// counted); await [`flush_async`](LoggerGuard::flush_async) or
+/// [`shutdown_async`](LoggerGuard::shutdown_async) instead.
 ///
 /// After the guard is gone the logger drops every record (and counts it).
 #[derive(Debug)]
@@ -237,6 +253,8 @@ pub struct LoggerGuard {
     shared: Arc<Shared>,
     worker: Option<Worker>,
     timeout: Duration,
+    /// The logger publishes on the application's transport (see [`Connection::Transport`]).
+    shares_transport: bool,
 }
 
 impl LoggerGuard {
@@ -245,7 +263,8 @@ impl LoggerGuard {
     ///
     /// # Errors
     /// [`FlushError::Timeout`] when the time ran out, [`FlushError::Stopped`] when the
-    /// logger is stopped.
+    /// logger is stopped, [`FlushError::WouldBlock`] on a current-thread runtime when the
+    /// logger shares the application's transport (see [`LoggerGuard`]).
     pub fn flush(&self) -> Result<(), FlushError> {
         self.flush_timeout(self.timeout)
     }
@@ -255,13 +274,11 @@ impl LoggerGuard {
     /// # Errors
     /// As [`flush`](LoggerGuard::flush).
     pub fn flush_timeout(&self, timeout: Duration) -> Result<(), FlushError> {
-        if self.worker.is_none()
-            || self
-                .shared
-                .stopped
-                .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        if self.is_stopped() {
             return Err(FlushError::Stopped);
+        }
+        if self.would_block() {
+            return Err(FlushError::WouldBlock);
         }
         match self.shared.push_flush().recv_timeout(timeout) {
             Ok(()) => Ok(()),
@@ -270,13 +287,57 @@ impl LoggerGuard {
         }
     }
 
+    /// [`flush`](LoggerGuard::flush) for async code: waits (at most
+    /// [`LoggerConfig::shutdown_timeout`]) without blocking the runtime, so it works on any
+    /// runtime flavor, also when the logger shares the application's transport. Needs a
+    /// runtime with the time driver enabled.
+    ///
+    /// # Errors
+    /// [`FlushError::Timeout`] when the time ran out, [`FlushError::Stopped`] when the
+    /// logger is stopped.
+    pub async fn flush_async(&self) -> Result<(), FlushError> {
+        if self.is_stopped() {
+            return Err(FlushError::Stopped);
+        }
+        let flushed = self.shared.push_flush_async();
+        match tokio::time::timeout(self.timeout, flushed).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(FlushError::Stopped),
+            Err(_) => Err(FlushError::Timeout(self.timeout)),
+        }
+    }
+
     /// Flushes (at most [`LoggerConfig::shutdown_timeout`]), then stops the background
     /// thread and closes the logger's own connection (never a shared one).
     ///
     /// # Errors
-    /// The flush's error; the logger is stopped either way.
+    /// The flush's error; the logger is stopped either way. On a current-thread runtime
+    /// with a shared transport [`FlushError::WouldBlock`]: the logger stopped without
+    /// flushing (use [`shutdown_async`](LoggerGuard::shutdown_async) there).
     pub fn shutdown(mut self) -> Result<(), FlushError> {
         self.finish()
+    }
+
+    /// [`shutdown`](LoggerGuard::shutdown) for async code: flushes with
+    /// [`flush_async`](LoggerGuard::flush_async), then stops the background thread, waiting
+    /// for it on tokio's blocking pool rather than on the runtime.
+    ///
+    /// # Errors
+    /// The flush's error; the logger is stopped either way.
+    pub async fn shutdown_async(mut self) -> Result<(), FlushError> {
+        if self.worker.is_none() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let flushed = self.flush_async().await;
+        if let Some(mut worker) = self.worker.take() {
+            let left = self.timeout.saturating_sub(started.elapsed()) + Duration::from_secs(1);
+            let _ = tokio::task::spawn_blocking(move || worker.stop(left)).await;
+        }
+        self.shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        flushed
     }
 
     /// The counters now.
@@ -292,6 +353,23 @@ impl LoggerGuard {
         }
     }
 
+    fn is_stopped(&self) -> bool {
+        self.worker.is_none()
+            || self
+                .shared
+                .stopped
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether waiting here would block the thread the shared transport needs.
+    fn would_block(&self) -> bool {
+        self.shares_transport
+            && matches!(
+                tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()),
+                Ok(tokio::runtime::RuntimeFlavor::CurrentThread)
+            )
+    }
+
     fn finish(&mut self) -> Result<(), FlushError> {
         if self.worker.is_none() {
             return Ok(());
@@ -299,8 +377,14 @@ impl LoggerGuard {
         let started = Instant::now();
         let flushed = self.flush();
         if let Some(mut worker) = self.worker.take() {
-            let left = self.timeout.saturating_sub(started.elapsed());
-            worker.stop(left + Duration::from_secs(1));
+            // Where the flush could not wait, the stop does not either: the thread ends by
+            // itself once it sees the stop signal.
+            let wait = if flushed == Err(FlushError::WouldBlock) {
+                Duration::ZERO
+            } else {
+                self.timeout.saturating_sub(started.elapsed()) + Duration::from_secs(1)
+            };
+            worker.stop(wait);
         }
         self.shared
             .stopped

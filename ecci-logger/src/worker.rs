@@ -20,7 +20,7 @@ use ecci_proto::{AppId, ContainerName};
 use ecci_transport::{Message, MqttTransport, Priority, QoS, Receipt, Transport};
 use tokio::sync::{mpsc, watch};
 
-use crate::buffer::{Counters, Entry, Item, Shared};
+use crate::buffer::{Counters, Entry, Flushed, Item, Shared};
 use crate::config::{Connection, InitError};
 
 /// The target (`name`) of the records the logger writes itself.
@@ -106,7 +106,7 @@ impl Worker {
 
 enum Ack {
     Receipt { receipt: Receipt, report: bool },
-    Flush(std_mpsc::Sender<()>),
+    Flush(Flushed),
 }
 
 async fn run(
@@ -239,9 +239,7 @@ async fn acknowledge(
         };
         match ack {
             None => return,
-            Some(Ack::Flush(tx)) => {
-                let _ = tx.send(());
-            }
+            Some(Ack::Flush(flushed)) => flushed.signal(),
             Some(Ack::Receipt { receipt, report }) => {
                 let result = tokio::select! {
                     biased;

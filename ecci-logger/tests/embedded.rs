@@ -267,3 +267,62 @@ fn invalid_pre_topic_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+/// On a current-thread runtime a logger sharing the application's transport is flushed by
+/// awaiting: the blocking flush would stall the transport's only thread (it used to time
+/// out), so it refuses at once instead, and dropping the guard does not hang.
+#[tokio::test(flavor = "current_thread")]
+async fn current_thread_runtime_with_a_shared_transport() {
+    let b = broker().await;
+    let broker_id = unique_broker();
+    let (_sub, mut events) = consumer("127.0.0.1", b.port(), "+/+/log").await;
+    let t: Arc<dyn Transport> = Arc::new(ecci_transport::MqttTransport::start(mqtt(
+        "127.0.0.1",
+        b.port(),
+    )));
+    let (logger, guard) =
+        ecci_logger::start(config(Connection::Transport(t.clone()), &broker_id)).expect("start");
+
+    log(&logger, Info, "app", "first", &[]);
+    let started = std::time::Instant::now();
+    assert_eq!(guard.flush(), Err(FlushError::WouldBlock));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    tokio::time::timeout(WAIT, guard.flush_async())
+        .await
+        .expect("flushed in time")
+        .expect("flushed");
+    assert_eq!(guard.stats().delivered, 1);
+    assert!(next(&mut events).await.1.contains("\"message\": \"first\""));
+
+    log(&logger, Info, "app", "second", &[]);
+    tokio::time::timeout(WAIT, guard.shutdown_async())
+        .await
+        .expect("shut down in time")
+        .expect("flushed before stopping");
+    assert!(
+        next(&mut events)
+            .await
+            .1
+            .contains("\"message\": \"second\"")
+    );
+}
+
+/// Dropping the guard there stops the logger without waiting for the broker.
+#[tokio::test(flavor = "current_thread")]
+async fn current_thread_drop_does_not_wait() {
+    let b = broker().await;
+    let t: Arc<dyn Transport> = Arc::new(ecci_transport::MqttTransport::start(mqtt(
+        "127.0.0.1",
+        b.port(),
+    )));
+    let (logger, guard) =
+        ecci_logger::start(config(Connection::Transport(t), &unique_broker())).expect("start");
+    log(&logger, Info, "app", "lost", &[]);
+    let started = std::time::Instant::now();
+    drop(guard);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}

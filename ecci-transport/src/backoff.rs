@@ -1,28 +1,36 @@
 //! Reconnect delays: exponential with jitter, and the small random source behind the jitter
 //! and client ids (no `rand` dependency for so little).
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::BackoffConfig;
 
-/// A process-wide, non-cryptographic random number (splitmix64 over a counter seeded
-/// from the clock and the process id).
+/// A process-wide, non-cryptographic random number: splitmix64 over a counter, so calls in
+/// one process never repeat, seeded by [`seed`] so that processes differ.
 pub(crate) fn random_u64() -> u64 {
     static SEED: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let seed = *SEED.get_or_init(|| {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        nanos ^ (u64::from(std::process::id()) << 32)
-    });
+    let seed = *SEED.get_or_init(seed);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut x = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
+}
+
+/// 64 bits that differ between processes. The clock and the process id alone do not: every
+/// container runs as pid 1 and many start in the same instant, and colliding client ids make
+/// the broker kick one client off for the other. std's `RandomState` keys come from the OS
+/// random source, so hashing with them gives a seed no other process shares.
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    RandomState::new().hash_one((nanos, std::process::id(), std::thread::current().id()))
 }
 
 /// The delays between connection attempts.
@@ -90,5 +98,11 @@ mod tests {
     #[test]
     fn random_numbers_differ() {
         assert_ne!(random_u64(), random_u64());
+    }
+
+    #[test]
+    fn seeds_differ_even_with_the_same_pid_and_clock() {
+        // Each call stands in for another process: same pid, near-same instant.
+        assert_ne!(seed(), seed());
     }
 }

@@ -1,6 +1,5 @@
 //! The tunables of [`MqttTransport`](crate::MqttTransport), as plain structs.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// Delays between connection attempts: `initial`, then multiplied by `multiplier` up to
@@ -61,7 +60,8 @@ pub struct MqttConfig {
     pub backoff: BackoffConfig,
     /// Most QoS ≥ 1 messages sent and not yet acknowledged, including those sent again after
     /// a reconnect. Default 20, mosquitto's `max_inflight_messages`: a broker drops QoS 2
-    /// messages beyond its quota without telling an MQTT 3.1.1 client. At least 1.
+    /// messages beyond its quota without telling an MQTT 3.1.1 client. At least 1, at most
+    /// 32,768 (larger values count as 32,768: packet ids must stay free for subscribes).
     pub max_in_flight: usize,
     /// Capacity of the [`Priority::Control`](crate::Priority::Control) queue. Default 256.
     pub control_queue: usize,
@@ -129,8 +129,10 @@ impl std::fmt::Debug for MqttConfig {
     }
 }
 
-/// A new client id, unique per process and call: `ecci-<pid>-<n>-<random>`, at most 23
-/// characters (the MQTT 3.1.1 limit every broker accepts).
+/// A new client id: `ecci-` and 16 hex digits (21 characters, within the 23 that MQTT 3.1.1
+/// brokers must accept). Ids never repeat within a process, and the 64 bits come from a
+/// per-process random seed, so that containers sharing a broker (all pid 1, started together)
+/// do not take over each other's session.
 ///
 /// ```
 /// let (a, b) = (ecci_transport::client_id(), ecci_transport::client_id());
@@ -138,8 +140,30 @@ impl std::fmt::Debug for MqttConfig {
 /// assert!(a.len() <= 23 && a.starts_with("ecci-"));
 /// ```
 pub fn client_id() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let r = crate::backoff::random_u64() as u16;
-    format!("ecci-{:x}-{n:x}-{r:04x}", std::process::id())
+    format!("ecci-{:016x}", crate::backoff::random_u64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_id;
+    use std::collections::HashSet;
+
+    #[test]
+    fn client_ids_are_unique_short_and_plain() {
+        let ids: Vec<String> = (0..10_000).map(|_| client_id()).collect();
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        for id in &ids {
+            let hex = id.strip_prefix("ecci-").expect("the ecci- prefix");
+            assert!(id.len() <= 23, "{id}");
+            // 16 hex digits carry 64 random bits: with 100 containers on a broker the chance
+            // of a collision is about 3e-16 (16 bits gave ~7%).
+            assert_eq!(hex.len(), 16, "{id}");
+            assert!(
+                hex.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                "{id}"
+            );
+        }
+    }
 }

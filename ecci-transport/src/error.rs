@@ -30,6 +30,10 @@ pub enum PublishError {
     /// A QoS 0 message was lost with its connection before it was written.
     #[error("connection lost before the qos 0 message was written")]
     ConnectionLost,
+    /// Every MQTT packet id was taken by unacknowledged messages and requests; the message
+    /// was not sent. The transport's caps keep this from happening.
+    #[error("no free mqtt packet id")]
+    NoPacketId,
 }
 
 /// [`Transport::try_publish`](crate::Transport::try_publish) did not queue the message; it is
@@ -77,6 +81,10 @@ pub enum SubscribeError {
     /// The transport is closed.
     #[error("transport closed")]
     Closed,
+    /// Too many subscribes and unsubscribes (16,384) already await the broker's answer; this
+    /// one was not sent. Try again once some are answered.
+    #[error("too many subscribes and unsubscribes awaiting the broker's answer")]
+    Busy,
 }
 
 /// Why a connection ended or could not be made.

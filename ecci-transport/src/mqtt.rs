@@ -47,6 +47,14 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// Stop reading from the broker while this many events wait for room in the event queue.
 const STASH_MAX: usize = 256;
 
+/// The largest in-flight cap: half the 65,535 packet ids, leaving the rest to
+/// subscribes and unsubscribes.
+const MAX_IN_FLIGHT: usize = 32_768;
+
+/// The most subscribes and unsubscribes awaiting an answer at once; with
+/// [`MAX_IN_FLIGHT`] they never take every packet id.
+const MAX_PENDING_ACKS: usize = 16_384;
+
 /// A message on its way to the driver.
 #[derive(Debug)]
 struct Outgoing {
@@ -136,7 +144,7 @@ impl MqttTransport {
         let counters = Arc::new(Counters::default());
         let max_packet_size = config.max_packet_size;
         let driver = Driver {
-            max_in_flight: config.max_in_flight.clamp(1, 60_000),
+            max_in_flight: config.max_in_flight.clamp(1, MAX_IN_FLIGHT),
             config,
             control_rx,
             bulk_rx,
@@ -293,7 +301,9 @@ enum PendingAck {
         /// The subscriptions made again on connect: the session is ready when it is granted.
         on_connect: bool,
     },
-    Unsubscribe(Vec<SubReply>),
+    /// The filters, each with the call waiting for it (none for one owed since an earlier
+    /// connection).
+    Unsubscribe(Vec<(String, Option<SubReply>)>),
 }
 
 /// State of one connection.
@@ -529,15 +539,19 @@ impl Driver {
         if !session_present {
             self.incoming_qos2.clear();
         }
-        let backlog = std::mem::take(&mut self.unsub_backlog);
-        if !backlog.is_empty() {
-            let pkid = self.next_pkid();
-            let (topics, replies): (Vec<_>, Vec<_>) = backlog.into_iter().unzip();
+        // The acks pending before were dropped with the old connection, so ids are free here
+        // (at most MAX_IN_FLIGHT are taken); were none free, the work waits for the next connect.
+        let pkid = if self.unsub_backlog.is_empty() {
+            None
+        } else {
+            self.next_pkid()
+        };
+        if let Some(pkid) = pkid {
+            let backlog = std::mem::take(&mut self.unsub_backlog);
+            let topics = backlog.iter().map(|(filter, _)| filter.clone()).collect();
             conn.put(&Packet::Unsubscribe(v4::Unsubscribe { pkid, topics }))?;
-            self.pending_acks.insert(
-                pkid,
-                PendingAck::Unsubscribe(replies.into_iter().flatten().collect()),
-            );
+            self.pending_acks
+                .insert(pkid, PendingAck::Unsubscribe(backlog));
         }
         if self.subs.is_empty() {
             for (_, reply) in self.sub_waiters.drain(..) {
@@ -545,7 +559,7 @@ impl Driver {
                 let _ = reply.send(Ok(()));
             }
             self.stash.push_back(Event::Connected);
-        } else {
+        } else if let Some(pkid) = self.next_pkid() {
             let mut waiters = std::mem::take(&mut self.sub_waiters);
             let mut filters = Vec::with_capacity(self.subs.len());
             let mut wire = Vec::with_capacity(self.subs.len());
@@ -559,7 +573,6 @@ impl Driver {
             for (_, reply) in waiters {
                 let _ = reply.send(Ok(()));
             }
-            let pkid = self.next_pkid();
             conn.put(&Packet::Subscribe(v4::Subscribe {
                 pkid,
                 filters: wire,
@@ -605,10 +618,16 @@ impl Driver {
                             .extend(replies.into_iter().map(|r| (filter.clone(), r)));
                     }
                 }
-                PendingAck::Unsubscribe(replies) => {
-                    for reply in replies {
+                PendingAck::Unsubscribe(entries) => {
+                    if self.config.clean_session {
                         // A clean session drops subscriptions with the connection.
-                        let _ = reply.send(Ok(()));
+                        for reply in entries.into_iter().filter_map(|(_, r)| r) {
+                            let _ = reply.send(Ok(()));
+                        }
+                    } else {
+                        // The broker may not have seen it, and a persistent session keeps
+                        // the subscription: unsubscribe again on the next connect.
+                        self.unsub_backlog.extend(entries);
                     }
                 }
             }
@@ -679,7 +698,13 @@ impl Driver {
             conn.qos0.push_back((conn.encoded, o.reply));
             return Ok(());
         }
-        let pkid = self.next_pkid();
+        // Unreachable while the caps hold (in flight + pending acks < 65,535), but a message
+        // without an id must fail rather than spin.
+        let Some(pkid) = self.next_pkid() else {
+            bump(&self.counters.dropped, 1);
+            let _ = o.reply.send(Err(PublishError::NoPacketId));
+            return Ok(());
+        };
         conn.put(&Packet::Publish(wire_publish(&o.message, pkid, false)))?;
         self.seq += 1;
         self.in_flight.insert(
@@ -697,16 +722,27 @@ impl Driver {
         Ok(())
     }
 
-    fn next_pkid(&mut self) -> u16 {
-        // At most 60,000 ids are ever taken (in-flight cap) plus a few acks, so this ends.
-        loop {
+    /// The next free packet id, `None` when all 65,535 are taken (the caps
+    /// [`MAX_IN_FLIGHT`] and [`MAX_PENDING_ACKS`] keep that from happening; the search is
+    /// bounded all the same).
+    fn next_pkid(&mut self) -> Option<u16> {
+        for _ in 0..u16::MAX {
             self.last_pkid = self.last_pkid.wrapping_add(1);
             let id = self.last_pkid;
             if id != 0 && !self.in_flight.contains_key(&id) && !self.pending_acks.contains_key(&id)
             {
-                return id;
+                return Some(id);
             }
         }
+        None
+    }
+
+    /// A packet id for a subscribe or unsubscribe, unless too many already await an answer.
+    fn ack_pkid(&mut self) -> Option<u16> {
+        if self.pending_acks.len() >= MAX_PENDING_ACKS {
+            return None;
+        }
+        self.next_pkid()
     }
 
     fn command_offline(&mut self, cmd: Command) {
@@ -736,8 +772,11 @@ impl Driver {
     fn command_online(&mut self, cmd: Command, conn: &mut Conn) -> Result<(), ConnectionError> {
         match cmd {
             Command::Subscribe { filter, qos, reply } => {
+                let Some(pkid) = self.ack_pkid() else {
+                    let _ = reply.send(Err(SubscribeError::Busy));
+                    return Ok(());
+                };
                 self.subs.insert(filter.clone(), qos);
-                let pkid = self.next_pkid();
                 let wire = vec![SubscribeFilter::new(filter.clone(), codec::to_wire(qos))];
                 conn.put(&Packet::Subscribe(v4::Subscribe {
                     pkid,
@@ -752,14 +791,17 @@ impl Driver {
                 );
             }
             Command::Unsubscribe { filter, reply } => {
+                let Some(pkid) = self.ack_pkid() else {
+                    let _ = reply.send(Err(SubscribeError::Busy));
+                    return Ok(());
+                };
                 self.subs.remove(&filter);
-                let pkid = self.next_pkid();
                 conn.put(&Packet::Unsubscribe(v4::Unsubscribe {
                     pkid,
-                    topics: vec![filter],
+                    topics: vec![filter.clone()],
                 }))?;
                 self.pending_acks
-                    .insert(pkid, PendingAck::Unsubscribe(vec![reply]));
+                    .insert(pkid, PendingAck::Unsubscribe(vec![(filter, Some(reply))]));
             }
         }
         Ok(())
@@ -848,9 +890,9 @@ impl Driver {
                 }
             }
             Packet::UnsubAck(ack) => {
-                if let Some(PendingAck::Unsubscribe(replies)) = self.pending_acks.remove(&ack.pkid)
+                if let Some(PendingAck::Unsubscribe(entries)) = self.pending_acks.remove(&ack.pkid)
                 {
-                    for reply in replies {
+                    for reply in entries.into_iter().filter_map(|(_, r)| r) {
                         let _ = reply.send(Ok(()));
                     }
                 }

@@ -318,3 +318,76 @@ async fn a_refused_password_backs_off_to_the_longest_delay() {
     assert!((1..=2).contains(&attempts), "{attempts} attempts in 1.9 s");
     t.close().await;
 }
+
+/// An unsubscribe the broker never saw, because the connection dropped before UNSUBACK, is
+/// made again on reconnect when the session persists: it used to be reported done at once
+/// while the broker's session kept the subscription and kept delivering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsubscribe_cut_off_is_made_again_in_a_persistent_session() {
+    let broker = Broker::start().await.unwrap();
+    let (sub, mut events) = subscriber(&broker, "unsub/gone", false).await;
+    bounded("subscribe", sub.subscribe("unsub/marker", QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    let sub = Arc::new(sub);
+
+    broker.freeze_all();
+    // The freeze is a message to the connection's task: let it land before the UNSUBSCRIBE.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let unsubscribe = tokio::spawn({
+        let sub = Arc::clone(&sub);
+        async move { sub.unsubscribe("unsub/gone").await }
+    });
+    // Let the UNSUBSCRIBE reach the frozen connection, which drops it with the connection.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    broker.kick_all();
+    wait_for(&mut events, |e| matches!(e, Event::Disconnected(_))).await;
+    wait_for(&mut events, |e| matches!(e, Event::Connected)).await;
+    bounded("unsubscribe", unsubscribe).await.unwrap().unwrap();
+
+    let publisher = MqttTransport::start(config(&broker));
+    for topic in ["unsub/gone", "unsub/marker"] {
+        let receipt = bounded(
+            "publish",
+            publisher.publish(Message::new(topic, "x", QoS::AtLeastOnce)),
+        )
+        .await
+        .unwrap();
+        bounded("receipt", receipt).await.unwrap();
+    }
+    assert_eq!(next_message(&mut events).await.topic, "unsub/marker");
+    publisher.close().await;
+    sub.close().await;
+}
+
+/// Subscribes the broker never answers are capped, so that they cannot take every packet id
+/// (the id search used to spin forever once all 65,535 were taken): the one past the cap
+/// fails at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_subscribes_are_capped() {
+    const CAP: usize = 16_384;
+    let broker = Broker::start().await.unwrap();
+    let t = Arc::new(MqttTransport::start(config(&broker)));
+    let mut events = t.take_events().unwrap();
+    wait_for(&mut events, |e| matches!(e, Event::Connected)).await;
+    broker.freeze_all();
+    // The freeze is a message to the connection's task: let it land before the SUBSCRIBEs.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let (tx, mut results) = tokio::sync::mpsc::unbounded_channel();
+    let tasks: Vec<_> = (0..=CAP)
+        .map(|i| {
+            let (t, tx) = (Arc::clone(&t), tx.clone());
+            tokio::spawn(async move {
+                let _ = tx.send(t.subscribe(&format!("capped/{i}"), QoS::AtLeastOnce).await);
+            })
+        })
+        .collect();
+    let first = bounded("a subscribe past the cap", results.recv()).await;
+    assert_eq!(first, Some(Err(ecci_transport::SubscribeError::Busy)));
+    for task in tasks {
+        task.abort();
+    }
+    broker.kick_all();
+    t.close().await;
+}
