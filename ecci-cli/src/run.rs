@@ -77,6 +77,36 @@ async fn connected(
         })
 }
 
+/// Ctrl-C (SIGINT), listened for from creation on, so a signal that arrives before the
+/// view starts waiting is not missed.
+#[derive(Debug)]
+struct Interrupt {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn new() -> Result<Self, Failure> {
+        Ok(Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| Failure::new(format!("cannot listen for Ctrl-C: {e}")))?,
+        })
+    }
+
+    /// Resolves at the first Ctrl-C since [`Interrupt::new`].
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Subscribes to every filter, failing with the first refusal.
 async fn subscribe_all(transport: &dyn Transport, filters: &[String]) -> Result<(), Failure> {
     for filter in filters {
@@ -91,6 +121,7 @@ async fn subscribe_all(transport: &dyn Transport, filters: &[String]) -> Result<
 /// Prints every message until Ctrl-C, `count` messages, or a closed stdout. Platform
 /// messages of other apps are skipped when `only_app` is set.
 async fn view(
+    interrupt: &mut Interrupt,
     events: &mut Events,
     out: &mut Out,
     style: &Style,
@@ -101,12 +132,10 @@ async fn view(
     if count == Some(0) {
         return Ok(());
     }
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         let event = tokio::select! {
             event = events.recv() => event,
-            _ = &mut ctrl_c => return Ok(()),
+            () = interrupt.recv() => return Ok(()),
         };
         let line = match event {
             Some(Event::Message(m)) => {
@@ -276,6 +305,9 @@ async fn show_dev(
     filters: &[String],
     events: &mut Events,
 ) -> Result<(), Failure> {
+    // Listen for Ctrl-C before the header says we are ready: a SIGINT that arrives
+    // between the two would otherwise kill the process without cleaning up.
+    let mut interrupt = Interrupt::new()?;
     let (b, app) = (&args.broker_id, &args.app);
     let files_dir = files.path.display().to_string();
     let store = store.map_or_else(|| "-".to_owned(), |s| format!("http://{s}"));
@@ -345,7 +377,7 @@ async fn show_dev(
         max_len: args.max_len,
         pre_topic: args.pre_topic.clone(),
     };
-    view(events, &mut out, &style, None, None).await
+    view(&mut interrupt, events, &mut out, &style, None, None).await
 }
 
 /// The filters `ecci watch` subscribes to.
@@ -373,6 +405,7 @@ pub(crate) async fn watch(args: WatchArgs) -> Result<(), Failure> {
     let mut events = transport
         .take_events()
         .ok_or_else(|| Failure::new("no event stream"))?;
+    let mut interrupt = Interrupt::new()?;
     let result = async {
         connected(&mut events, &args.broker, CONNECT_TIMEOUT).await?;
         subscribe_all(&transport, &filters).await?;
@@ -388,6 +421,7 @@ pub(crate) async fn watch(args: WatchArgs) -> Result<(), Failure> {
         };
         let mut out = Out(io::stdout());
         view(
+            &mut interrupt,
             &mut events,
             &mut out,
             &style,
