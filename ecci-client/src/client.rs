@@ -24,7 +24,7 @@ use crate::Error;
 use crate::files::Files;
 use crate::inbound::{ErrorEvent, Inbox, Received};
 use crate::publish::{Delivery, Targets};
-use crate::task::{Senders, Task};
+use crate::task::{Parked, Senders, Task};
 
 /// The tunables of a [`Client`], as a plain struct with a documented [`Default`].
 ///
@@ -32,19 +32,28 @@ use crate::task::{Senders, Task};
 ///
 /// Inbound messages wait in bounded queues ([`Client::data`], [`Client::commands`],
 /// the file messages of [`Client::files`]) from the moment the client connected, whether or not the application
-/// has asked for them yet. When one is full the client stops reading from the transport,
-/// which in turn stops reading from the broker: nothing is dropped, but nothing else
-/// (commands, the handshake) moves either until the application reads. Two exceptions keep
-/// an application that does not read a queue from stalling itself:
+/// has asked for them yet. When one is full, the messages for it are parked, in order, in
+/// a buffer of the same capacity and move into the queue as the application makes room;
+/// meanwhile the client keeps reading, so that the other queues, the readiness handshake
+/// and the file exchange keep moving (unread data never holds up a `start`). Only when a
+/// parked buffer is full too does the client stop reading from the transport, which in
+/// turn stops reading from the broker: nothing is dropped, but nothing else (commands, the
+/// handshake) moves either until the application reads that queue. So a queue holds up to
+/// twice its capacity before it blocks the rest. Two exceptions keep an application that
+/// does not read a queue from stalling itself:
 ///
 /// - readiness commands (`ready`, `start`, `exit`, `req_ready`) are carried out by the
-///   handshake first and then put in the command queue only if it has room; skipped ones
-///   are counted in [`Metrics::handshake_commands_skipped`];
+///   handshake first and then put in the command queue only if it has room and no other
+///   command is parked (they are never parked); skipped ones are counted in
+///   [`Metrics::handshake_commands_skipped`];
 /// - error events are diagnostics: when their queue is full they are counted in
 ///   [`Metrics::errors_dropped`] instead.
 ///
-/// Over MQTT, a client that stops reading holds at most its queues (plus the transport's
-/// event queue and a few hundred decoded messages), and stops acknowledging QoS 2
+/// [`Client::close`] discards the parked messages along with what the transport still
+/// holds; the queues themselves can still be read.
+///
+/// Over MQTT, a client that stops reading holds at most its queues and their parked
+/// buffers (plus the transport's event queue and a few hundred decoded messages), and stops acknowledging QoS 2
 /// messages. The broker then keeps what its limits allow and drops the rest: mosquitto
 /// keeps `max_inflight_messages` (20) plus `max_queued_messages` (1000) for the client and
 /// logs "Outgoing messages are being dropped for client …". The publisher's [`Delivery`]
@@ -66,11 +75,14 @@ pub struct ClientOptions {
     /// How long [`ClientBuilder::connect`] waits for the inbound subscriptions (that is, for
     /// the broker). Default 30 s.
     pub subscribe_timeout: Duration,
-    /// Capacity of the data queue. Default 1024.
+    /// Capacity of the data queue, and of the buffer that parks data while it is full
+    /// (see "Queues and backpressure" above). Default 1024.
     pub data_queue: usize,
-    /// Capacity of the command queue. Default 1024.
+    /// Capacity of the command queue, and of the buffer that parks commands while it is
+    /// full. Default 1024.
     pub command_queue: usize,
-    /// Capacity of the queue of file messages on their way to [`Client::files`]. Default 256.
+    /// Capacity of the queue of file messages on their way to [`Client::files`], and of the
+    /// buffer that parks them while it is full. Default 256.
     pub file_queue: usize,
     /// The tunables of file transfers ([`Client::files`]): reply timeout, URL
     /// refreshes, checksums, the offer queue, retries. Default [`ExchangeOptions::default`].
@@ -284,6 +296,7 @@ impl ClientBuilder {
                 files: file_tx,
                 errors: error_tx,
             },
+            parked: Parked::default(),
             counters: Arc::clone(&counters),
             shutdown: shutdown_rx,
             limits: options.decode_limits.clone(),
@@ -899,7 +912,8 @@ impl Client {
 
     /// Stops the background task, waits for it, and closes the transport. Queued messages
     /// whose [`Delivery`] was not awaited may be lost; messages already in the inbound
-    /// queues can still be received. Every clone sees the client closed. Calling it again
+    /// queues can still be received, those still parked (see [`ClientOptions`]) are
+    /// discarded. Every clone sees the client closed. Calling it again
     /// does nothing.
     ///
     /// # Cancel safety

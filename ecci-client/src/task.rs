@@ -2,6 +2,12 @@
 //! the data-only codec, dispatches them to the inbound queues, and drives the readiness
 //! state machine (connect events, commands, retry ticks) and carries out its actions.
 //!
+//! It never waits for room in an inbound queue either: a message whose queue is full is
+//! parked in that queue's bounded [`Parked`] buffer and moved on as room appears, so that
+//! an unread data queue cannot hold up the commands, the handshake or the file messages
+//! behind it. Only when a parked buffer is full too does the task stop reading events
+//! (backpressure), and resume as soon as it has room again.
+//!
 //! It never publishes with a waiting call: handshake messages go out with `try_publish`,
 //! so a full outgoing queue can never block the reader of the event stream (the retry tick
 //! and the peers' retries make up for a skipped one).
@@ -17,6 +23,7 @@ use ecci_proto::readiness::{Action, Cmd, Event as HandshakeEvent, Readiness};
 use ecci_proto::topic::{AppTopic, PlatformTopic};
 use ecci_proto::{AppId, BrokerId, ContainerName};
 use ecci_transport::{Event, Events, Message, Priority, QoS, Transport};
+use tokio::sync::mpsc::error::{SendError, TrySendError};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -33,6 +40,58 @@ pub(crate) struct Senders {
     pub(crate) errors: mpsc::Sender<ErrorEvent>,
 }
 
+/// Messages waiting for room in their full queue, oldest first; each buffer holds at most
+/// as many as its queue.
+#[derive(Default)]
+pub(crate) struct Parked {
+    data: VecDeque<Received>,
+    commands: VecDeque<Received>,
+    files: VecDeque<InboundFile>,
+}
+
+impl Parked {
+    /// Whether a buffer is full, so that no more events may be read.
+    fn any_full(&self, senders: &Senders) -> bool {
+        full(&self.data, &senders.data)
+            || full(&self.commands, &senders.commands)
+            || full(&self.files, &senders.files)
+    }
+}
+
+fn full<T>(parked: &VecDeque<T>, tx: &mpsc::Sender<T>) -> bool {
+    parked.len() >= tx.max_capacity()
+}
+
+/// Queues `item` without waiting: straight into `tx` when nothing is parked before it and
+/// `tx` has room, else behind the parked ones (keeping the order). Only called while
+/// `parked` is not full.
+fn put<T>(parked: &mut VecDeque<T>, tx: &mpsc::Sender<T>, item: T) {
+    if !parked.is_empty() {
+        parked.push_back(item);
+        return;
+    }
+    match tx.try_send(item) {
+        Ok(()) => {}
+        Err(TrySendError::Full(item)) => parked.push_back(item),
+        // The receivers live as long as any `Client`: every client is gone, and the
+        // shutdown ends the task right after.
+        Err(TrySendError::Closed(_)) => {}
+    }
+}
+
+/// Moves the oldest parked item into the room `permit` reserved.
+fn forward<T>(permit: Result<mpsc::Permit<'_, T>, SendError<()>>, parked: &mut VecDeque<T>) {
+    match permit {
+        Ok(permit) => {
+            if let Some(item) = parked.pop_front() {
+                permit.send(item);
+            }
+        }
+        // Every client is gone (see `put`).
+        Err(_) => parked.clear(),
+    }
+}
+
 pub(crate) struct Task {
     pub(crate) transport: Arc<dyn Transport>,
     /// Events read while connecting, handled before `events`.
@@ -45,6 +104,7 @@ pub(crate) struct Task {
     pub(crate) readiness: Option<Readiness>,
     pub(crate) status: watch::Sender<Status>,
     pub(crate) senders: Senders,
+    pub(crate) parked: Parked,
     pub(crate) counters: Arc<Counters>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) limits: DecodeLimits,
@@ -57,15 +117,11 @@ enum Step {
     Stop,
     Event(Option<Event>),
     Tick,
+    /// A parked message went into its queue.
+    Forwarded,
 }
 
 /// Which queue an inbound message goes to.
-#[derive(Clone, Copy)]
-enum Queue {
-    Data,
-    Commands,
-}
-
 impl Task {
     pub(crate) async fn run(mut self) {
         let period = self.retry_interval.max(Duration::from_millis(1));
@@ -73,23 +129,41 @@ impl Task {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let ticking = self.ticking();
-            let step = match self.early.pop_front() {
+            // Backpressure: with a parked buffer full, no event may be read (and so no
+            // message parked) until a parked message moved on.
+            let reading = !self.parked.any_full(&self.senders);
+            let early = if reading {
+                self.early.pop_front()
+            } else {
+                None
+            };
+            let step = match early {
                 Some(event) => Step::Event(Some(event)),
+                // Every branch is cancel-safe: `wait_for`, `reserve`, `recv` and `tick`.
                 None => tokio::select! {
                     biased;
                     _ = self.shutdown.wait_for(|stop| *stop) => Step::Stop,
-                    event = self.events.recv() => Step::Event(event),
+                    permit = self.senders.commands.reserve(), if !self.parked.commands.is_empty() => {
+                        forward(permit, &mut self.parked.commands);
+                        Step::Forwarded
+                    }
+                    permit = self.senders.files.reserve(), if !self.parked.files.is_empty() => {
+                        forward(permit, &mut self.parked.files);
+                        Step::Forwarded
+                    }
+                    permit = self.senders.data.reserve(), if !self.parked.data.is_empty() => {
+                        forward(permit, &mut self.parked.data);
+                        Step::Forwarded
+                    }
+                    event = self.events.recv(), if reading => Step::Event(event),
                     _ = tick.tick(), if ticking => Step::Tick,
                 },
             };
             match step {
                 Step::Stop | Step::Event(None) => break,
-                Step::Event(Some(event)) => {
-                    if !self.on_event(event).await {
-                        break;
-                    }
-                }
+                Step::Event(Some(event)) => self.on_event(event),
                 Step::Tick => self.drive(HandshakeEvent::Timeout, ""),
+                Step::Forwarded => {}
             }
         }
         self.status.send_modify(|s| {
@@ -106,8 +180,8 @@ impl Task {
             .is_some_and(|r| !r.is_started() && !r.exit_requested())
     }
 
-    /// Handles one transport event; `false` when the client is shutting down.
-    async fn on_event(&mut self, event: Event) -> bool {
+    /// Handles one transport event.
+    fn on_event(&mut self, event: Event) {
         match event {
             Event::Connected => {
                 self.status
@@ -115,39 +189,37 @@ impl Task {
                 // The subscriptions are in place: the first ones were made before this task
                 // started, and the transport makes them again before every later Connected.
                 self.drive(HandshakeEvent::Connected, "");
-                true
             }
             Event::Disconnected(_) => {
                 self.status
                     .send_if_modified(|s| std::mem::replace(&mut s.connected, false));
-                true
             }
-            Event::Message(message) => self.on_message(message).await,
-            _ => true,
+            Event::Message(message) => self.on_message(message),
+            _ => {}
         }
     }
 
-    async fn on_message(&mut self, message: Message) -> bool {
+    fn on_message(&mut self, message: Message) {
         bump(&self.counters.received);
         let topic = match AppTopic::parse(&message.topic) {
             Ok(topic) => topic,
             Err(e) => {
                 self.report(message.topic, InboundError::Topic(e));
-                return true;
+                return;
             }
         };
         let envelope = match Envelope::from_pickle(&message.payload, &self.limits) {
             Ok(envelope) => envelope,
             Err(e) => {
                 self.report(message.topic, InboundError::Envelope(e));
-                return true;
+                return;
             }
         };
         let received = Received::new(topic, Contents::from(envelope.contents));
         match envelope.kind {
             MessageType::Data => {
                 bump(&self.counters.data);
-                self.deliver(Queue::Data, received).await
+                put(&mut self.parked.data, &self.senders.data, received);
             }
             MessageType::File => {
                 bump(&self.counters.files);
@@ -158,18 +230,9 @@ impl Task {
                             receiver: received.topic.receiver,
                             message: file,
                         };
-                        let shutdown = &mut self.shutdown;
-                        tokio::select! {
-                            biased;
-                            _ = shutdown.wait_for(|stop| *stop) => false,
-                            // The exchange's dispatcher lives until the client closes.
-                            _ = self.senders.files.send(inbound) => true,
-                        }
+                        put(&mut self.parked.files, &self.senders.files, inbound);
                     }
-                    Err(e) => {
-                        self.report(message.topic, InboundError::File(e));
-                        true
-                    }
+                    Err(e) => self.report(message.topic, InboundError::File(e)),
                 }
             }
             MessageType::Cmd => {
@@ -182,7 +245,8 @@ impl Task {
                         .and_then(Cmd::from_wire)
                         .is_some();
                 if !handshake {
-                    return self.deliver(Queue::Commands, received).await;
+                    put(&mut self.parked.commands, &self.senders.commands, received);
+                    return;
                 }
                 if let Some(name) = received.contents.cmd_name() {
                     let event = HandshakeEvent::Command {
@@ -192,28 +256,15 @@ impl Task {
                     self.drive(event, &message.topic);
                 }
                 // Carried out already; the application gets it only if it has room, so an
-                // application that never reads commands cannot stall its own handshake.
-                if self.senders.commands.try_send(received).is_err() {
+                // application that never reads commands cannot stall its own handshake. Never
+                // parked: that could fill the parked buffer and stop the reading; and never
+                // ahead of parked commands, to keep the order.
+                if !self.parked.commands.is_empty()
+                    || self.senders.commands.try_send(received).is_err()
+                {
                     bump(&self.counters.handshake_skipped);
                 }
-                true
             }
-        }
-    }
-
-    /// Queues `received`, waiting for room (backpressure); `false` on shutdown.
-    async fn deliver(&mut self, queue: Queue, received: Received) -> bool {
-        let tx = match queue {
-            Queue::Data => &self.senders.data,
-            Queue::Commands => &self.senders.commands,
-        };
-        let shutdown = &mut self.shutdown;
-        tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|stop| *stop) => false,
-            // The receivers live as long as any `Client`; a failed send means every client
-            // is gone, and the shutdown branch ends the task right after.
-            _ = tx.send(received) => true,
         }
     }
 

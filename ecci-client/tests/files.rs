@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use ecci_client::{Client, Error, blocking};
+use ecci_client::{Client, ClientOptions, Error, blocking};
 use ecci_files::local::LocalFileManager;
 use ecci_proto::config::{Config, ContainerType};
 use ecci_proto::pickle::Value;
@@ -139,6 +139,64 @@ async fn file_and_object_to_prefix_selected_targets() {
     let err = sender.files().send_file(&src, "x", "nobody").unwrap_err();
     assert!(matches!(err, Error::Target(_)), "{err:?}");
     for c in [sender, w1, w2, store] {
+        c.close().await;
+    }
+    fm.shutdown().await.unwrap();
+}
+
+/// The fileManager's replies to the client's own sends get through while its data queue is
+/// full and unread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_completes_while_the_data_queue_is_full() {
+    const QUEUE: usize = 4;
+    let broker = Broker::start().await.unwrap();
+    let dir = temp_dir("hol");
+    let fm = file_manager(&broker, &dir.join("store")).await;
+    let port = broker.port();
+    let sender = Client::builder(config(
+        "sender",
+        Some(ContainerType::Cloud),
+        &[("store", "cloud")],
+        port,
+    ))
+    .options(ClientOptions {
+        data_queue: QUEUE,
+        ..ClientOptions::default()
+    })
+    .connect()
+    .await
+    .unwrap();
+    let store = Client::connect(config("store", None, &[("sender", "cloud")], port))
+        .await
+        .unwrap();
+    let sent = 2 * QUEUE - 1;
+    for i in 0..sent {
+        store.publish(&i, "sender").await.unwrap().await.unwrap();
+    }
+    // All of them read from the transport: the queue and its parked buffer hold them.
+    tokio::time::timeout(WAIT, async {
+        while sender.metrics().data < sent as u64 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the client reads on while its data queue is full");
+
+    let receipt = sender
+        .files()
+        .send_object(&("weights", 1), "weights", "store")
+        .unwrap();
+    tokio::time::timeout(WAIT, receipt)
+        .await
+        .expect("the send completes while the data queue is full")
+        .unwrap();
+    for i in 0..sent {
+        assert_eq!(
+            sender.recv_data().await.unwrap().decode::<usize>().unwrap(),
+            i
+        );
+    }
+    for c in [sender, store] {
         c.close().await;
     }
     fm.shutdown().await.unwrap();
