@@ -3,9 +3,11 @@
 //! bridge), and hand-written plugins on the in-memory hub where exact
 //! sequences matter: expired URLs, hostile names, serialization by name.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::TempDir;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ecci_files::local::{Backend, FileManagerOptions, LocalFileManager, LocalStore};
@@ -40,30 +42,6 @@ fn c(s: &str) -> ContainerName {
 
 fn target(name: &str, broker: &str) -> Target {
     Target::new(c(name), b(broker))
-}
-
-/// A directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("ecci-xchg-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn data(len: usize, seed: u32) -> Vec<u8> {

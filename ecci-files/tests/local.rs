@@ -1,8 +1,11 @@
 //! The HTTP legs against the local store: round trips, resume, retries,
 //! expiry, names from the network, concurrency, and the store's own rules.
 
+mod common;
+
+use common::TempDir;
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ecci_files::local::{LocalError, LocalStore, RequestRecord};
@@ -17,31 +20,6 @@ use sha2::{Digest, Sha256};
 const BUCKET: &str = "app1";
 const TTL: Duration = Duration::from_secs(3600);
 const MIB: usize = 1024 * 1024;
-
-/// A directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("ecci-files-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A store, a client and a scratch directory.
 struct Fixture {

@@ -8,8 +8,11 @@
 //! transfer hangs after a known number of bytes and the store is stopped
 //! then; nothing waits on a clock.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
+
+use common::TempDir;
+
+use std::path::Path;
 use std::time::Duration;
 
 use ecci_files::local::LocalStore;
@@ -24,31 +27,6 @@ const TTL: Duration = Duration::from_secs(3600);
 const MIB: usize = 1024 * 1024;
 /// The longest any step may take before the test fails.
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("ecci-killed-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn data(len: usize) -> Vec<u8> {
     let mut x: u32 = 0x2545_f491;
