@@ -12,6 +12,7 @@
 //! `--restart-every S` seconds (default 30).
 #![expect(clippy::print_stdout, reason = "a command-line program that reports")]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -94,26 +95,27 @@ async fn client(broker: &Mosquitto, config: Config, persistent: bool) -> Client 
         .expect("connect")
 }
 
-/// What the receiver saw: a count per sequence number.
+/// What the receiver saw, in memory that does not grow with the run: every number
+/// below `below` has arrived, and `above` holds the ones that arrived ahead of a gap
+/// (at most the in-flight window), so the reported RSS is the SDK's alone.
 #[derive(Default)]
 struct Seen {
-    counts: Vec<u8>,
+    below: u64,
+    above: BTreeSet<u64>,
     delivered: u64,
     duplicates: u64,
 }
 
 impl Seen {
     fn record(&mut self, n: u64) {
-        let i = n as usize;
-        if self.counts.len() <= i {
-            self.counts.resize(i + 1, 0);
-        }
-        if self.counts[i] == 0 {
-            self.delivered += 1;
-        } else {
+        if n < self.below || !self.above.insert(n) {
             self.duplicates += 1;
+            return;
         }
-        self.counts[i] = self.counts[i].saturating_add(1);
+        self.delivered += 1;
+        while self.above.remove(&self.below) {
+            self.below += 1;
+        }
     }
 }
 
