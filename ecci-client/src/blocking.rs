@@ -10,7 +10,7 @@
 //!
 //! let client = Client::from_env()?;
 //! client.wait_started(Duration::from_secs(60))?;
-//! client.publish(&"hello", "worker")?;
+//! client.publish(&"hello", "worker")?.wait()?; // until the brokers have it
 //! let message = client.recv_data()?;
 //! println!("{} sent {:?}", message.sender(), message.contents.value());
 //! # Ok::<(), ecci_client::Error>(())
@@ -67,7 +67,9 @@ impl fmt::Debug for Client {
 }
 
 /// The receipt of a blocking publish; [`wait`](Self::wait) until every target's broker
-/// acknowledged it, or drop it to not wait.
+/// acknowledged it, or drop it to not wait. A message not yet acknowledged when the
+/// client closes (also when the last clone is dropped, e.g. at the end of `main`) may be
+/// lost: wait for the last ones before exiting.
 #[derive(Debug)]
 pub struct Delivery {
     delivery: crate::Delivery,

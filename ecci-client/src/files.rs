@@ -141,7 +141,9 @@ impl Files {
         self.exchange.next_offer().await.ok_or(Error::Closed)
     }
 
-    /// The offers as a [`Stream`](futures_core::Stream); clones compete for them.
+    /// The offers as a [`Stream`](futures_core::Stream); clones compete for them, and a
+    /// stream polled without result holds the queue until it yields or is dropped (see
+    /// [`FileExchange::offers`]).
     pub fn offers(&self) -> Offers {
         self.exchange.offers()
     }

@@ -198,6 +198,13 @@ type Recv<T> = Pin<Box<dyn Future<Output = Option<T>> + Send>>;
 /// Clones of an `Inbox` compete for the same items, like consumers of one work queue.
 /// It is a [`Stream`](futures_core::Stream) and has an async [`recv`](Self::recv).
 ///
+/// Polling it as a `Stream` takes the queue until an item comes: an `Inbox` whose
+/// `poll_next` returned `Pending` (say, a `select!` branch that lost) keeps the queue
+/// while it lives, and every other consumer ([`recv`](Self::recv),
+/// [`Client::recv_data`](crate::Client::recv_data), other clones) waits until it is
+/// polled to an item or dropped. Nothing is lost either way. Use one style per queue, or
+/// drop the `Stream` before calling `recv`.
+///
 /// The queue is bounded; see [`ClientOptions`](crate::ClientOptions) for what happens
 /// when the application does not keep up.
 pub struct Inbox<T> {

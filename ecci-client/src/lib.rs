@@ -2,8 +2,9 @@
 //!
 //! An ECCI app is a set of containers that exchange data and commands over MQTT brokers,
 //! started together through a readiness handshake. [`Client`] does everything the Python
-//! SDK's `Client` does, on the same wire (see `wire.md`), so Rust and Python containers work
-//! together:
+//! SDK's `Client` does, on the same wire, so Rust and Python containers work together
+//! ("wire.md §N" below cites the project's wire notes; the repository's `ARCHITECTURE.md`
+//! says what each section covers, and its `README.md` maps the Python API to this one):
 //!
 //! - **Configuration** from the `ECCI_*` variables ([`Client::from_env`]) or in code
 //!   ([`Client::builder`] with an [`ecci_proto::Config`]);
@@ -27,7 +28,11 @@
 //! - one [`Error`] type.
 //!
 //! A tour on the in-memory hub (a real app uses [`Client::from_env`] and MQTT): a global
-//! controller and a worker go through the handshake and exchange data and a command.
+//! controller and a worker go through the handshake and exchange data and a command. Tests
+//! of an app do the same: [`ClientBuilder::transport`] takes any
+//! [`Transport`](ecci_transport::Transport), such as the hub or the embedded broker of
+//! `ecci-transport`'s `test-util` feature, and [`Config::builder`] configures a client
+//! without touching the environment.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -71,6 +76,12 @@
 //! worker.close().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! - `tls`: MQTT over TLS (rustls with the ring provider):
+//!   [`MqttConfig::tls`](ecci_transport::MqttConfig), given to the builder as a transport
+//!   made from [`mqtt_config`].
 
 pub mod blocking;
 mod client;

@@ -613,6 +613,11 @@ impl FileExchange {
 
     /// The offers as a [`Stream`](futures_core::Stream). Clones of the
     /// exchange and streams compete for the same offers.
+    ///
+    /// A stream polled once takes the offer queue until an offer comes: while
+    /// an [`Offers`] whose `poll_next` returned `Pending` lives, every other
+    /// consumer ([`next_offer`](Self::next_offer), other streams) waits until
+    /// it is polled to an offer or dropped. No offer is lost either way.
     pub fn offers(&self) -> Offers {
         Offers {
             rx: Arc::clone(&self.shared.offers),

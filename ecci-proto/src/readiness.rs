@@ -289,9 +289,14 @@ pub enum State {
 ///   controller sends `start` to every target, reports [`ReadyType::App`] and is
 ///   started, while a local controller sends `ready` upstream and, on `start`
 ///   from upstream, sends `start` to every target and is started. A `ready`
-///   after the controller has started (a target restarted) sends `start` to
-///   every target again (and, for the global controller, the app report), as
-///   the Python controller does; targets that already started ignore it.
+///   after the controller has started sends `start` to every target again
+///   (and, for the global controller, the app report), as the Python
+///   controller does; targets that already started ignore it. Such a `ready`
+///   comes from a restarted target, but also, in an ordinary start, from a
+///   component whose `ready` on connect (or on a retry) and its answer to
+///   `req_ready` straddle the moment all answered: a component's command
+///   queue may then hold more than one `start`, and the platform may get more
+///   than one `app` report.
 ///   [`Event::Timeout`] while not started re-sends `req_ready` to the targets
 ///   that have not answered, or, for a local controller whose targets all
 ///   answered, `ready` upstream; so does `req_ready` from upstream, which a

@@ -777,7 +777,7 @@ impl FromStr for PlatformTopic {
 /// The topic of log records: `{pre_topic}/{broker}/log`.
 ///
 /// `pre_topic` defaults to [`DEFAULT_LOG_PRE_TOPIC`] (`toEdgeAI`) and may contain
-/// `/` (the seed README shows `testMQTTLogging`). It follows the same rules as a
+/// `/` (the Python SDK README shows `testMQTTLogging`). It follows the same rules as a
 /// [`Mountpoint`]: non-empty, no `+`, `#` or NUL.
 ///
 /// ```

@@ -13,7 +13,9 @@
 //!   so a broker's quota (mosquitto: 20) is never exceeded.
 //! - With the `test-util` feature: `memory` (an in-memory hub with fault injection),
 //!   `broker` (a small embedded MQTT broker), `conformance` (the suite every transport passes)
-//!   and `mosquitto` (a real mosquitto that a test starts, stops and restarts itself).
+//!   and `mosquitto` (a real mosquitto that a test starts, stops and restarts itself; Unix).
+//! - With the `tls` feature: [`MqttConfig`]'s `tls` field takes a `TlsConfig` (rustls with
+//!   the ring provider, no OpenSSL), and the embedded broker can listen with TLS.
 //!
 //! ```no_run
 //! use ecci_transport::{Message, MqttConfig, MqttTransport, QoS, Transport};

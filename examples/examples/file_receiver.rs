@@ -1,4 +1,4 @@
-//! The seed README's file receiver, ported: waits for the file `test` and downloads it to
+//! The Python SDK README's file receiver, ported: waits for the file `test` and downloads it to
 //! `./test.py`, configured by the `ECCI_*` variables like the Python container.
 //!
 //! Python busy-polls `get_sub_get_file_dict()`; here the offers arrive as they come, the

@@ -1,4 +1,4 @@
-//! The seed README's file sender, ported: sends `./test.py` as the file `test` to
+//! The Python SDK README's file sender, ported: sends `./test.py` as the file `test` to
 //! `containerB` through the platform's fileManager, configured by the `ECCI_*` variables
 //! like the Python container (`ECCI_CONTAINER_TYPE` says where the requests go).
 //!

@@ -1,4 +1,4 @@
-//! The seed README's logger example, in Rust.
+//! The Python SDK README's logger example, in Rust.
 //!
 //! Python:
 //! ```text
