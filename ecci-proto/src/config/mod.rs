@@ -382,9 +382,12 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvOptions {
     /// Whether `ECCI_CONTAINER_NAME` loses an `edgeai_<x>_` prefix (see
-    /// [`ContainerName::from_platform_name`]). Default `true`: the platform names
-    /// containers that way and the Python SDK strips the prefix, so peers address
-    /// this container by the short name.
+    /// [`ContainerName::from_platform_name`]). Default `true`, which agrees with both
+    /// generations of the Python SDK: the older one strips the prefix from the variable
+    /// itself; the newer one uses the variable as is, because the platform's compose
+    /// generator already strips the service name before setting it (so stripping is
+    /// a no-op there). Turn it off only for a short name that itself starts with
+    /// `edgeai_<x>_`.
     pub strip_platform_prefix: bool,
 }
 
