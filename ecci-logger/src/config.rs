@@ -164,12 +164,15 @@ impl LoggerConfig {
         out
     }
 
-    /// [`LoggerConfig::from_config`] of [`Config::from_env`].
+    /// [`LoggerConfig::from_config`] of [`Config::identity_from_env`]: only the variables
+    /// the logger needs are read, so a bad `ECCI_PUB_TARGETS` (say) cannot keep the
+    /// logger from starting and reporting.
     ///
     /// # Errors
-    /// The [`ConfigError`] naming the first missing or bad `ECCI_*` variable.
+    /// The [`ConfigError`] naming the first missing or bad identity variable
+    /// (broker host, port, id and credentials, app id, container name, agent id).
     pub fn from_env() -> Result<LoggerConfig, InitError> {
-        Ok(LoggerConfig::from_config(&Config::from_env()?))
+        Ok(LoggerConfig::from_config(&Config::identity_from_env()?))
     }
 }
 

@@ -70,6 +70,19 @@ pub mod vars {
     pub const APP_CONTROLLER_CONTAINER: &str = "ECCI_APP_CONTROLLER_CONTAINER";
     /// Agent id reported to the platform.
     pub const AGENT_ID: &str = "ECCI_AGENT_ID";
+
+    /// The variables that say who this container is and how it reaches its broker:
+    /// all a logger needs (see [`Config::identity_from_env`](super::Config::identity_from_env)).
+    pub const IDENTITY: [&str; 8] = [
+        LOCAL_BROKER_IP,
+        LOCAL_BROKER_PORT,
+        LOCAL_BROKER_ID,
+        LOCAL_BROKER_USERNAME,
+        LOCAL_BROKER_PASSWORD,
+        APP_ID,
+        CONTAINER_NAME,
+        AGENT_ID,
+    ];
 }
 
 /// The MQTT port used when `ECCI_LOCAL_BROKER_PORT` is unset.
@@ -441,7 +454,8 @@ impl Config {
     /// Reads the `ECCI_*` variables from the process environment, with default
     /// [`EnvOptions`].
     ///
-    /// This is the only function in the workspace that reads the environment.
+    /// This, [`Config::from_env_with`] and [`Config::identity_from_env`] are the only code in
+    /// the workspace that reads the environment.
     ///
     /// # Errors
     ///
@@ -456,12 +470,58 @@ impl Config {
     ///
     /// A [`ConfigError`] naming the first variable that is missing or wrong.
     pub fn from_env_with(options: &EnvOptions) -> Result<Self, ConfigError> {
-        load(options, &|variable| match std::env::var_os(variable) {
-            None => Ok(None),
-            Some(v) => v
-                .into_string()
-                .map(Some)
-                .map_err(|_| ConfigError::NotUnicode { variable }),
+        load(options, &env_var)
+    }
+
+    /// Reads only the [`vars::IDENTITY`] variables from the process environment (with
+    /// default [`EnvOptions`]); the others (targets, readiness, mountpoints, container
+    /// type) take their defaults and are not looked at.
+    ///
+    /// For a logger: it should start, and report, even when a variable it does not need
+    /// is wrong; the client that needs that variable reports it.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first identity variable that is missing or wrong.
+    pub fn identity_from_env() -> Result<Self, ConfigError> {
+        load(&EnvOptions::default(), &|variable| {
+            if vars::IDENTITY.contains(&variable) {
+                env_var(variable)
+            } else {
+                Ok(None)
+            }
+        })
+    }
+
+    /// [`Config::identity_from_env`] through `lookup` (`None` = unset).
+    ///
+    /// ```
+    /// use ecci_proto::config::Config;
+    /// let c = Config::identity_from_lookup(|k| match k {
+    ///     "ECCI_LOCAL_BROKER_IP" => Some("localhost".into()),
+    ///     "ECCI_LOCAL_BROKER_ID" => Some("b1".into()),
+    ///     "ECCI_APP_ID" => Some("app".into()),
+    ///     "ECCI_CONTAINER_NAME" => Some("me".into()),
+    ///     "ECCI_PUB_TARGETS" => Some("{'unclosed".into()),
+    ///     _ => None,
+    /// })
+    /// .unwrap();
+    /// assert_eq!(c.container_name(), "me");
+    /// assert!(c.pub_targets().is_empty());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first identity variable that is missing or wrong.
+    pub fn identity_from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::from_lookup(|variable| {
+            if vars::IDENTITY.contains(&variable) {
+                lookup(variable)
+            } else {
+                None
+            }
         })
     }
 
@@ -1044,6 +1104,17 @@ fn check_mountpoints(raw: Vec<String>) -> Result<Vec<Mountpoint>, ConfigError> {
         }
     }
     Ok(mountpoints)
+}
+
+/// One variable of the process environment; set but not Unicode is an error.
+fn env_var(variable: &'static str) -> Result<Option<String>, ConfigError> {
+    match std::env::var_os(variable) {
+        None => Ok(None),
+        Some(v) => v
+            .into_string()
+            .map(Some)
+            .map_err(|_| ConfigError::NotUnicode { variable }),
+    }
 }
 
 type Lookup<'a> = dyn Fn(&'static str) -> Result<Option<String>, ConfigError> + 'a;

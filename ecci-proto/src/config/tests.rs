@@ -662,3 +662,34 @@ mod readiness_role {
         );
     }
 }
+
+#[test]
+fn identity_reads_only_what_names_the_container_and_its_broker() {
+    let identity = |vars: &[(&str, &str)]| {
+        let mut env: HashMap<&str, &str> = BASE.iter().copied().collect();
+        env.extend(vars.iter().copied());
+        Config::identity_from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).map_err(|e| chain(&e))
+    };
+    // Wrong values of the variables a logger does not need are not looked at.
+    let not_needed = [
+        ("ECCI_PUB_TARGETS", "{'unclosed"),
+        ("ECCI_SUB_OBJECTS", "nope"),
+        ("ECCI_BRIDGE_MOUNTPOINTS", "[1]"),
+        ("ECCI_CONTAINER_TYPE", "fog"),
+        ("ECCI_APP_TYPE", "boss"),
+        ("ECCI_APP_CONTROLLER_CONTAINER", "{'a': 'b', 'c': 'd'}"),
+    ];
+    assert_eq!(identity(&not_needed), Ok(base().build().unwrap()));
+    // The identity variables are read, and checked, as by `from_lookup`.
+    assert_eq!(
+        identity(&[("ECCI_LOCAL_BROKER_PORT", "1884"), ("ECCI_AGENT_ID", "g")]),
+        Ok(base().port(1884).agent_id("g").build().unwrap())
+    );
+    assert_eq!(
+        identity(&[("ECCI_LOCAL_BROKER_PORT", "x")]),
+        Err("ECCI_LOCAL_BROKER_PORT: \"x\" is not a port number".to_owned())
+    );
+    // And the full read still refuses what the identity read ignores.
+    let full: HashMap<&str, &str> = BASE.iter().copied().chain(not_needed).collect();
+    assert!(Config::from_lookup(|k| full.get(k).map(|v| (*v).to_owned())).is_err());
+}
