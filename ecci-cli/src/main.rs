@@ -6,7 +6,7 @@
 //!   traffic); it prints the `ECCI_*` settings to give containers.
 //! - `ecci watch` prints every message of an app on any broker, decoded safely (the
 //!   data-only pickle decoder; a bad payload is a line saying why, never a crash). File
-//!   messages are shown whole, presigned URLs and their signatures included.
+//!   messages are shown with the query (the signature) of their presigned URLs redacted.
 //! - `ecci send` publishes one data or cmd envelope at QoS 2 and waits for the broker's ack.
 //!
 //! Exit codes: 0 success, 1 a failure after the arguments were accepted (connection,

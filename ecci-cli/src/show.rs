@@ -3,9 +3,12 @@
 //! Everything here reads untrusted input: envelopes go through the data-only pickle
 //! decoder with its default limits, JSON through serde_json, and every piece of text shown
 //! has its control characters escaped and is cut to a length, so one message is always
-//! exactly one line and a payload cannot drive the terminal.
+//! exactly one line and a payload cannot drive the terminal. The signatures of the
+//! fileManager's presigned URLs (`putURL`, `getURL`) are hidden: a line shown or saved is
+//! never a credential.
 
 use ecci_proto::envelope::Envelope;
+use ecci_proto::file::PresignedUrl;
 use ecci_proto::pickle::{DecodeLimits, Value};
 use ecci_proto::platform::LogRecord;
 use ecci_proto::topic::{AppTopic, Topic};
@@ -67,7 +70,23 @@ pub(crate) fn line(topic: &str, payload: &[u8], style: &Style) -> String {
 }
 
 fn decode(payload: &[u8]) -> Result<Envelope, String> {
-    Envelope::from_pickle(payload, &DecodeLimits::default()).map_err(|e| chain(&e))
+    let mut envelope =
+        Envelope::from_pickle(payload, &DecodeLimits::default()).map_err(|e| chain(&e))?;
+    hide_signatures(&mut envelope.contents);
+    Ok(envelope)
+}
+
+/// The URLs of a fileManager message (keys `putURL`, `getURL` of the contents) with their
+/// query, which carries the signature, redacted.
+fn hide_signatures(contents: &mut Value) {
+    let Value::Dict(pairs) = contents else { return };
+    for (key, value) in pairs {
+        if let (Value::Str(k), Value::Str(url)) = (&*key, &mut *value) {
+            if k == "putURL" || k == "getURL" {
+                *url = PresignedUrl::new(std::mem::take(url)).to_string();
+            }
+        }
+    }
 }
 
 fn app(topic: &str, t: &AppTopic, payload: &[u8], style: &Style) -> String {
@@ -221,6 +240,26 @@ mod tests {
             &data,
             true,
             r#"{"app":"app","broker":"b","contents":"{'a': [1, b'x', None]}","kind":"app","mountpoint":null,"receiver":"r","sender":"s","topic":"ECCI/b/app/app/s/r","type":"data"}"#,
+        );
+        let offer = Envelope::new(
+            ecci_proto::MessageType::File,
+            Value::dict([
+                ("cmd", Value::from("resTransfer")),
+                ("file_name", Value::from("f.bin")),
+                (
+                    "getURL",
+                    Value::from("http://127.0.0.1:9/app/f.bin?X-Amz-Signature=s3cr3t"),
+                ),
+            ]),
+        )
+        .to_pickle(Protocol::default());
+        let wide = Style {
+            max_len: 200,
+            ..text()
+        };
+        assert_eq!(
+            line("ECCI/b/app/plugin/fileManager/r", &offer, &wide),
+            "fileManager → r [file] {'cmd': 'resTransfer', 'file_name': 'f.bin', 'getURL': 'http://127.0.0.1:9/app/f.bin?<redacted>'}",
         );
         let cmd = Envelope::cmd("start").to_pickle(Protocol::default());
         check(
