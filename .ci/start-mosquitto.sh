@@ -31,4 +31,4 @@ python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 
   exit 1
 }
 echo "mosquitto $("$bin" -h 2>/dev/null | head -1 | awk '{print $3}') on 127.0.0.1:$port (pid $pid)" >&2
-echo "export ECCI_TEST_BROKER=127.0.0.1:$port ECCI_REQUIRE_BROKER=1 ECCI_MOSQUITTO=$bin MOSQUITTO_PID=$pid"
+echo "export ECCI_TEST_BROKER=127.0.0.1:$port ECCI_REQUIRE_BROKER=1 MOSQUITTO_PID=$pid"
