@@ -63,13 +63,18 @@ fn object() -> Value {
         ),
         ("big", Value::BigInt(BigInt::from_i128(1 << 70))),
         ("nested", Value::dict([("ok", Value::Bool(true))])),
+        (
+            "blob",
+            Value::Bytes((0..=255).cycle().take(256 * 400).collect()),
+        ),
     ])
 }
 
-/// How Python prints [`object`].
+/// How the Python receiver prints [`object`].
 const OBJECT_REPR: &str = "{'weights': b'\\x00\\x01\\xfe\\xff', 'shape': (2, 3), 'lr': 0.125, \
      'bias': None, 'name': 'modèle', 'layers': [1, -2, 3], 'big': 1180591620717411303424, \
-     'nested': {'ok': True}}";
+     'nested': {'ok': True}, 'blob': <102400 bytes, sha256 \
+     27783e87963a4efb6829b531c9ba57b44f45797f6770bd637fbf0d807cbdbae0>}";
 
 /// `file_peer.py` in `mode` with `args`, as container `me` with `targets`, in a cloud container.
 fn peer(

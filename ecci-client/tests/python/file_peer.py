@@ -22,7 +22,8 @@ ecci_env.py). MODE is one of:
 
 It tells the test what happens by printing one line per event on stdout:
 READY, SENT <name> <bytes>, FILE <name> <bytes> <sha256> <announced sha256 or ->,
-OBJECT <name> <repr>, STORED <name> <bytes>, TRANSFER <name> <container>..., ERROR <text>.
+OBJECT <name> <repr, long bytes shown as their length and sha256>, STORED <name> <bytes>,
+TRANSFER <name> <container>..., ERROR <text>.
 """
 
 import hashlib
@@ -56,6 +57,8 @@ OBJECT = {
     "layers": [1, -2, 3],
     "big": 2**70,
     "nested": {"ok": True},
+    # Larger than a protocol 4 frame (64 KiB).
+    "blob": bytes(range(256)) * 400,
 }
 
 # The 'file' contents that arrived, with their topic's sender, for the main thread.
@@ -124,10 +127,10 @@ def put(client, name, body, length, file_path=None):
     _, reply = next_file_message("resPutURL")
     if reply["file_name"] != name or reply.get("file_path") != file_path:
         raise RuntimeError(f"resPutURL for another request: {reply['file_name']!r}")
-    # Presigned PUT URLs refuse chunked bodies: the length must be explicit.
-    upload = urllib.request.Request(
-        reply["putURL"], data=body, method="PUT", headers={"Content-Length": str(length)}
-    )
+    # Presigned PUT URLs refuse chunked bodies: the length must be explicit. The content
+    # type is the Python SDK's, wrong as it is: the body is raw.
+    headers = {"Content-Length": str(length), "Content-Type": "multipart/form-data"}
+    upload = urllib.request.Request(reply["putURL"], data=body, method="PUT", headers=headers)
     with urllib.request.urlopen(upload, timeout=WAIT) as response:
         response.read()
     target = {}
@@ -158,7 +161,30 @@ def run_receiver(client):
             announced = offer.get("sha256", "-")
             out("FILE", name, len(data), hashlib.sha256(data).hexdigest(), announced)
         else:
-            out("OBJECT", name, repr(pickle.loads(data)))
+            out("OBJECT", name, repr(shown(pickle.loads(data))))
+
+
+class Digest:
+    """Long bytes as shown on the one line of output: length and sha256."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __repr__(self):
+        return f"<{len(self.data)} bytes, sha256 {hashlib.sha256(self.data).hexdigest()}>"
+
+
+def shown(value):
+    """`value` with bytes longer than 64 replaced by their Digest, to print it."""
+    if isinstance(value, bytes) and len(value) > 64:
+        return Digest(value)
+    if isinstance(value, dict):
+        return {k: shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(shown(v) for v in value)
+    return value
 
 
 class Store:
