@@ -33,29 +33,6 @@ fn config(me: &str, kind: Option<ContainerType>, targets: &[(&str, &str)], port:
     b.build().unwrap()
 }
 
-/// A directory removed when the test ends, passed or failed.
-struct TempDir(std::path::PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = std::path::Path;
-    fn deref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(tag: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("ecci-client-files-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
-}
-
 async fn file_manager(broker: &Broker, dir: &std::path::Path) -> LocalFileManager {
     let transport = Arc::new(MqttTransport::start(MqttConfig::new(
         "127.0.0.1",
@@ -74,7 +51,7 @@ async fn file_manager(broker: &Broker, dir: &std::path::Path) -> LocalFileManage
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_and_object_to_prefix_selected_targets() {
     let broker = Broker::start().await.unwrap();
-    let dir = temp_dir("async");
+    let dir = temp_dir("files-async");
     let fm = file_manager(&broker, &dir.join("store")).await;
     let port = broker.port();
     let targets = [
@@ -150,7 +127,7 @@ async fn file_and_object_to_prefix_selected_targets() {
 async fn a_send_completes_while_the_data_queue_is_full() {
     const QUEUE: usize = 4;
     let broker = Broker::start().await.unwrap();
-    let dir = temp_dir("hol");
+    let dir = temp_dir("files-hol");
     let fm = file_manager(&broker, &dir.join("store")).await;
     let port = broker.port();
     let sender = Client::builder(config(
@@ -206,7 +183,7 @@ async fn a_send_completes_while_the_data_queue_is_full() {
 fn blocking_put_file_and_download() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let broker = runtime.block_on(Broker::start()).unwrap();
-    let dir = temp_dir("blocking");
+    let dir = temp_dir("files-blocking");
     let fm = runtime.block_on(file_manager(&broker, &dir.join("store")));
     let port = broker.port();
     let sender = blocking::Client::connect(config(

@@ -12,10 +12,13 @@
 //! Alone in its file: it measures the process's RSS, which other tests would disturb.
 //! Without `ECCI_TEST_BROKER` it returns at once, unless `ECCI_REQUIRE_BROKER=1`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
+use common::WAIT;
+use common::mosquitto::broker;
 use ecci_client::{Client, ClientOptions, InboundError};
 use ecci_proto::config::Config;
 use ecci_proto::envelope::EnvelopeError;
@@ -24,21 +27,6 @@ use ecci_proto::topic::AppTopic;
 use ecci_transport::{Message, MqttConfig, MqttTransport, QoS, Transport};
 
 const VALID: u32 = 1_000;
-const WAIT: Duration = Duration::from_secs(60);
-
-fn broker() -> Option<(String, u16)> {
-    let Ok(addr) = std::env::var("ECCI_TEST_BROKER") else {
-        assert!(
-            std::env::var("ECCI_REQUIRE_BROKER").as_deref() != Ok("1"),
-            "ECCI_REQUIRE_BROKER=1 but ECCI_TEST_BROKER is unset"
-        );
-        return None;
-    };
-    let (host, port) = addr
-        .rsplit_once(':')
-        .expect("ECCI_TEST_BROKER is host:port");
-    Some((host.to_owned(), port.parse().expect("a port number")))
-}
 
 /// This process's resident set size, in KiB (`VmRSS` in /proc/self/status).
 fn rss_kib() -> u64 {

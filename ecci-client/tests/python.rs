@@ -6,130 +6,16 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::WAIT;
+use common::mosquitto::{app_id, broker, config};
+use common::python::{self, Peer};
 use ecci_client::{Client, InboundError, Targets};
-use ecci_proto::config::{AppType, Config, ConfigBuilder};
+use ecci_proto::config::AppType;
 use ecci_proto::envelope::EnvelopeError;
 use ecci_proto::pickle::{Bytes, Value};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-
-/// The broker to use, or `None` to skip.
-fn broker() -> Option<(String, u16)> {
-    let Ok(addr) = std::env::var("ECCI_TEST_BROKER") else {
-        assert!(
-            std::env::var("ECCI_REQUIRE_BROKER").as_deref() != Ok("1"),
-            "ECCI_REQUIRE_BROKER=1 but ECCI_TEST_BROKER is unset"
-        );
-        return None;
-    };
-    let (host, port) = addr
-        .rsplit_once(':')
-        .expect("ECCI_TEST_BROKER is host:port");
-    Some((host.to_owned(), port.parse().expect("a port number")))
-}
-
-/// An app id of its own per test, so that tests sharing the broker never hear each other.
-fn app_id(test: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{test}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A Rust container's configuration: `me` on broker id `b1`, all on the one test broker.
-fn config(app: &str, broker: &(String, u16), me: &str, targets: &[&str]) -> ConfigBuilder {
-    let mut b = Config::builder(
-        broker.0.clone(),
-        "b1".parse().unwrap(),
-        app.parse().unwrap(),
-        me.parse().unwrap(),
-    )
-    .port(broker.1);
-    for t in targets {
-        b = b.pub_target(t.parse().unwrap(), "b1".parse().unwrap());
-    }
-    b
-}
-
-/// The Python peer in `mode`, as container `me` with `targets` and `controller`.
-struct Peer {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Peer {
-    fn spawn(
-        mode: &str,
-        app: &str,
-        broker: &(String, u16),
-        me: &str,
-        targets: &[&str],
-        controller: Option<&str>,
-    ) -> Peer {
-        let dict = |names: &[&str]| {
-            let items: Vec<String> = names.iter().map(|n| format!("'{n}': 'b1'")).collect();
-            format!("{{{}}}", items.join(", "))
-        };
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/peer.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(mode)
-            .env("ECCI_LOCAL_BROKER_IP", &broker.0)
-            .env("ECCI_LOCAL_BROKER_PORT", broker.1.to_string())
-            .env("ECCI_LOCAL_BROKER_ID", "b1")
-            .env("ECCI_APP_ID", app)
-            .env("ECCI_CONTAINER_NAME", me)
-            .env("ECCI_PUB_TARGETS", dict(targets))
-            .env("ECCI_APP_CONTROLLER_CONTAINER", dict(controller.as_slice()))
-            .env("ECCI_APP_TYPE", mode)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs");
-        let stdout = child.stdout.take().expect("piped");
-        Peer {
-            child,
-            lines: BufReader::new(stdout).lines(),
-        }
-    }
-
-    /// The peer's next line of output.
-    async fn line(&mut self) -> String {
-        tokio::time::timeout(WAIT, self.lines.next_line())
-            .await
-            .expect("the python peer answers in time")
-            .expect("its stdout is readable")
-            .expect("the python peer is still running (is paho-mqtt installed? .ci/python-deps.sh)")
-    }
-
-    /// Reads lines until one starts with `prefix`, and returns it.
-    async fn until(&mut self, prefix: &str) -> String {
-        loop {
-            let line = self.line().await;
-            assert!(!line.starts_with("ERROR"), "python peer: {line}");
-            if line.starts_with(prefix) {
-                return line;
-            }
-        }
-    }
-
-    async fn exits_cleanly(mut self) {
-        let status = tokio::time::timeout(WAIT, self.child.wait())
-            .await
-            .expect("the python peer exits in time")
-            .expect("waitable");
-        assert!(status.success(), "python peer exited with {status}");
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Job {
@@ -150,7 +36,15 @@ async fn python_peer_exchanges_data_and_commands_both_ways() {
     let rust = Client::connect(config(&app, &broker, "rust", &["py"]).build().unwrap())
         .await
         .unwrap();
-    let mut py = Peer::spawn("echo", &app, &broker, "py", &["rust"], None);
+    let mut py = Peer::spawn(python::command(
+        "peer.py",
+        "echo",
+        &app,
+        &broker,
+        "py",
+        &["rust"],
+        None,
+    ));
     py.until("READY").await;
 
     // Python → Rust: data with Python's types, and a command.
@@ -270,7 +164,15 @@ async fn python_controller_starts_rust_components() {
         components.push(Client::connect(c).await.unwrap());
     }
     // The components announced themselves to nobody; the controller asks them again.
-    let mut py = Peer::spawn("controller", &app, &broker, "pyctrl", &["r1", "r2"], None);
+    let mut py = Peer::spawn(python::command(
+        "peer.py",
+        "controller",
+        &app,
+        &broker,
+        "pyctrl",
+        &["r1", "r2"],
+        None,
+    ));
     py.until("STARTED").await;
     for c in &components {
         c.wait_started(WAIT).await.unwrap();
@@ -321,7 +223,15 @@ async fn python_component_of_a_rust_controller() {
         .unwrap_err();
     assert!(err.to_string().ends_with("no `ready` from pyc"), "{err}");
 
-    let mut py = Peer::spawn("component", &app, &broker, "pyc", &[], Some("rctrl"));
+    let mut py = Peer::spawn(python::command(
+        "peer.py",
+        "component",
+        &app,
+        &broker,
+        "pyc",
+        &[],
+        Some("rctrl"),
+    ));
     py.until("STARTED").await;
     ctrl.wait_started(WAIT).await.unwrap();
     rc.wait_started(WAIT).await.unwrap();

@@ -1,7 +1,11 @@
 //! Shared helpers of the integration tests: configurations of a small app and clients on
-//! the in-memory hub.
+//! the in-memory hub, temporary directories; the mosquitto of `ECCI_TEST_BROKER` and Python
+//! peers in their modules.
 
 #![allow(dead_code, unreachable_pub)]
+
+pub mod mosquitto;
+pub mod python;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +19,30 @@ pub const APP: &str = "app1";
 
 /// An upper bound for anything a test waits for; with paused time it costs nothing.
 pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A directory removed when the test ends, passed or failed.
+pub struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A new empty directory, unique to this process and `tag`.
+pub fn temp_dir(tag: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!("ecci-client-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    TempDir(dir)
+}
 
 /// The configuration of container `me` on broker `broker`, with `targets` as
 /// `(name, broker)` pub targets.

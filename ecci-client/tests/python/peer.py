@@ -2,7 +2,8 @@
 """An ECCI container written from wire.md alone (paho-mqtt and pickle), to check that the
 Rust SDK interoperates with Python peers.
 
-Usage: peer.py MODE, with the ECCI_* variables of wire.md §1 set. MODE is one of:
+Usage: peer.py MODE, with the ECCI_* variables of wire.md §1 set (read in ecci_env.py). MODE is
+one of:
 
 - echo: sends two bad payloads (a pickled list, a pickle that would call os.system), then
   a hello (data and cmd) to every target once subscribed, answers every data
@@ -17,7 +18,6 @@ It tells the test what happens by printing one line per event on stdout:
 READY, DATA <sender> <repr>, CMD <sender> <repr>, STARTED, EXIT, QUIT, DONE, ERROR <text>.
 """
 
-import ast
 import json
 import os
 import pickle
@@ -25,15 +25,8 @@ import sys
 
 import paho.mqtt.client as mqtt
 
-env = os.environ
-HOST = env["ECCI_LOCAL_BROKER_IP"]
-PORT = int(env.get("ECCI_LOCAL_BROKER_PORT") or 1883)
-MY_B = env["ECCI_LOCAL_BROKER_ID"]
-APP = env["ECCI_APP_ID"]
-ME = env["ECCI_CONTAINER_NAME"]
-TARGETS = ast.literal_eval(env.get("ECCI_PUB_TARGETS") or "{}")
-CONTROLLER = ast.literal_eval(env.get("ECCI_APP_CONTROLLER_CONTAINER") or "{}")
-AGENT = env.get("ECCI_AGENT_ID")
+from ecci_env import AGENT, APP, CONTROLLER, HOST, ME, MY_B, PORT, TARGETS
+
 MODE = sys.argv[1]
 
 state = {"started": False, "ready_from": set(), "data_from": set(), "closing": set()}
