@@ -897,3 +897,76 @@ async fn file_manager_over_s3() {
     receiver.close().await;
     fm.shutdown().await.unwrap();
 }
+
+/// A flood of requests far beyond `max_requests` is all answered, and the
+/// fileManager never handles more than `max_requests` at once: the rest wait in
+/// the transport's event queue. On one thread, with the whole flood queued before
+/// the fileManager runs, it fills every slot, so the peak is exactly the limit.
+#[tokio::test(flavor = "current_thread")]
+async fn a_flood_of_requests_is_answered_within_the_concurrency_limit() {
+    const LIMIT: usize = 4;
+    const REQUESTS: usize = 300;
+    let hub = Hub::new();
+    let dir = TempDir::new("fm-flood");
+    let store = LocalStore::start(dir.path()).await.unwrap();
+    let app: AppId = APP.parse().unwrap();
+    let fm = LocalFileManager::start(
+        Arc::new(hub.transport()),
+        app.clone(),
+        b("b1"),
+        Backend::Local(store),
+        FileManagerOptions {
+            max_requests: LIMIT,
+            ..FileManagerOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sender: Arc<dyn Transport> = Arc::new(hub.transport());
+    let mut events = sender.take_events().unwrap();
+    let replies = AppTopic::file_reply(b("b1"), app.clone(), c("s"));
+    sender
+        .subscribe(&replies.to_string(), QoS::ExactlyOnce)
+        .await
+        .unwrap();
+    let requests = AppTopic::file_request(b("b1"), app, c("s")).to_string();
+    let mut receipts = Vec::with_capacity(REQUESTS);
+    for i in 0..REQUESTS {
+        let request = FileMessage::ReqPutUrl {
+            source_broker_id: b("b1"),
+            file_name: format!("f{i}"),
+            file_path: None,
+        };
+        let payload = request.to_envelope().to_pickle(Protocol::V4);
+        let message = Message::new(requests.clone(), payload, QoS::ExactlyOnce);
+        receipts.push(sender.publish(message).await.unwrap());
+    }
+    let mut answered = std::collections::BTreeSet::new();
+    while answered.len() < REQUESTS {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("every request answered in time")
+            .unwrap();
+        let Event::Message(m) = event else { continue };
+        let env = Envelope::from_pickle(&m.payload, &DecodeLimits::default()).unwrap();
+        match FileMessage::from_value(&env.contents).unwrap() {
+            FileMessage::ResPutUrl { file_name, .. } => assert!(answered.insert(file_name)),
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+    for receipt in receipts {
+        receipt.await.unwrap();
+    }
+    // The last handlers count themselves once their reply is acknowledged.
+    tokio::time::timeout(WAIT, async {
+        while (fm.stats().handled, fm.stats().in_progress) != (REQUESTS as u64, 0) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("handlers still counted as running: {:?}", fm.stats()));
+    let stats = fm.stats();
+    assert_eq!(stats.peak_in_progress, LIMIT as u64, "{stats:?}");
+    assert_eq!((stats.refused, stats.failed), (0, 0), "{stats:?}");
+    fm.shutdown().await.unwrap();
+}

@@ -10,6 +10,15 @@
 //! `max_inflight_messages`; the rest wait in order), retained messages, PING and DISCONNECT.
 //! User names and passwords are checked only after [`Broker::require_credentials`].
 //!
+//! Memory stays bounded whatever the clients do. Each subscriber has one queue of messages
+//! waiting to be sent, at most [`DEFAULT_MAX_QUEUED`] of them (see
+//! [`Broker::set_max_queued_messages`]); like mosquitto's `max_queued_messages`, a message
+//! routed to a full queue is dropped, counted in [`Broker::dropped_messages`] and noticed in a
+//! `log::warn!` once per overflow (the overflow ends when the queue empties). The publisher is
+//! never held up by a slow subscriber. At most about 64 KiB of packets wait in a connection's
+//! write buffer; beyond 1 MiB (acknowledgements to a client that sends but does not read) the
+//! broker stops reading from that client until it reads.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
 //! let mut broker = ecci_transport::broker::Broker::start().await?;
@@ -33,7 +42,7 @@ use rumqttc::mqttbytes::v4::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::codec::{self, Decoded};
@@ -41,6 +50,20 @@ use crate::types::QoS;
 
 /// Most unacknowledged messages the broker sends one client.
 const BROKER_IN_FLIGHT: usize = 20;
+/// The default most messages waiting for one subscriber (see [`Broker::set_max_queued_messages`]).
+///
+/// Ten times mosquitto's 1000, because the embedded broker runs the workspace's tests in
+/// debug builds, several at once on a loaded machine, where our subscribers fall further
+/// behind than against mosquitto: the conformance burst (5000 QoS 2 messages back to back)
+/// queued up to 2,740 messages for its subscriber, and a broker restart mid-stream kept
+/// 1,980 for an absent persistent session; both must lose nothing. 10,000 leaves room, and
+/// still bounds a stalled subscriber. [`Broker::set_max_queued_messages`] with 1000
+/// behaves as mosquitto does.
+pub const DEFAULT_MAX_QUEUED: usize = 10_000;
+/// Packets are taken from the queue while the write buffer holds less than this.
+const WRITE_HIGH: usize = 64 * 1024;
+/// The connection stops reading while its write buffer holds more than this.
+const READ_PAUSE: usize = 1024 * 1024;
 const MAX_PACKET: usize = 268_435_460;
 
 /// A message as the broker routes it.
@@ -54,7 +77,6 @@ struct Routed {
 
 #[derive(Debug)]
 enum ToConn {
-    Deliver(Routed),
     /// Another connection took over the session, or the broker kicks everyone.
     Close,
     /// Acknowledge and route what was withheld.
@@ -63,20 +85,33 @@ enum ToConn {
     Freeze,
 }
 
+/// The connection a session is attached to.
+#[derive(Debug)]
+struct Attached {
+    id: u64,
+    tx: mpsc::UnboundedSender<ToConn>,
+    /// Woken when a message joins the session's queue.
+    wake: Arc<Notify>,
+}
+
 #[derive(Debug, Default)]
 struct Session {
-    conn: Option<(u64, mpsc::UnboundedSender<ToConn>)>,
+    conn: Option<Attached>,
     subs: Vec<(String, QoS)>,
     clean: bool,
-    /// Messages for a disconnected persistent session.
+    /// Messages waiting to be sent, at most `State::max_queued`: taken by the connection
+    /// as in-flight slots free up, kept (QoS ≥ 1 only) while a persistent session is away.
     queued: VecDeque<Routed>,
+    /// Messages dropped in the current overflow (from the first drop until the queue
+    /// empties), if one is going on.
+    overflow: Option<u64>,
     /// A disconnected persistent session's unacknowledged messages, by packet id, and
     /// whether PUBREC came; sent again with the same ids on reconnect.
     in_flight: BTreeMap<u16, (Routed, bool)>,
     last_pkid: u16,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     sessions: HashMap<String, Session>,
     retained: BTreeMap<String, Routed>,
@@ -86,6 +121,28 @@ struct State {
     credentials: Option<(String, String)>,
     /// The most QoS ≥ 1 messages one connection had unacknowledged at once.
     max_unacked: usize,
+    /// The most messages one session's queue may hold.
+    max_queued: usize,
+    /// The longest any session's queue has been.
+    max_queued_seen: usize,
+    /// Messages dropped at a full queue.
+    dropped: u64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            sessions: HashMap::new(),
+            retained: BTreeMap::new(),
+            next_conn: 0,
+            withhold: false,
+            credentials: None,
+            max_unacked: 0,
+            max_queued: DEFAULT_MAX_QUEUED,
+            max_queued_seen: 0,
+            dropped: 0,
+        }
+    }
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -200,6 +257,9 @@ impl Broker {
         *state = State {
             withhold: state.withhold,
             credentials: state.credentials.take(),
+            max_queued: state.max_queued,
+            max_queued_seen: state.max_queued_seen,
+            dropped: state.dropped,
             ..State::default()
         };
         drop(state);
@@ -271,6 +331,46 @@ impl Broker {
         lock(&self.state).credentials = Some((user.to_owned(), password.to_owned()));
     }
 
+    /// Sets the most messages that may wait for one subscriber (default
+    /// [`DEFAULT_MAX_QUEUED`]; mosquitto's default is 1000), counting those a persistent
+    /// session is owed while away but not the 20 in flight. A message routed to a full
+    /// queue is dropped and counted in [`dropped_messages`](Self::dropped_messages). Unlike
+    /// mosquitto, 0 is not "no limit" (this broker has none): it drops every message that
+    /// finds no room. Applies to messages routed from now on; survives [`stop`](Self::stop).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+    /// let broker = ecci_transport::broker::Broker::start().await?;
+    /// broker.set_max_queued_messages(1000); // as mosquitto
+    /// assert_eq!(broker.dropped_messages(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn set_max_queued_messages(&self, max: usize) {
+        lock(&self.state).max_queued = max;
+    }
+
+    /// How many messages were dropped because their subscriber's queue was full, since the
+    /// broker was created (see [`set_max_queued_messages`](Self::set_max_queued_messages)).
+    pub fn dropped_messages(&self) -> u64 {
+        lock(&self.state).dropped
+    }
+
+    /// The most messages that waited for one subscriber at once, since the broker was
+    /// created; never more than the limit.
+    pub fn max_queued_seen(&self) -> usize {
+        lock(&self.state).max_queued_seen
+    }
+
+    /// How many messages wait in subscribers' queues now, over every session (connected
+    /// or not); not counting the messages in flight.
+    pub fn queued_messages(&self) -> usize {
+        lock(&self.state)
+            .sessions
+            .values()
+            .map(|s| s.queued.len())
+            .sum()
+    }
+
     /// How many clients are connected.
     pub fn connected_clients(&self) -> usize {
         lock(&self.state)
@@ -291,8 +391,8 @@ impl Drop for Broker {
 
 fn tell_all(state: &State, what: impl Fn() -> ToConn) {
     for session in state.sessions.values() {
-        if let Some((_, tx)) = &session.conn {
-            let _ = tx.send(what());
+        if let Some(attached) = &session.conn {
+            let _ = attached.tx.send(what());
         }
     }
 }
@@ -345,7 +445,8 @@ fn route(state: &mut State, msg: &Routed) {
             state.retained.insert(msg.topic.clone(), msg.clone());
         }
     }
-    for session in state.sessions.values_mut() {
+    let mut limits = Limits::of(state);
+    for (client_id, session) in &mut state.sessions {
         let granted = session
             .subs
             .iter()
@@ -358,12 +459,55 @@ fn route(state: &mut State, msg: &Routed) {
             retain: false,
             ..msg.clone()
         };
-        match &session.conn {
-            Some((_, tx)) => {
-                let _ = tx.send(ToConn::Deliver(copy));
-            }
-            None if !session.clean && copy.qos != QoS::AtMostOnce => session.queued.push_back(copy),
-            None => {}
+        if session.conn.is_some() || (!session.clean && copy.qos != QoS::AtMostOnce) {
+            limits.enqueue(client_id, session, copy);
+        }
+    }
+    limits.save(state);
+}
+
+/// The queue limit and the counters [`Limits::enqueue`] updates, apart from the sessions
+/// so that both can be borrowed at once.
+struct Limits {
+    max_queued: usize,
+    max_queued_seen: usize,
+    dropped: u64,
+}
+
+impl Limits {
+    fn of(state: &State) -> Limits {
+        Limits {
+            max_queued: state.max_queued,
+            max_queued_seen: state.max_queued_seen,
+            dropped: state.dropped,
+        }
+    }
+
+    fn save(self, state: &mut State) {
+        state.max_queued_seen = self.max_queued_seen;
+        state.dropped = self.dropped;
+    }
+
+    /// Queues `msg` for the session and wakes its connection, or drops and counts it when
+    /// the queue is full.
+    fn enqueue(&mut self, client_id: &str, session: &mut Session, msg: Routed) {
+        if session.queued.len() >= self.max_queued {
+            self.dropped += 1;
+            let dropped = session.overflow.get_or_insert_with(|| {
+                log::warn!(
+                    "embedded broker: queue of client {client_id:?} is full ({} messages); \
+                     dropping messages for it until it catches up",
+                    self.max_queued
+                );
+                0
+            });
+            *dropped += 1;
+            return;
+        }
+        session.queued.push_back(msg);
+        self.max_queued_seen = self.max_queued_seen.max(session.queued.len());
+        if let Some(attached) = &session.conn {
+            attached.wake.notify_one();
         }
     }
 }
@@ -374,8 +518,8 @@ struct Conn {
     client_id: String,
     state: Shared,
     wbuf: BytesMut,
-    /// Messages waiting for an in-flight slot.
-    waiting: VecDeque<Routed>,
+    /// The last pump left messages queued because the write buffer was full.
+    stalled: bool,
     in_flight: BTreeMap<u16, (Routed, bool)>,
     last_pkid: u16,
     incoming_qos2: HashSet<u16>,
@@ -421,13 +565,16 @@ where
         }
         return;
     }
+    // Only the test switches (close, release, freeze) send here, once per call: messages
+    // go through the session's bounded queue.
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let wake = Arc::new(Notify::new());
     let mut conn = Conn {
         id: 0,
         client_id: connect.client_id.clone(),
         state: Arc::clone(&state),
         wbuf: BytesMut::with_capacity(64 * 1024),
-        waiting: VecDeque::new(),
+        stalled: false,
         in_flight: BTreeMap::new(),
         last_pkid: 0,
         incoming_qos2: HashSet::new(),
@@ -442,16 +589,19 @@ where
             conn.client_id = format!("embedded-{}", conn.id);
         }
         let old = st.sessions.remove(&conn.client_id);
-        if let Some((_, old_tx)) = old.as_ref().and_then(|s| s.conn.as_ref()) {
-            let _ = old_tx.send(ToConn::Close);
+        if let Some(old_conn) = old.as_ref().and_then(|s| s.conn.as_ref()) {
+            let _ = old_conn.tx.send(ToConn::Close);
         }
         let (mut session, present) = match old {
             Some(s) if !connect.clean_session && !s.clean => (s, true),
             _ => (Session::default(), false),
         };
         session.clean = connect.clean_session;
-        session.conn = Some((conn.id, tx));
-        conn.waiting = std::mem::take(&mut session.queued);
+        session.conn = Some(Attached {
+            id: conn.id,
+            tx,
+            wake: Arc::clone(&wake),
+        });
         conn.in_flight = std::mem::take(&mut session.in_flight);
         conn.last_pkid = session.last_pkid;
         st.sessions.insert(conn.client_id.clone(), session);
@@ -472,17 +622,23 @@ where
             rbuf.reserve(64 * 1024);
         }
         let go_on = tokio::select! {
-            r = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() && !frozen => matches!(r, Ok(n) if n > 0),
-            r = rd.read_buf(&mut rbuf), if !frozen => match r {
+            r = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() && !frozen => {
+                if conn.stalled && conn.wbuf.len() < WRITE_HIGH {
+                    conn.pump();
+                }
+                matches!(r, Ok(n) if n > 0)
+            }
+            // A client that sends without reading its acknowledgements is not read from
+            // either, so that they cannot pile up here.
+            r = rd.read_buf(&mut rbuf), if !frozen && conn.wbuf.len() < READ_PAUSE => match r {
                 Ok(n) if n > 0 => conn.incoming(&mut rbuf),
                 _ => false,
             },
+            () = wake.notified() => {
+                conn.pump();
+                true
+            }
             m = rx.recv() => match m {
-                Some(ToConn::Deliver(msg)) => {
-                    conn.waiting.push_back(msg);
-                    conn.pump();
-                    true
-                }
                 Some(ToConn::Release) => conn.release(),
                 Some(ToConn::Freeze) => {
                     frozen = true;
@@ -495,7 +651,7 @@ where
             break;
         }
     }
-    conn.leave(rx);
+    conn.leave();
 }
 
 impl Conn {
@@ -523,12 +679,45 @@ impl Conn {
         packets.iter().try_for_each(|p| self.put(p))
     }
 
-    /// Sends waiting messages while there are free in-flight slots.
+    /// Sends queued messages, in order, while there are free in-flight slots (for QoS ≥ 1)
+    /// and room in the write buffer.
     fn pump(&mut self) {
-        while self.in_flight.len() < BROKER_IN_FLIGHT {
-            let Some(msg) = self.waiting.pop_front() else {
+        let mut batch = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            let Some(session) = st.sessions.get_mut(&self.client_id) else {
                 return;
             };
+            if session.conn.as_ref().is_none_or(|a| a.id != self.id) {
+                return; // taken over by a newer connection
+            }
+            let mut free = BROKER_IN_FLIGHT.saturating_sub(self.in_flight.len());
+            let mut buffered = self.wbuf.len();
+            while buffered < WRITE_HIGH {
+                let Some(next) = session.queued.front() else {
+                    break;
+                };
+                if next.qos != QoS::AtMostOnce {
+                    if free == 0 {
+                        break;
+                    }
+                    free -= 1;
+                }
+                buffered += next.topic.len() + next.payload.len() + 8;
+                batch.extend(session.queued.pop_front());
+            }
+            self.stalled = buffered >= WRITE_HIGH && !session.queued.is_empty();
+            if session.queued.is_empty() {
+                if let Some(dropped) = session.overflow.take() {
+                    log::info!(
+                        "embedded broker: client {:?} caught up after {dropped} messages \
+                         were dropped for it",
+                        self.client_id
+                    );
+                }
+            }
+        }
+        for msg in batch {
             let mut p = Publish::from_bytes(
                 msg.topic.clone(),
                 codec::to_wire(msg.qos),
@@ -644,7 +833,15 @@ impl Conn {
                     }
                 }
                 let r = self.put(&Packet::SubAck(SubAck::new(s.pkid, codes)));
-                self.waiting.extend(retained);
+                let mut st = lock(&self.state);
+                let mut limits = Limits::of(&st);
+                if let Some(session) = st.sessions.get_mut(&self.client_id) {
+                    for msg in retained {
+                        limits.enqueue(&self.client_id, session, msg);
+                    }
+                }
+                limits.save(&mut st);
+                drop(st);
                 self.pump();
                 r
             }
@@ -675,21 +872,15 @@ impl Conn {
     }
 
     /// The connection ended: a clean session goes, a persistent one keeps what it was owed.
-    fn leave(mut self, mut rx: mpsc::UnboundedReceiver<ToConn>) {
+    fn leave(self) {
         let lost = self.withheld.len();
         self.withheld_total
             .send_modify(|n| *n = n.saturating_sub(lost));
         let mut st = lock(&self.state);
-        // Routed to us before we took the lock; routes after it see the session closed.
-        while let Ok(m) = rx.try_recv() {
-            if let ToConn::Deliver(m) = m {
-                self.waiting.push_back(m);
-            }
-        }
         let Some(session) = st.sessions.get_mut(&self.client_id) else {
             return;
         };
-        if session.conn.as_ref().is_none_or(|(id, _)| *id != self.id) {
+        if session.conn.as_ref().is_none_or(|a| a.id != self.id) {
             return; // taken over by a newer connection
         }
         if session.clean {
@@ -699,12 +890,6 @@ impl Conn {
         session.conn = None;
         session.in_flight = self.in_flight;
         session.last_pkid = self.last_pkid;
-        let mut owed: VecDeque<Routed> = self
-            .waiting
-            .into_iter()
-            .filter(|m| m.qos != QoS::AtMostOnce)
-            .collect();
-        owed.append(&mut session.queued);
-        session.queued = owed;
+        session.queued.retain(|m| m.qos != QoS::AtMostOnce);
     }
 }

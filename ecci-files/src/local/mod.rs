@@ -15,7 +15,8 @@ mod runner;
 mod store;
 
 pub use runner::{
-    Backend, FileManagerError, FileManagerOptions, FileManagerStats, LocalFileManager,
+    Backend, DEFAULT_MAX_REQUESTS, FileManagerError, FileManagerOptions, FileManagerStats,
+    LocalFileManager,
 };
 
 pub use plugin::{FileManagerCore, GET_URL_TTL, Handled, PUT_URL_TTL, PluginError, Signer};

@@ -4,6 +4,10 @@
 //!
 //! Each request is handled in its own task (a relay copy may take long and
 //! must not hold up a `reqPutURL`); the messages of one request go out in order.
+//! At most [`FileManagerOptions::max_requests`] tasks run at once: while they
+//! all are busy the runner stops reading the transport's event stream, so that
+//! a flood waits in the transport's bounded queue (and, past it, at the broker)
+//! instead of growing tasks here.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,7 +83,20 @@ pub struct FileManagerOptions {
     pub limits: DecodeLimits,
     /// The HTTP tunables of relay copies.
     pub transfer: TransferConfig,
+    /// Most requests handled at once (default [`DEFAULT_MAX_REQUESTS`]; 0 is
+    /// taken as 1). Further requests are not refused: they wait in the
+    /// transport's event queue until a handler is free, and past that queue at
+    /// the broker (mosquitto keeps `max_queued_messages` per subscriber). A
+    /// relay copy holds its slot for as long as it takes, so leave room for
+    /// quick requests (`reqPutURL`) beside the copies.
+    pub max_requests: usize,
 }
+
+/// The default [`FileManagerOptions::max_requests`]: enough for every container
+/// of a busy app to have a request and a relay copy going, few enough that a
+/// flood of requests costs a bounded number of tasks, HTTP transfers and
+/// scratch files.
+pub const DEFAULT_MAX_REQUESTS: usize = 64;
 
 impl Default for FileManagerOptions {
     fn default() -> Self {
@@ -90,6 +107,7 @@ impl Default for FileManagerOptions {
             scratch: std::env::temp_dir(),
             limits: DecodeLimits::default(),
             transfer: TransferConfig::default(),
+            max_requests: DEFAULT_MAX_REQUESTS,
         }
     }
 }
@@ -103,6 +121,11 @@ pub struct FileManagerStats {
     pub refused: u64,
     /// Relay copies or publishes that failed.
     pub failed: u64,
+    /// Requests being handled now.
+    pub in_progress: u64,
+    /// The most requests handled at once so far; never more than
+    /// [`FileManagerOptions::max_requests`].
+    pub peak_in_progress: u64,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +133,8 @@ struct Counters {
     handled: AtomicU64,
     refused: AtomicU64,
     failed: AtomicU64,
+    in_progress: AtomicU64,
+    peak_in_progress: AtomicU64,
 }
 
 type DynSigner = Arc<dyn Signer + Send + Sync>;
@@ -228,6 +253,7 @@ impl LocalFileManager {
             transfers,
             scratch: options.scratch,
             limits: options.limits,
+            max_requests: options.max_requests.max(1),
             counters: Arc::clone(&counters),
         };
         let task = tokio::spawn(runner.run(events, stopped));
@@ -253,6 +279,8 @@ impl LocalFileManager {
             handled: get(&self.counters.handled),
             refused: get(&self.counters.refused),
             failed: get(&self.counters.failed),
+            in_progress: get(&self.counters.in_progress),
+            peak_in_progress: get(&self.counters.peak_in_progress),
         }
     }
 
@@ -292,6 +320,7 @@ struct Runner {
     transfers: Transfers,
     scratch: PathBuf,
     limits: DecodeLimits,
+    max_requests: usize,
     counters: Arc<Counters>,
 }
 
@@ -304,7 +333,7 @@ impl Runner {
                 biased;
                 _ = stopped.wait_for(|s| *s) => break,
                 Some(_) = requests.join_next(), if !requests.is_empty() => {}
-                event = events.recv() => match event {
+                event = events.recv(), if requests.len() < runner.max_requests => match event {
                     None => break,
                     Some(Event::Message(message)) => {
                         let runner = Arc::clone(&runner);
@@ -313,8 +342,18 @@ impl Runner {
                     Some(_) => {}
                 },
             }
+            let running = requests.len() as u64;
+            runner
+                .counters
+                .in_progress
+                .store(running, Ordering::Relaxed);
+            runner
+                .counters
+                .peak_in_progress
+                .fetch_max(running, Ordering::Relaxed);
         }
         requests.shutdown().await;
+        runner.counters.in_progress.store(0, Ordering::Relaxed);
     }
 
     fn bump(counter: &AtomicU64) {
