@@ -387,13 +387,17 @@ impl Driver {
                     backoff.reset();
                     let end = match stream {
                         Stream::Tcp(mut tcp) => {
+                            let quick_ack = QuickAck::new(&tcp);
                             let (rd, wr) = tcp.split();
-                            self.session(rd, wr, session_present, rbuf).await
+                            self.session(rd, wr, session_present, rbuf, &quick_ack)
+                                .await
                         }
                         #[cfg(feature = "tls")]
                         Stream::Tls(tls) => {
+                            let quick_ack = QuickAck::new(tls.get_ref().0);
                             let (rd, wr) = tokio::io::split(*tls);
-                            self.session(rd, wr, session_present, rbuf).await
+                            self.session(rd, wr, session_present, rbuf, &quick_ack)
+                                .await
                         }
                     };
                     match end {
@@ -442,6 +446,7 @@ impl Driver {
         mut wr: W,
         session_present: bool,
         mut rbuf: BytesMut,
+        quick_ack: &QuickAck,
     ) -> End
     where
         R: AsyncRead + Unpin,
@@ -486,6 +491,7 @@ impl Driver {
                         r = rd.read_buf(&mut rbuf), if can_read => match r {
                             Ok(0) => Err(End::Lost(ConnectionError::ClosedByBroker)),
                             Ok(n) => {
+                                quick_ack.rearm();
                                 bump(&self.counters.bytes_received, n as u64);
                                 self.incoming(&mut rbuf, &mut conn)
                             }
@@ -944,7 +950,45 @@ fn wire_publish(message: &Message, pkid: u16, dup: bool) -> v4::Publish {
     }
 }
 
-/// TCP connect, CONNECT, CONNACK, within the connect timeout.
+/// Acknowledges what the broker sent at once, rather than after the delayed-ACK timer.
+///
+/// mosquitto writes with Nagle's algorithm on (`set_tcp_nodelay false`, its default), so
+/// it holds a small write back while an earlier one is unacknowledged; a QoS 0
+/// subscriber sends nothing back that could carry the ACK, and Linux may delay it up
+/// to 40 ms: the next message then waits that long (seen as ~1 % of messages at 40 ms in
+/// `cargo xtask bench transport`). `TCP_QUICKACK` is not sticky, so it is set again after
+/// every read: one `setsockopt` per read. A handle on the same socket (a duplicated
+/// descriptor), dropped with the connection; a no-op where the option does not exist.
+#[derive(Debug)]
+struct QuickAck {
+    #[cfg(target_os = "linux")]
+    socket: Option<socket2::Socket>,
+}
+
+impl QuickAck {
+    fn new(tcp: &TcpStream) -> QuickAck {
+        #[cfg(target_os = "linux")]
+        {
+            QuickAck {
+                socket: socket2::SockRef::from(tcp).try_clone().ok(),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = tcp;
+            QuickAck {}
+        }
+    }
+
+    fn rearm(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(socket) = &self.socket {
+            // Only latency depends on it: a failure changes nothing else.
+            let _ = socket.set_tcp_quickack(true);
+        }
+    }
+}
+
 /// A connection to the broker, plain or TLS.
 #[derive(Debug)]
 enum Stream {
@@ -1015,5 +1059,34 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod quick_ack_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn quick_ack_is_set_again_after_each_read_and_closes_with_the_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tcp, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (tcp, (mut peer, _)) = (tcp.unwrap(), accepted.unwrap());
+        let quick_ack = QuickAck::new(&tcp);
+        let socket = socket2::SockRef::from(&tcp);
+        // The kernel leaves quick-ack mode by itself; rearm puts it back.
+        socket.set_tcp_quickack(false).unwrap();
+        assert!(!socket.tcp_quickack().unwrap());
+        quick_ack.rearm();
+        assert!(socket.tcp_quickack().unwrap());
+        // Its duplicate descriptor goes with it: the peer sees the close.
+        drop(tcp);
+        drop(quick_ack);
+        let mut buf = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(5), peer.read(&mut buf))
+            .await
+            .expect("the close reaches the peer")
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }
