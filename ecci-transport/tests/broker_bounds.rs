@@ -140,6 +140,28 @@ async fn subscriber(broker: &Broker, filter: &str) -> (MqttTransport, Events) {
 /// Publishes `count` messages numbered from `first` (each `size` bytes, the number first),
 /// `BATCH` at a time, waiting after each batch until the broker acknowledged it and
 /// `follower` received it, in order.
+/// Reads `kept` messages from `stuck`, each numbered higher than the one before, then
+/// publishes a marker and checks that it is the very next message: the broker kept
+/// exactly `kept` for it.
+async fn read_kept_then_marker(
+    stuck: &mut RawClient,
+    kept: u64,
+    publisher: &MqttTransport,
+    follower: &mut Events,
+    topic: &str,
+) {
+    let mut last = None;
+    for _ in 0..kept {
+        let p = stuck.next_publish(true).await;
+        let n = u32::from_be_bytes(p.payload[..4].try_into().unwrap());
+        assert!(last.is_none_or(|l| n > l), "{n} after {last:?}");
+        last = Some(n);
+    }
+    flood(publisher, follower, topic, u32::MAX - 1, 1, 4).await;
+    let marker = stuck.next_publish(true).await;
+    assert_eq!(marker.payload[..4], (u32::MAX - 1).to_be_bytes());
+}
+
 async fn flood(
     publisher: &MqttTransport,
     follower: &mut Events,
@@ -210,16 +232,14 @@ async fn a_stalled_qos1_subscriber_costs_at_most_the_limit() {
         for p in &in_flight {
             stuck.send(Packet::PubAck(PubAck::new(p.pkid))).await;
         }
-        let mut last = None;
-        for _ in 0..LIMIT {
-            let p = stuck.next_publish(true).await;
-            let n = u32::from_be_bytes(p.payload[..4].try_into().unwrap());
-            assert!(last.is_none_or(|l| n > l), "{n} after {last:?}");
-            last = Some(n);
-        }
-        flood(&publisher, &mut follower_events, topic, u32::MAX - 1, 1, 4).await;
-        let marker = stuck.next_publish(true).await;
-        assert_eq!(marker.payload[..4], (u32::MAX - 1).to_be_bytes());
+        read_kept_then_marker(
+            &mut stuck,
+            LIMIT as u64,
+            &publisher,
+            &mut follower_events,
+            topic,
+        )
+        .await;
         assert_eq!(broker.queued_messages(), 0);
         dropped_before = broker.dropped_messages();
     }
@@ -255,16 +275,14 @@ async fn a_stalled_qos0_subscriber_costs_at_most_the_limit() {
 
     // Reading again, it gets every message that was not dropped, in order, then nothing
     // more: the next one is a marker sent now.
-    let mut last = None;
-    for _ in 0..u64::from(SENT) - dropped {
-        let p = stuck.next_publish(true).await;
-        let n = u32::from_be_bytes(p.payload[..4].try_into().unwrap());
-        assert!(last.is_none_or(|l| n > l), "{n} after {last:?}");
-        last = Some(n);
-    }
-    flood(&publisher, &mut follower_events, topic, u32::MAX - 1, 1, 4).await;
-    let marker = stuck.next_publish(true).await;
-    assert_eq!(marker.payload[..4], (u32::MAX - 1).to_be_bytes());
+    read_kept_then_marker(
+        &mut stuck,
+        u64::from(SENT) - dropped,
+        &publisher,
+        &mut follower_events,
+        topic,
+    )
+    .await;
     assert_eq!(broker.dropped_messages(), dropped);
     assert_eq!(broker.queued_messages(), 0);
     let m = publisher.metrics();
