@@ -159,10 +159,19 @@ fn platform(topic: &str, payload: &[u8], style: &Style) -> String {
         return json_line(topic, payload);
     }
     let topic = clean(topic, style.max_len);
-    match serde_json::from_slice::<serde_json::Value>(payload) {
-        Ok(v) => format!("{topic} {}", clean(&v.to_string(), style.max_len)),
+    match as_sent(payload) {
+        Ok(text) => format!("{topic} {}", clean(text, style.max_len)),
         Err(e) => format!("{topic} undecodable: not JSON: {e}"),
     }
+}
+
+/// The payload's text as it was sent, once it is known to be JSON: the keys in their
+/// order and the sender's spacing, which a re-serialised value would hide (`serde_json`
+/// sorts keys), and which is what tells a payload from Python's `json.dumps` apart.
+fn as_sent(payload: &[u8]) -> Result<&str, serde_json::Error> {
+    serde_json::from_slice::<serde_json::Value>(payload)?;
+    // Valid JSON is valid UTF-8.
+    Ok(std::str::from_utf8(payload).unwrap_or_default())
 }
 
 /// `{"topic": …, "json": …}`, or `{"topic": …, "error": …}` when the payload is not JSON.
@@ -177,16 +186,16 @@ fn json_line(topic: &str, payload: &[u8]) -> String {
 
 /// A topic outside the ECCI grammar (from `--topic`): JSON, else an envelope, else bytes.
 fn other(topic: &str, payload: &[u8], style: &Style) -> String {
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
-        return if style.json {
-            json!({ "topic": topic, "json": v }).to_string()
-        } else {
-            format!(
-                "{} {}",
-                clean(topic, style.max_len),
-                clean(&v.to_string(), style.max_len)
-            )
-        };
+    if style.json {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
+            return json!({ "topic": topic, "json": v }).to_string();
+        }
+    } else if let Ok(text) = as_sent(payload) {
+        return format!(
+            "{} {}",
+            clean(topic, style.max_len),
+            clean(text, style.max_len)
+        );
     }
     let shown = match decode(payload) {
         Ok(e) => format!("[{}] {}", e.kind, repr(&e.contents, style.max_len)),
@@ -288,9 +297,9 @@ mod tests {
         );
         check(
             "toEdgeAI/b/con_cntr_ready",
-            br#"{"app_id": "a", "ready_type": "app"}"#,
+            br#"{"ready_type": "app", "app_id": "a"}"#,
             false,
-            r#"toEdgeAI/b/con_cntr_ready {"app_id":"a","ready_type":"app"}"#,
+            r#"toEdgeAI/b/con_cntr_ready {"ready_type": "app", "app_id": "a"}"#,
         );
         check(
             "toEdgeAI/b/send_data",

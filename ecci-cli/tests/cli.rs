@@ -261,7 +261,7 @@ async fn dev_prints_exports_and_shows_log_records() {
     assert_eq!(
         lines.last().map(String::as_str),
         Some(
-            r#"toEdgeAI/local/con_cntr_ready {"agent_id":null,"app_id":"demo","container_name":"ctrl","ready_type":"app"}"#
+            r#"toEdgeAI/local/con_cntr_ready {"app_id": "demo", "container_name": "ctrl", "agent_id": null, "ready_type": "app"}"#
         )
     );
     let addr = format!("127.0.0.1:{port}");
@@ -439,7 +439,7 @@ async fn watch_sees_bridged_topics_and_only_its_apps_platform_messages() {
     .await;
     assert_eq!(
         w.stdout_until(|_| true).await,
-        [r#"toEdgeAI/b1/con_cntr_ready {"app_id":"demo"}"#]
+        [r#"toEdgeAI/b1/con_cntr_ready {"app_id": "demo"}"#]
     );
     w.stop().await;
 }
