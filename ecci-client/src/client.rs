@@ -94,6 +94,14 @@ pub struct ClientOptions {
     pub decode_limits: DecodeLimits,
     /// The pickle protocol written. Default 4 (what Python 3.8+ writes).
     pub protocol: Protocol,
+    /// The largest inbound MQTT packet of the client's own transport, in bytes. A larger
+    /// message is skipped as it arrives (never buffered) and becomes an [`ErrorEvent`]
+    /// naming its topic and size ([`InboundError::TooLarge`](crate::InboundError::TooLarge));
+    /// the connection and the messages after it are kept. Default 256 MiB, MQTT's largest
+    /// packet, as mosquitto and paho accept. A transport given to
+    /// [`ClientBuilder::transport`] keeps its own setting
+    /// ([`MqttConfig::max_inbound_packet`]).
+    pub max_inbound_packet: usize,
 }
 
 impl Default for ClientOptions {
@@ -108,6 +116,7 @@ impl Default for ClientOptions {
             files: ExchangeOptions::default(),
             decode_limits: DecodeLimits::default(),
             protocol: Protocol::default(),
+            max_inbound_packet: MqttConfig::new("", 0).max_inbound_packet,
         }
     }
 }
@@ -138,6 +147,10 @@ pub struct Status {
     pub handshake: Option<State>,
     /// For a controller: the targets that have not sent `ready` yet.
     pub waiting_for: Vec<ContainerName>,
+    /// How often the connection was lost (the transport reconnects by itself).
+    pub disconnects: u64,
+    /// Why the connection was last lost (also logged as a warning), if it ever was.
+    pub last_disconnect: Option<ecci_transport::ConnectionError>,
 }
 
 /// The client's counters (see [`Client::metrics`]).
@@ -248,7 +261,11 @@ impl ClientBuilder {
         let owned = transport.is_none();
         let transport: Arc<dyn Transport> = match transport {
             Some(t) => t,
-            None => Arc::new(MqttTransport::start(mqtt_config(&config))),
+            None => {
+                let mut mqtt = mqtt_config(&config);
+                mqtt.max_inbound_packet = options.max_inbound_packet;
+                Arc::new(MqttTransport::start(mqtt))
+            }
         };
         let Some(mut events) = transport.take_events() else {
             return Err(Error::TransportInUse);

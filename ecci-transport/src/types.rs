@@ -141,6 +141,16 @@ pub enum Event {
     Connected,
     /// The connection was lost; the transport reconnects by itself.
     Disconnected(ConnectionError),
+    /// An inbound PUBLISH larger than [`MqttConfig::max_inbound_packet`](crate::MqttConfig::max_inbound_packet)
+    /// was skipped (and acknowledged); the connection and the messages after it are kept.
+    TooLarge {
+        /// Its topic.
+        topic: String,
+        /// The size of the PUBLISH packet, in bytes.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
     /// A connection attempt failed; the transport tries again after a delay. Reported for the
     /// first failure after a connection or start, and whenever the reason changes (so a
     /// broker that stays down does not flood the stream, but a wrong password is seen).
@@ -220,6 +230,9 @@ pub struct Metrics {
     pub acknowledged: u64,
     /// Inbound messages received (duplicates of QoS 2 messages not counted).
     pub received: u64,
+    /// Inbound messages skipped because they exceeded the maximum inbound packet size
+    /// (each reported as an [`Event::TooLarge`]).
+    pub too_large: u64,
     /// Bytes written to the broker.
     pub bytes_sent: u64,
     /// Bytes read from the broker.
