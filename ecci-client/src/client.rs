@@ -258,6 +258,9 @@ impl ClientBuilder {
             options,
         } = self;
         let role = role(&config)?;
+        for warning in config.warnings() {
+            log::warn!("{}: {warning}", config.container_name());
+        }
         let owned = transport.is_none();
         let transport: Arc<dyn Transport> = match transport {
             Some(t) => t,
