@@ -403,7 +403,7 @@ impl Target {
 /// let c = Config::from_lookup_with(&strip, lookup).unwrap();
 /// assert_eq!(c.container_name(), "worker");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EnvOptions {
     /// Whether `ECCI_CONTAINER_NAME` loses an `edgeai_<x>_` prefix (see
     /// [`ContainerName::from_platform_name`]). Default `false`: the name is used as
@@ -413,13 +413,6 @@ pub struct EnvOptions {
     pub strip_platform_prefix: bool,
 }
 
-impl Default for EnvOptions {
-    fn default() -> Self {
-        Self {
-            strip_platform_prefix: false,
-        }
-    }
-}
 
 /// A value the Python SDK starts with but that looks like a mistake: the configuration
 /// is used as Python would use it, and the client logs the warning
