@@ -413,7 +413,6 @@ pub struct EnvOptions {
     pub strip_platform_prefix: bool,
 }
 
-
 /// A value the Python SDK starts with but that looks like a mistake: the configuration
 /// is used as Python would use it, and the client logs the warning
 /// ([`Config::warnings`]).
