@@ -41,13 +41,16 @@ impl QoS {
 
 /// Which outgoing queue a message waits in.
 ///
-/// Control messages always leave before bulk ones, so a command or a file-transfer control
-/// message is never stuck behind a backlog of data or logs. Local only: it is not on the wire.
+/// Control messages always leave before bulk ones, so the SDK's handshake and file-transfer
+/// messages are never stuck behind a backlog of data or logs. Messages of one priority leave
+/// in the order they were queued: an application's data and commands share
+/// [`Priority::Bulk`] so that a receiver sees them in publish order, as with Python. Local
+/// only: it is not on the wire.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Priority {
-    /// Commands, readiness, file-transfer control.
+    /// The readiness handshake, file-transfer control, commands an application marks urgent.
     Control,
-    /// Application data and logs.
+    /// Application data and commands, logs.
     #[default]
     Bulk,
 }
