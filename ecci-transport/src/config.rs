@@ -37,7 +37,7 @@ impl Default for BackoffConfig {
 /// let mut config = MqttConfig::new("127.0.0.1", 1883);
 /// config.credentials = Some(("user".into(), "secret".into()));
 /// assert_eq!(config.max_in_flight, 20);
-/// assert_eq!(config.max_inbound_packet, 256 * 1024 * 1024);
+/// assert_eq!(config.max_inbound_packet, 268_435_460); // MQTT's largest packet: 256 MiB
 /// ```
 #[derive(Clone, PartialEq)]
 pub struct MqttConfig {
