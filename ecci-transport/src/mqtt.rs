@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use rumqttc::mqttbytes::v4::{
     self, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, PubRel, SubscribeFilter,
     SubscribeReasonCode,
@@ -85,6 +85,7 @@ struct Counters {
     dropped: AtomicU64,
     acknowledged: AtomicU64,
     received: AtomicU64,
+    too_large: AtomicU64,
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
 }
@@ -261,6 +262,7 @@ impl Transport for MqttTransport {
             dropped: load(&c.dropped),
             acknowledged: load(&c.acknowledged),
             received: load(&c.received),
+            too_large: load(&c.too_large),
             bytes_sent: load(&c.bytes_sent),
             bytes_received: load(&c.bytes_received),
         }
@@ -316,6 +318,16 @@ struct Conn {
     /// QoS 0 receipts, resolved once `written` reaches the offset.
     qos0: VecDeque<(u64, Reply)>,
     ping_outstanding: bool,
+    /// An inbound PUBLISH beyond the size limit whose bytes are being skipped.
+    skip: Option<Skip>,
+}
+
+/// What is left of an oversized inbound PUBLISH, and how to acknowledge it once skipped.
+#[derive(Debug)]
+struct Skip {
+    left: usize,
+    qos: QoS,
+    pkid: u16,
 }
 
 impl Conn {
@@ -458,6 +470,7 @@ impl Driver {
             written: 0,
             qos0: VecDeque::new(),
             ping_outstanding: false,
+            skip: None,
         };
         let end = match self.on_connect(&mut conn, session_present) {
             Err(e) => End::Lost(e),
@@ -813,17 +826,109 @@ impl Driver {
         Ok(())
     }
 
-    /// Handles every whole packet in `rbuf`.
+    /// Handles every whole packet in `rbuf`, and skips the bytes of an oversized PUBLISH
+    /// as they arrive.
     fn incoming(&mut self, rbuf: &mut BytesMut, conn: &mut Conn) -> Result<(), End> {
         loop {
-            match codec::decode(rbuf, self.config.max_packet_size) {
-                Ok(Decoded::Packet(packet)) => self.packet(packet, conn).map_err(End::Lost)?,
-                Ok(Decoded::NeedMore(n)) => {
-                    rbuf.reserve(n);
+            if let Some(skip) = &mut conn.skip {
+                let n = skip.left.min(rbuf.len());
+                rbuf.advance(n);
+                skip.left -= n;
+                if skip.left > 0 {
                     return Ok(());
                 }
-                Err(e) => return Err(End::Lost(ConnectionError::Protocol(e))),
+                if let Some(skip) = conn.skip.take() {
+                    self.ack_inbound(skip.qos, skip.pkid, conn)
+                        .map_err(End::Lost)?;
+                }
+                continue;
             }
+            let header =
+                codec::peek_header(rbuf).map_err(|e| End::Lost(ConnectionError::Protocol(e)))?;
+            match header {
+                None => return Ok(()),
+                Some(header) if header.size() > self.config.max_inbound_packet => {
+                    if !self.oversized(header, rbuf, conn).map_err(End::Lost)? {
+                        return Ok(());
+                    }
+                }
+                Some(_) => match codec::decode(rbuf, self.config.max_inbound_packet) {
+                    Ok(Decoded::Packet(packet)) => {
+                        self.packet(packet, conn).map_err(End::Lost)?;
+                    }
+                    Ok(Decoded::NeedMore(n)) => {
+                        rbuf.reserve(n);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(End::Lost(ConnectionError::Protocol(e))),
+                },
+            }
+        }
+    }
+
+    /// Starts skipping an inbound packet beyond the size limit once its topic and packet
+    /// id are in `rbuf` (at most 64 KiB); `false` while they are not. Only a PUBLISH can
+    /// be skipped: the broker sends nothing else that large, and anything else that large
+    /// is a protocol error.
+    fn oversized(
+        &mut self,
+        header: codec::Header,
+        rbuf: &mut BytesMut,
+        conn: &mut Conn,
+    ) -> Result<bool, ConnectionError> {
+        let max = self.config.max_inbound_packet;
+        let size = header.size();
+        if !header.is_publish() {
+            return Err(ConnectionError::Protocol(format!(
+                "packet of type {} and {size} bytes exceeds the maximum inbound packet size of {max} bytes",
+                header.byte0 >> 4
+            )));
+        }
+        let Some(qos) = QoS::from_u8((header.byte0 >> 1) & 3) else {
+            return Err(ConnectionError::Protocol("publish with qos 3".to_owned()));
+        };
+        let Some(len) = rbuf.get(header.len..header.len + 2) else {
+            rbuf.reserve(header.len + 2);
+            return Ok(false);
+        };
+        let topic_len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        let id_len = if qos == QoS::AtMostOnce { 0 } else { 2 };
+        let start = header.len + 2 + topic_len + id_len;
+        if start > size {
+            return Err(ConnectionError::Protocol(format!(
+                "publish of {size} bytes with a topic of {topic_len} bytes"
+            )));
+        }
+        if rbuf.len() < start {
+            rbuf.reserve(start - rbuf.len());
+            return Ok(false);
+        }
+        let topic_end = header.len + 2 + topic_len;
+        let topic = String::from_utf8_lossy(&rbuf[header.len + 2..topic_end]).into_owned();
+        let pkid = match qos {
+            QoS::AtMostOnce => 0,
+            _ => u16::from_be_bytes([rbuf[topic_end], rbuf[topic_end + 1]]),
+        };
+        rbuf.advance(start);
+        // A QoS 2 message sent again before we acknowledged it is reported once.
+        if qos != QoS::ExactlyOnce || self.incoming_qos2.insert(pkid) {
+            bump(&self.counters.too_large, 1);
+            self.stash.push_back(Event::TooLarge { topic, size, max });
+        }
+        conn.skip = Some(Skip {
+            left: size - start,
+            qos,
+            pkid,
+        });
+        Ok(true)
+    }
+
+    /// Acknowledges an inbound PUBLISH as its QoS asks.
+    fn ack_inbound(&mut self, qos: QoS, pkid: u16, conn: &mut Conn) -> Result<(), ConnectionError> {
+        match qos {
+            QoS::AtMostOnce => Ok(()),
+            QoS::AtLeastOnce => conn.put(&Packet::PubAck(PubAck::new(pkid))),
+            QoS::ExactlyOnce => conn.put(&Packet::PubRec(PubRec::new(pkid))),
         }
     }
 
@@ -843,11 +948,7 @@ impl Driver {
                         priority: Priority::Bulk,
                     }));
                 }
-                match qos {
-                    QoS::AtMostOnce => {}
-                    QoS::AtLeastOnce => conn.put(&Packet::PubAck(PubAck::new(pkid)))?,
-                    QoS::ExactlyOnce => conn.put(&Packet::PubRec(PubRec::new(pkid)))?,
-                }
+                self.ack_inbound(qos, pkid, conn)?;
             }
             Packet::PubAck(PubAck { pkid }) | Packet::PubComp(PubComp { pkid }) => {
                 if let Some(entry) = self.in_flight.remove(&pkid) {
@@ -1037,7 +1138,7 @@ where
         stream.write_all(&buf).await?;
         let mut rbuf = BytesMut::with_capacity(64 * 1024);
         loop {
-            match codec::decode(&mut rbuf, config.max_packet_size)
+            match codec::decode(&mut rbuf, config.max_inbound_packet)
                 .map_err(ConnectionError::Protocol)?
             {
                 Decoded::Packet(Packet::ConnAck(ack)) => {

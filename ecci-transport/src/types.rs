@@ -41,13 +41,16 @@ impl QoS {
 
 /// Which outgoing queue a message waits in.
 ///
-/// Control messages always leave before bulk ones, so a command or a file-transfer control
-/// message is never stuck behind a backlog of data or logs. Local only: it is not on the wire.
+/// Control messages always leave before bulk ones, so the SDK's handshake and file-transfer
+/// messages are never stuck behind a backlog of data or logs. Messages of one priority leave
+/// in the order they were queued: an application's data and commands share
+/// [`Priority::Bulk`] so that a receiver sees them in publish order, as with Python. Local
+/// only: it is not on the wire.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Priority {
-    /// Commands, readiness, file-transfer control.
+    /// The readiness handshake, file-transfer control, commands an application marks urgent.
     Control,
-    /// Application data and logs.
+    /// Application data and commands, logs.
     #[default]
     Bulk,
 }
@@ -141,6 +144,16 @@ pub enum Event {
     Connected,
     /// The connection was lost; the transport reconnects by itself.
     Disconnected(ConnectionError),
+    /// An inbound PUBLISH larger than [`MqttConfig::max_inbound_packet`](crate::MqttConfig::max_inbound_packet)
+    /// was skipped (and acknowledged); the connection and the messages after it are kept.
+    TooLarge {
+        /// Its topic.
+        topic: String,
+        /// The size of the PUBLISH packet, in bytes.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
     /// A connection attempt failed; the transport tries again after a delay. Reported for the
     /// first failure after a connection or start, and whenever the reason changes (so a
     /// broker that stays down does not flood the stream, but a wrong password is seen).
@@ -220,6 +233,9 @@ pub struct Metrics {
     pub acknowledged: u64,
     /// Inbound messages received (duplicates of QoS 2 messages not counted).
     pub received: u64,
+    /// Inbound messages skipped because they exceeded the maximum inbound packet size
+    /// (each reported as an [`Event::TooLarge`]).
+    pub too_large: u64,
     /// Bytes written to the broker.
     pub bytes_sent: u64,
     /// Bytes read from the broker.
