@@ -208,14 +208,23 @@ impl LoggerConfig {
     /// [`init`](crate::init)).
     pub fn from_env() -> Result<LoggerConfig, InitError> {
         let mut config = LoggerConfig::from_config(&Config::identity_from_env()?);
-        config.filter = match std::env::var_os(FILTER_VAR) {
-            None => None,
-            Some(v) => Some(v.into_string().map_err(|_| ConfigError::NotUnicode {
-                variable: FILTER_VAR,
-            })?),
-        }
-        .filter(|v| !v.is_empty());
+        config.filter = LoggerConfig::filter_from_env()?;
         Ok(config)
+    }
+
+    /// The directive in `ECCI_LOG_FILTER` ([`FILTER_VAR`]); `None` when it is unset or
+    /// empty.
+    ///
+    /// # Errors
+    /// [`ConfigError::NotUnicode`] naming the variable when its value is not Unicode.
+    pub fn filter_from_env() -> Result<Option<String>, InitError> {
+        match std::env::var_os(FILTER_VAR) {
+            None => Ok(None),
+            Some(v) => Ok(Some(v.into_string().map_err(|_| ConfigError::NotUnicode {
+                variable: FILTER_VAR,
+            })?)
+            .filter(|v| !v.is_empty())),
+        }
     }
 }
 
