@@ -50,6 +50,8 @@ pub mod conformance;
 pub mod memory;
 #[cfg(all(feature = "test-util", unix))]
 pub mod mosquitto;
+#[cfg(feature = "test-util")]
+pub mod skip;
 
 pub use config::{BackoffConfig, MqttConfig, client_id};
 pub use error::{ConnectionError, IoError, PublishError, SubscribeError, TryPublishError};
