@@ -48,6 +48,8 @@ pub mod broker;
 pub mod conformance;
 #[cfg(feature = "test-util")]
 pub mod memory;
+#[cfg(feature = "test-util")]
+pub mod mock;
 #[cfg(all(feature = "test-util", unix))]
 pub mod mosquitto;
 #[cfg(feature = "test-util")]
