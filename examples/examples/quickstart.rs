@@ -254,7 +254,7 @@ async fn worker(client: Client, download_dir: PathBuf) -> Result<(), BoxError> {
     let sum = numbers.iter().sum();
     log::info!(target: &me, "task {id}: summed {} numbers", numbers.len());
     client
-        .publish(&Answer::Sum { id, sum }, task.sender())
+        .publish(&Answer::Sum { id, sum }, Targets::exact(task.sender()))
         .await?
         .await?;
 
