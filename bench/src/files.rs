@@ -49,7 +49,11 @@ pub(crate) fn run() -> Result<(), String> {
             "curl is missing: install it (apt-get install curl); it is the reference".into(),
         );
     }
-    let dir = TempDir::new()?;
+    // Removed at the end, whatever happens.
+    let dir = tempfile::Builder::new()
+        .prefix("ecci-bench-files-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -67,7 +71,7 @@ pub(crate) fn run() -> Result<(), String> {
             transport,
             APP.parse().map_err(|e| format!("{e}"))?,
             "b1".parse().map_err(|e| format!("{e}"))?,
-            dir.0.join("store"),
+            dir.path().join("store"),
         )
         .await
         .map_err(|e| format!("fileManager: {e}"))
@@ -86,7 +90,7 @@ pub(crate) fn run() -> Result<(), String> {
     ]);
     let mut failures = Vec::new();
     for (label, size) in SIZES {
-        let source = dir.0.join("source.bin");
+        let source = dir.path().join("source.bin");
         write_source(&source, *size)?;
 
         // Interleaved repetitions, best of each: the machine is shared, and a run that
@@ -101,17 +105,17 @@ pub(crate) fn run() -> Result<(), String> {
         // Seconds of every run: curl, ecci, ecci + sha256; upload then download.
         let mut runs: [[Runs; 3]; 2] = Default::default();
         for _ in 0..REPEAT {
-            let (put, get) = curl_round(&fm, &dir.0, &source)?;
+            let (put, get) = curl_round(&fm, dir.path(), &source)?;
             curl_put = curl_put.min(put);
             curl_get = curl_get.min(get);
             runs[0][0].push(put);
             runs[1][0].push(get);
-            let (s, r) = ecci_round(&fm, broker.port(), &dir.0, &source, *size, false)?;
+            let (s, r) = ecci_round(&fm, broker.port(), dir.path(), &source, *size, false)?;
             runs[0][1].push(s.seconds);
             runs[1][1].push(r.seconds);
             sent.best_of(s);
             received.best_of(r);
-            let (s, r) = ecci_round(&fm, broker.port(), &dir.0, &source, *size, true)?;
+            let (s, r) = ecci_round(&fm, broker.port(), dir.path(), &source, *size, true)?;
             runs[0][2].push(s.seconds);
             runs[1][2].push(r.seconds);
             sent_sha.best_of(s);
@@ -203,24 +207,6 @@ pub(crate) fn run() -> Result<(), String> {
     );
     failures.into_iter().for_each(crate::missed);
     Ok(())
-}
-
-/// A temporary directory removed at the end, whatever happens.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self, String> {
-        let path = std::env::temp_dir().join(format!("ecci-bench-files-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).map_err(|e| format!("temp dir: {e}"))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Writes `size` pseudo-random bytes (not compressible, not all zeros).

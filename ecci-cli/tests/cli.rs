@@ -636,16 +636,11 @@ async fn container(exported: &[(String, String)], extra: &[(&str, &str)]) -> Cli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_runs_a_file_manager_a_file_goes_through() {
-    let dir = std::env::temp_dir().join(format!("ecci-cli-files-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    struct Remove(std::path::PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _remove = Remove(dir.clone());
-    let objects = dir.join("objects");
+    let dir = tempfile::Builder::new()
+        .prefix("ecci-cli-files-")
+        .tempdir()
+        .expect("temp dir");
+    let objects = dir.path().join("objects");
     let objects_arg = objects.to_str().expect("a UTF-8 temp dir");
     let mut dev = Running::start(&["dev", "--broker-id", "local", "--files-dir", objects_arg]);
     let header = dev.stdout_until(|l| l.starts_with("# Watching")).await;
@@ -673,7 +668,7 @@ async fn dev_runs_a_file_manager_a_file_goes_through() {
     )
     .await;
     let receiver = container(&exported, &[("ECCI_CONTAINER_NAME", "containerB")]).await;
-    let src = dir.join("test.py");
+    let src = dir.path().join("test.py");
     let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&src, &bytes).expect("source written");
     let sent = sender
@@ -690,7 +685,7 @@ async fn dev_runs_a_file_manager_a_file_goes_through() {
         .expect("offered in time")
         .expect("an offer");
     assert_eq!(offer.file_name, "test");
-    let dest = dir.join("received.py");
+    let dest = dir.path().join("received.py");
     let got = tokio::time::timeout(WAIT, offer.download_to(&dest))
         .await
         .expect("downloaded in time")
