@@ -51,9 +51,57 @@ impl std::fmt::Display for Table {
     }
 }
 
+/// One row's figure over its runs: the best of them, how many there were and how far apart
+/// they lay, so a reader can tell a real difference from noise.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Runs {
+    values: Vec<f64>,
+}
+
+impl Runs {
+    pub(crate) fn push(&mut self, value: f64) {
+        self.values.push(value);
+    }
+
+    /// How many runs: the `runs` column.
+    pub(crate) fn count(&self) -> String {
+        self.values.len().to_string()
+    }
+
+    /// (max − min) / max of the runs, in percent: the `spread` column; `–` for fewer than
+    /// two runs.
+    pub(crate) fn spread(&self) -> String {
+        if self.values.len() < 2 {
+            return "–".to_owned();
+        }
+        let max = self.values.iter().copied().fold(f64::MIN, f64::max);
+        let min = self.values.iter().copied().fold(f64::MAX, f64::min);
+        if max > 0.0 {
+            format!("{:.0} %", (max - min) / max * 100.0)
+        } else {
+            "0 %".to_owned()
+        }
+    }
+}
+
+/// What the `spread` column means, for the text under a table.
+pub(crate) const SPREAD_NOTE: &str =
+    "runs: how often the row was measured; spread: (max − min) / max of its runs.";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_and_spread() {
+        let mut r = Runs::default();
+        assert_eq!((r.count().as_str(), r.spread().as_str()), ("0", "–"));
+        r.push(100.0);
+        assert_eq!((r.count().as_str(), r.spread().as_str()), ("1", "–"));
+        r.push(80.0);
+        r.push(90.0);
+        assert_eq!((r.count().as_str(), r.spread().as_str()), ("3", "20 %"));
+    }
 
     #[test]
     fn aligns_columns() {

@@ -4,6 +4,10 @@
 //! `-h` and non-UTF-8 arguments) rather than clap, whose default features pull in a dozen
 //! crates and a derive macro for three subcommands. Every bad argument is a [`UsageError`]:
 //! one line that names the argument, and exit code 2.
+//!
+//! `watch` and `send` take what a flag does not give from the `ECCI_*` variables `ecci dev`
+//! prints (and a container has): the broker, its credentials, the app, the broker id and the
+//! sender. A flag always wins; a bad variable is a usage error naming the variable.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -58,17 +62,20 @@ toEdgeAI/# (skipping platform messages whose app_id is another app). An ECCI mes
 as a Python repr (never executing anything; a bad payload is shown as `undecodable: reason`);
 a platform message as its JSON. Runs until Ctrl-C, or until --count messages were shown.
 
-Usage: ecci watch --broker HOST:PORT --app APP [OPTIONS]
+Usage: ecci watch [--broker HOST:PORT] [--app APP] [OPTIONS]
 
 Options:
       --broker HOST:PORT     the broker (port default 1883; IPv6 as [::1]:1883)
-      --app APP              the app to watch
+                             (default: $ECCI_LOCAL_BROKER_IP:$ECCI_LOCAL_BROKER_PORT)
+      --app APP              the app to watch (default: $ECCI_APP_ID)
       --broker-id B          only ECCI topics of broker B (default: every broker, +)
       --mountpoint M         also watch topics bridged under the prefix M (repeatable; may
                              contain + wildcards, e.g. bridge/+/)
       --topic FILTER         also subscribe to FILTER (repeatable)
       --username USER        user name (with --password)
+                             (default: $ECCI_LOCAL_BROKER_USERNAME)
       --password PASS        password (with --username)
+                             (default: $ECCI_LOCAL_BROKER_PASSWORD)
       --json                 one JSON object per line instead of text: for ECCI topics
                              topic, mountpoint, broker, app, kind, sender, receiver and
                              type and contents (the repr) or error; otherwise topic and
@@ -85,19 +92,24 @@ Publishes {'type': 'data', 'contents': DATA} or {'type': 'cmd', 'contents': {'cm
 as a pickle on ECCI/B/APP/app/FROM/TO at QoS 2, waits until the broker acknowledged it, and
 exits 0.
 
-Usage: ecci send --broker HOST:PORT --app APP --broker-id B --from NAME --to NAME
-                 (--data LITERAL | --cmd NAME) [OPTIONS]
+Usage: ecci send --to NAME (--data LITERAL | --cmd NAME) [OPTIONS]
+
+With the settings `ecci dev` prints exported, --to and the message are all it needs.
 
 Options:
       --broker HOST:PORT     the broker (port default 1883; IPv6 as [::1]:1883)
-      --app APP              the app id
-      --broker-id B          the receiver's broker id
-      --from NAME            the sender's container name
+                             (default: $ECCI_LOCAL_BROKER_IP:$ECCI_LOCAL_BROKER_PORT)
+      --app APP              the app id (default: $ECCI_APP_ID)
+      --broker-id B          the receiver's broker id (default: $ECCI_LOCAL_BROKER_ID)
+      --from NAME            the sender's container name (default: $ECCI_CONTAINER_NAME,
+                             without an edgeai_<x>_ prefix)
       --to NAME              the receiver's container name
       --data LITERAL         the contents: a Python literal or JSON, e.g. \"{'a': [1, b'x', None]}\"
       --cmd NAME             send the command NAME (ready, start, exit, req_ready, …)
       --username USER        user name (with --password)
+                             (default: $ECCI_LOCAL_BROKER_USERNAME)
       --password PASS        password (with --username)
+                             (default: $ECCI_LOCAL_BROKER_PASSWORD)
       --timeout SECS         give up after SECS seconds without an acknowledgement (default: 10)
   -h, --help                 print this help
 ";
@@ -196,8 +208,14 @@ pub(crate) struct SendArgs {
 
 const DEFAULT_MAX_LEN: usize = 400;
 
-/// Parses the arguments after the program name.
-pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
+/// The environment as the parser sees it: a variable's value, `None` when unset.
+pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Parses the arguments after the program name; `env` supplies the `ECCI_*` defaults.
+pub(crate) fn parse(
+    args: impl IntoIterator<Item = OsString>,
+    env: Env<'_>,
+) -> Result<Command, UsageError> {
     let mut p = lexopt::Parser::from_args(args);
     let top = |e: lexopt::Error| usage("ecci", e.to_string());
     use lexopt::Arg::{Long, Short, Value};
@@ -206,8 +224,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         Some(Short('V') | Long("version")) => Ok(Command::Version),
         Some(Value(cmd)) => match cmd.to_str() {
             Some("dev") => dev(p),
-            Some("watch") => watch(p),
-            Some("send") => send(p),
+            Some("watch") => watch(p, env),
+            Some("send") => send(p, env),
             Some("help") => Ok(Command::Help(MAIN_HELP)),
             _ => Err(usage("ecci", format!("unknown command {cmd:?}"))),
         },
@@ -225,12 +243,13 @@ fn lexopt_err(e: lexopt::Error) -> String {
 }
 
 /// Reads option values for one subcommand, turning every failure into a [`UsageError`].
-struct Opts {
+struct Opts<'e> {
     p: lexopt::Parser,
     command: &'static str,
+    env: Env<'e>,
 }
 
-impl Opts {
+impl Opts<'_> {
     fn err(&self, message: String) -> UsageError {
         usage(self.command, message)
     }
@@ -260,11 +279,79 @@ impl Opts {
         value.ok_or_else(|| self.err(format!("missing {option}")))
     }
 
+    /// `value` (a flag's), else the variable `var` parsed by `parse`, else `None`. An empty
+    /// variable counts as unset, as in `ecci_proto::config`.
+    fn or_env<T>(
+        &self,
+        value: Option<T>,
+        var: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, UsageError> {
+        if value.is_some() {
+            return Ok(value);
+        }
+        match (self.env)(var).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => parse(&v)
+                .map(Some)
+                .map_err(|e| self.err(format!("{var}={v:?}: {e}"))),
+        }
+    }
+
+    /// `--broker`, else `ECCI_LOCAL_BROKER_IP` and `ECCI_LOCAL_BROKER_PORT`.
+    fn broker(&self, flag: Option<BrokerAddr>) -> Result<BrokerAddr, UsageError> {
+        use ecci_proto::config::vars;
+        if let Some(addr) = flag {
+            return Ok(addr);
+        }
+        let host = self.or_env(None, vars::LOCAL_BROKER_IP, |h| Ok(h.to_owned()))?;
+        let Some(host) = host else {
+            return Err(self.err(
+                "missing --broker HOST:PORT (or ECCI_LOCAL_BROKER_IP, as `ecci dev` prints)".into(),
+            ));
+        };
+        let port = self.or_env(None, vars::LOCAL_BROKER_PORT, |p| {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| "not a port number".to_owned())
+        })?;
+        Ok(BrokerAddr {
+            host,
+            port: port.unwrap_or(ecci_proto::config::DEFAULT_PORT),
+        })
+    }
+
+    /// A required value: the flag's, else the variable's.
+    fn flag_or_env<T: std::str::FromStr>(
+        &self,
+        value: Option<T>,
+        flag: &str,
+        var: &str,
+        what: &str,
+    ) -> Result<T, UsageError>
+    where
+        T::Err: fmt::Display,
+    {
+        let value = self.or_env(value, var, |v| {
+            v.parse().map_err(|e| format!("not {what} ({e})"))
+        })?;
+        value.ok_or_else(|| self.err(format!("missing {flag} (or {var})")))
+    }
+
+    /// The flags' credentials, else both variables' (only when both are set, as a
+    /// container uses them).
     fn credentials(
         &self,
         username: Option<String>,
         password: Option<String>,
     ) -> Result<Option<(String, String)>, UsageError> {
+        use ecci_proto::config::vars;
+        if username.is_none() && password.is_none() {
+            let get = |var: &str| (self.env)(var).filter(|v| !v.is_empty());
+            return Ok(get(vars::LOCAL_BROKER_USERNAME).zip(get(vars::LOCAL_BROKER_PASSWORD)));
+        }
         match (username, password) {
             (Some(u), Some(p)) => Ok(Some((u, p))),
             (None, None) => Ok(None),
@@ -340,6 +427,7 @@ fn dev(p: lexopt::Parser) -> Result<Command, UsageError> {
     let mut o = Opts {
         p,
         command: "ecci dev",
+        env: &|_| None,
     };
     let mut args = DevArgs {
         port: 0,
@@ -383,11 +471,12 @@ fn dev(p: lexopt::Parser) -> Result<Command, UsageError> {
     Ok(Command::Dev(args))
 }
 
-fn watch(p: lexopt::Parser) -> Result<Command, UsageError> {
+fn watch(p: lexopt::Parser, env: Env<'_>) -> Result<Command, UsageError> {
     use lexopt::Arg::{Long, Short};
     let mut o = Opts {
         p,
         command: "ecci watch",
+        env,
     };
     let (mut broker, mut app, mut broker_id) = (None, None, None);
     let (mut mountpoints, mut topics) = (Vec::new(), Vec::new());
@@ -429,9 +518,10 @@ fn watch(p: lexopt::Parser) -> Result<Command, UsageError> {
             }
         }
     }
+    use ecci_proto::config::vars;
     Ok(Command::Watch(WatchArgs {
-        broker: o.required(broker, "--broker HOST:PORT")?,
-        app: o.required(app, "--app APP")?,
+        broker: o.broker(broker)?,
+        app: o.flag_or_env(app, "--app APP", vars::APP_ID, "an app id")?,
         broker_id,
         mountpoints,
         topics,
@@ -442,11 +532,12 @@ fn watch(p: lexopt::Parser) -> Result<Command, UsageError> {
     }))
 }
 
-fn send(p: lexopt::Parser) -> Result<Command, UsageError> {
+fn send(p: lexopt::Parser, env: Env<'_>) -> Result<Command, UsageError> {
     use lexopt::Arg::{Long, Short};
     let mut o = Opts {
         p,
         command: "ecci send",
+        env,
     };
     let (mut broker, mut app, mut broker_id, mut from, mut to) = (None, None, None, None, None);
     let mut payload = None;
@@ -486,11 +577,20 @@ fn send(p: lexopt::Parser) -> Result<Command, UsageError> {
             }
         }
     }
+    use ecci_proto::config::vars;
+    let from = o.or_env(from, vars::CONTAINER_NAME, |v| {
+        ContainerName::from_platform_name(v).map_err(|e| format!("not a container name ({e})"))
+    })?;
     Ok(Command::Send(SendArgs {
-        broker: o.required(broker, "--broker HOST:PORT")?,
-        app: o.required(app, "--app APP")?,
-        broker_id: o.required(broker_id, "--broker-id B")?,
-        from: o.required(from, "--from NAME")?,
+        broker: o.broker(broker)?,
+        app: o.flag_or_env(app, "--app APP", vars::APP_ID, "an app id")?,
+        broker_id: o.flag_or_env(
+            broker_id,
+            "--broker-id B",
+            vars::LOCAL_BROKER_ID,
+            "a broker id",
+        )?,
+        from: o.required(from, "--from NAME (or ECCI_CONTAINER_NAME)")?,
         to: o.required(to, "--to NAME")?,
         payload: o.required(payload, "--data LITERAL or --cmd NAME")?,
         credentials: o.credentials(username, password)?,
@@ -505,7 +605,18 @@ mod tests {
     /// Parses `args` and shows the outcome: the command's debug form, or the error line.
     #[track_caller]
     fn check(args: &[&str], expected: &str) {
-        let got = match parse(args.iter().map(OsString::from)) {
+        check_env(args, &[], expected);
+    }
+
+    /// [`check`] with the variables `env` set.
+    #[track_caller]
+    fn check_env(args: &[&str], env: &[(&str, &str)], expected: &str) {
+        let lookup = |k: &str| {
+            env.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let got = match parse(args.iter().map(OsString::from), &lookup) {
             Ok(Command::Help(text)) => format!("help: {}", text.lines().next().unwrap_or("")),
             Ok(c) => format!("{c:?}"),
             Err(e) => format!("error: {e}"),
@@ -564,7 +675,7 @@ mod tests {
         );
         check(
             &["watch", "--app", "a"],
-            "error: ecci watch: missing --broker HOST:PORT",
+            "error: ecci watch: missing --broker HOST:PORT (or ECCI_LOCAL_BROKER_IP, as `ecci dev` prints)",
         );
         check(
             &["watch", "--broker", "h:99999", "--app", "a"],
@@ -611,6 +722,114 @@ mod tests {
         check(
             &["send", "--to", "a+b"],
             "error: ecci send: --to: \"a+b\" is not a container name",
+        );
+    }
+
+    /// What `ecci dev` prints, as a shell that ran its `export` lines has it.
+    const DEV: &[(&str, &str)] = &[
+        ("ECCI_LOCAL_BROKER_IP", "127.0.0.1"),
+        ("ECCI_LOCAL_BROKER_PORT", "41883"),
+        ("ECCI_LOCAL_BROKER_ID", "local"),
+        ("ECCI_APP_ID", "demo"),
+        ("ECCI_CONTAINER_TYPE", "cloud"),
+    ];
+
+    #[test]
+    fn defaults_from_ecci_variables() {
+        check_env(
+            &["send", "--to", "worker1", "--cmd", "start"],
+            DEV,
+            "error: ecci send: missing --from NAME (or ECCI_CONTAINER_NAME)",
+        );
+        let me = [DEV, &[("ECCI_CONTAINER_NAME", "edgeai_x_ctrl")]].concat();
+        check_env(
+            &["send", "--to", "worker1", "--cmd", "start"],
+            &me,
+            "Send(SendArgs { broker: BrokerAddr { host: \"127.0.0.1\", port: 41883 }, app: \"demo\", broker_id: \"local\", from: \"ctrl\", to: \"worker1\", payload: Cmd(\"start\"), credentials: None,",
+        );
+        // Flags override every variable.
+        check_env(
+            &[
+                "send",
+                "--broker",
+                "h:1",
+                "--app",
+                "a",
+                "--broker-id",
+                "b",
+                "--from",
+                "x",
+                "--to",
+                "y",
+                "--cmd",
+                "go",
+            ],
+            &me,
+            "Send(SendArgs { broker: BrokerAddr { host: \"h\", port: 1 }, app: \"a\", broker_id: \"b\", from: \"x\",",
+        );
+        // A --broker without a port gets 1883, not ECCI_LOCAL_BROKER_PORT of another host.
+        check_env(
+            &["watch", "--broker", "other"],
+            DEV,
+            "Watch(WatchArgs { broker: BrokerAddr { host: \"other\", port: 1883 }, app: \"demo\",",
+        );
+        check_env(
+            &["watch"],
+            &[("ECCI_LOCAL_BROKER_IP", "h"), ("ECCI_APP_ID", "demo")],
+            "Watch(WatchArgs { broker: BrokerAddr { host: \"h\", port: 1883 }, app: \"demo\", broker_id: None,",
+        );
+        // Credentials: both variables, or the flags.
+        let auth = [
+            DEV,
+            &[
+                ("ECCI_LOCAL_BROKER_USERNAME", "u"),
+                ("ECCI_LOCAL_BROKER_PASSWORD", "p"),
+            ],
+        ]
+        .concat();
+        check_env(&["watch"], &auth, "Watch(WatchArgs {");
+        let parsed = parse(["watch"].iter().map(OsString::from), &|k: &str| {
+            auth.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        });
+        let Ok(Command::Watch(w)) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(w.credentials, Some(("u".to_owned(), "p".to_owned())));
+        // An empty variable is unset; a bad one is named.
+        check_env(
+            &["watch"],
+            &[("ECCI_LOCAL_BROKER_IP", ""), ("ECCI_APP_ID", "demo")],
+            "error: ecci watch: missing --broker HOST:PORT",
+        );
+        check_env(
+            &["watch"],
+            &[("ECCI_LOCAL_BROKER_IP", "h"), ("ECCI_APP_ID", "a/b")],
+            "error: ecci watch: ECCI_APP_ID=\"a/b\": not an app id",
+        );
+        check_env(
+            &["watch", "--app", "a/b"],
+            &[("ECCI_LOCAL_BROKER_IP", "h")],
+            "error: ecci watch: --app: \"a/b\" is not an app id",
+        );
+        check_env(
+            &["watch", "--app", "x"],
+            &[
+                ("ECCI_LOCAL_BROKER_IP", "h"),
+                ("ECCI_LOCAL_BROKER_PORT", "99999"),
+            ],
+            "error: ecci watch: ECCI_LOCAL_BROKER_PORT=\"99999\": not a port number",
+        );
+        // A bad variable a flag replaces does not matter.
+        check_env(
+            &["watch", "--app", "x", "--broker", "h:7"],
+            &[
+                ("ECCI_LOCAL_BROKER_IP", "h"),
+                ("ECCI_LOCAL_BROKER_PORT", "x"),
+                ("ECCI_APP_ID", "a/b"),
+            ],
+            "Watch(WatchArgs { broker: BrokerAddr { host: \"h\", port: 7 }, app: \"x\"",
         );
     }
 }

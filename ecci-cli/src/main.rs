@@ -24,7 +24,8 @@ use std::process::ExitCode;
 use args::Command;
 
 fn main() -> ExitCode {
-    let command = match args::parse(std::env::args_os().skip(1)) {
+    let env = |k: &str| std::env::var(k).ok();
+    let command = match args::parse(std::env::args_os().skip(1), &env) {
         Ok(command) => command,
         Err(e) => {
             let _ = writeln!(std::io::stderr().lock(), "{e}");

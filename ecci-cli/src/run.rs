@@ -220,19 +220,23 @@ pub(crate) async fn dev(args: DevArgs) -> Result<(), Failure> {
 /// removed on exit.
 struct FilesDir {
     path: PathBuf,
-    temporary: bool,
+    /// Set when the directory is a temporary one (tempfile's: an unpredictable name).
+    temporary: Option<tempfile::TempDir>,
 }
 
 impl FilesDir {
     fn new(given: Option<PathBuf>) -> Result<FilesDir, Failure> {
-        let (path, temporary) = match given {
-            Some(dir) => (dir, false),
-            None => {
-                let dir = std::env::temp_dir().join(format!("ecci-dev-{}", std::process::id()));
-                // A leftover of an earlier `ecci dev` that had this process id and was killed.
-                let _ = std::fs::remove_dir_all(&dir);
-                (dir, true)
-            }
+        let Some(path) = given else {
+            let dir = tempfile::Builder::new()
+                .prefix("ecci-dev-")
+                .tempdir()
+                .map_err(|e| {
+                    Failure::new(format!("cannot create a temporary files directory: {e}"))
+                })?;
+            return Ok(FilesDir {
+                path: dir.path().to_owned(),
+                temporary: Some(dir),
+            });
         };
         std::fs::create_dir_all(&path).map_err(|e| {
             Failure::new(format!(
@@ -240,12 +244,15 @@ impl FilesDir {
                 path.display()
             ))
         })?;
-        Ok(FilesDir { path, temporary })
+        Ok(FilesDir {
+            path,
+            temporary: None,
+        })
     }
 
     fn remove(self) {
-        if self.temporary {
-            let _ = std::fs::remove_dir_all(&self.path);
+        if let Some(dir) = self.temporary {
+            let _ = dir.close();
         }
     }
 }
@@ -328,7 +335,7 @@ async fn show_dev(
             json!({
                 "broker": addr.to_string(),
                 "settings": settings,
-                "files": { "dir": files_dir, "temporary": files.temporary, "store": store },
+                "files": { "dir": files_dir, "temporary": files.temporary.is_some(), "store": store },
                 "watching": filters,
             })
             .to_string(),
@@ -340,7 +347,7 @@ async fn show_dev(
         )];
         lines.push(format!(
             "# fileManager for app {app} on broker {b}: files kept in {files_dir}{}, served on {store}.",
-            if files.temporary { " (removed on exit)" } else { "" }
+            if files.temporary.is_some() { " (removed on exit)" } else { "" }
         ));
         lines.push("# Settings for every container (each also needs ECCI_CONTAINER_NAME):".into());
         lines.extend(exports.iter().map(|(k, v)| format!("export {k}={}", q(v))));

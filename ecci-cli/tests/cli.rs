@@ -27,10 +27,27 @@ struct Running {
     stderr: Lines<BufReader<ChildStderr>>,
 }
 
+/// `ecci` with `args` and, of the `ECCI_*` variables, only `env`: the tests do not depend
+/// on what the shell that runs them exported.
+fn ecci_command(args: &[&str], env: &[(String, String)]) -> Command {
+    let mut command = Command::new(ECCI);
+    command.args(args);
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_some_and(|k| k.starts_with("ECCI_")) {
+            command.env_remove(k);
+        }
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
 impl Running {
     fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(ECCI)
-            .args(args)
+        Running::start_env(args, &[])
+    }
+
+    fn start_env(args: &[&str], env: &[(String, String)]) -> Running {
+        let mut child = ecci_command(args, env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -84,10 +101,14 @@ async fn read_until<R: tokio::io::AsyncBufRead + Unpin>(
 
 /// Runs a one-shot `ecci` command to its end: exit code, stdout, stderr.
 async fn ecci(args: &[&str]) -> (i32, String, String) {
+    ecci_env(args, &[]).await
+}
+
+/// [`ecci`] with the `ECCI_*` variables `env`.
+async fn ecci_env(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
     let out = tokio::time::timeout(
         WAIT,
-        Command::new(ECCI)
-            .args(args)
+        ecci_command(args, env)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output(),
@@ -501,6 +522,75 @@ async fn dev_json_starts_with_the_settings() {
     interrupt(dev).await;
 }
 
+/// With the settings `ecci dev` prints exported, `ecci watch` needs no option and
+/// `ecci send` only the receiver and the message; flags still override them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_and_watch_take_the_settings_dev_prints() {
+    let mut dev = Running::start(&["dev", "--app", "demo", "--broker-id", "local"]);
+    let header = dev.stdout_until(|l| l.starts_with("# Watching")).await;
+    let mut env = exports(&header);
+    assert!(
+        env.iter().any(|(k, _)| k == "ECCI_LOCAL_BROKER_PORT"),
+        "{env:?}"
+    );
+    let mut w = Running::start_env(&["watch"], &env);
+    w.stderr_until(|l| l.starts_with("ecci: watching")).await;
+
+    // No sender yet: the error names the flag and the variable.
+    let (code, _, err) = ecci_env(&["send", "--to", "worker1", "--cmd", "start"], &env).await;
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        "ecci send: missing --from NAME (or ECCI_CONTAINER_NAME) (see ecci send --help)\n"
+    );
+
+    env.push(("ECCI_CONTAINER_NAME".into(), "edgeai_x_ctrl".into()));
+    let (code, out, err) = ecci_env(&["send", "--to", "worker1", "--data", "[1]"], &env).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("sent [data] ctrl → worker1 on ECCI/local/demo/app/ctrl/worker1 "),
+        "{out}"
+    );
+    assert_eq!(
+        w.stdout_until(|_| true).await,
+        ["ctrl → worker1 [data] [1]"]
+    );
+
+    // Flags override: another sender, another broker id (the watcher sees every broker).
+    let args = [
+        "send",
+        "--from",
+        "cli",
+        "--broker-id",
+        "b2",
+        "--to",
+        "w",
+        "--cmd",
+        "exit",
+    ];
+    let (code, out, err) = ecci_env(&args, &env).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(" on ECCI/b2/demo/app/cli/w "), "{out}");
+    assert_eq!(
+        w.stdout_until(|_| true).await,
+        ["cli → w [cmd] {'cmd': 'exit'}"]
+    );
+
+    // A bad variable is named; a flag that replaces it wins.
+    env.push(("ECCI_APP_ID".into(), "a/b".into()));
+    let (code, _, err) = ecci_env(&["send", "--to", "w", "--cmd", "exit"], &env).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("ecci send: ECCI_APP_ID=\"a/b\": not an app id"),
+        "{err}"
+    );
+    let args = ["send", "--app", "demo", "--to", "w", "--cmd", "exit"];
+    let (code, _, err) = ecci_env(&args, &env).await;
+    assert_eq!(code, 0, "{err}");
+    w.stop().await;
+    interrupt(dev).await;
+}
+
 /// Sends SIGINT (Ctrl-C) to `dev` and waits for it to exit 0.
 async fn interrupt(mut dev: Running) {
     let pid = dev.child.id().expect("running").to_string();
@@ -546,16 +636,11 @@ async fn container(exported: &[(String, String)], extra: &[(&str, &str)]) -> Cli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_runs_a_file_manager_a_file_goes_through() {
-    let dir = std::env::temp_dir().join(format!("ecci-cli-files-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    struct Remove(std::path::PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _remove = Remove(dir.clone());
-    let objects = dir.join("objects");
+    let dir = tempfile::Builder::new()
+        .prefix("ecci-cli-files-")
+        .tempdir()
+        .expect("temp dir");
+    let objects = dir.path().join("objects");
     let objects_arg = objects.to_str().expect("a UTF-8 temp dir");
     let mut dev = Running::start(&["dev", "--broker-id", "local", "--files-dir", objects_arg]);
     let header = dev.stdout_until(|l| l.starts_with("# Watching")).await;
@@ -583,7 +668,7 @@ async fn dev_runs_a_file_manager_a_file_goes_through() {
     )
     .await;
     let receiver = container(&exported, &[("ECCI_CONTAINER_NAME", "containerB")]).await;
-    let src = dir.join("test.py");
+    let src = dir.path().join("test.py");
     let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&src, &bytes).expect("source written");
     let sent = sender
@@ -600,7 +685,7 @@ async fn dev_runs_a_file_manager_a_file_goes_through() {
         .expect("offered in time")
         .expect("an offer");
     assert_eq!(offer.file_name, "test");
-    let dest = dir.join("received.py");
+    let dest = dir.path().join("received.py");
     let got = tokio::time::timeout(WAIT, offer.download_to(&dest))
         .await
         .expect("downloaded in time")

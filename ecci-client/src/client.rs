@@ -609,16 +609,20 @@ impl Client {
     }
 
     /// Installs the process's `log` logger, shipping records over the client's
-    /// connection ([`logger_config`](Self::logger_config) with its defaults). Keep the
+    /// connection ([`logger_config`](Self::logger_config) with its defaults, and the
+    /// directive in `ECCI_LOG_FILTER` when it is set). Keep the
     /// guard: dropping it flushes with a bounded wait. Flush or drop the guard before
     /// [`close`](Self::close): closing the client closes the shared connection, and records
     /// still buffered then are counted as dropped.
     ///
     /// # Errors
     ///
-    /// [`ecci_logger::InitError::AlreadyInstalled`] when a `log` logger is already set.
+    /// [`ecci_logger::InitError::AlreadyInstalled`] when a `log` logger is already set, or
+    /// a bad `ECCI_LOG_FILTER`.
     pub fn install_logger(&self) -> Result<ecci_logger::LoggerGuard, ecci_logger::InitError> {
-        ecci_logger::init(self.logger_config())
+        let mut config = self.logger_config();
+        config.filter = ecci_logger::LoggerConfig::filter_from_env()?;
+        ecci_logger::init(config)
     }
 
     /// Publishes `contents` as data to `targets` (wire.md §5): topic

@@ -8,23 +8,49 @@ use ecci_transport::Receipt;
 
 use crate::Error;
 
-/// Which pub targets a publish goes to (wire.md §5).
+/// Which pub targets a publish goes to (wire.md §5), said at the call site.
 ///
-/// [`Targets::All`] is every key of `ECCI_PUB_TARGETS`; a name selects every target whose
-/// name **starts with** it (`"worker"` reaches `worker1` and `worker2`), as in Python.
-/// [`Targets::Exact`] (and a [`ContainerName`](ecci_proto::ContainerName), such as the
-/// sender of a message being answered) selects by whole name, so that a reply to
-/// `worker1` never reaches `worker10`.
+/// - [`Targets::prefix`]`("worker")`: every pub target whose name **starts with** it
+///   (`worker1`, `worker2`, …), as Python selects. A bare name (`"worker"`, `["a", "b"]`, a
+///   `Vec`) means the same: it is Python's rule, and the common case.
+/// - [`Targets::exact`]`(name)`: the pub target with exactly that name, so that a reply to
+///   `worker1` never reaches `worker10`. Answer a message with
+///   `Targets::exact(msg.sender())`.
+/// - [`Targets::All`]: every key of `ECCI_PUB_TARGETS` (also `None::<&str>`).
+///
+/// A [`ContainerName`](ecci_proto::ContainerName) does not convert by itself: it used to
+/// mean "exactly", while the same name as a `&str` meant "prefix", so
+/// `publish(x, msg.sender())` and `publish(x, msg.sender().as_str())` reached different
+/// containers. Now the first does not compile, and the call says which it means.
 ///
 /// ```
 /// use ecci_client::Targets;
 /// use ecci_proto::ContainerName;
-/// assert_eq!(Targets::from("worker"), Targets::Prefixes(vec!["worker".into()]));
+/// assert_eq!(Targets::prefix("worker"), Targets::Prefixes(vec!["worker".into()]));
+/// assert_eq!(Targets::from("worker"), Targets::prefix("worker"));
 /// let sender: ContainerName = "worker1".parse().unwrap();
-/// assert_eq!(Targets::from(&sender), Targets::Exact(vec!["worker1".into()]));
-/// assert_eq!(Targets::from(["a", "b"]), Targets::Prefixes(vec!["a".into(), "b".into()]));
+/// assert_eq!(Targets::exact(&sender), Targets::Exact(vec!["worker1".into()]));
+/// assert_eq!(Targets::exact(&sender), Targets::exact("worker1"));
+/// assert_eq!(Targets::prefixes(["a", "b"]), Targets::Prefixes(vec!["a".into(), "b".into()]));
+/// assert_eq!(Targets::from(["a", "b"]), Targets::prefixes(["a", "b"]));
 /// assert_eq!(Targets::from(None::<&str>), Targets::All);
 /// assert_eq!(Targets::default(), Targets::All);
+/// ```
+///
+/// Answering a message:
+///
+/// ```no_run
+/// # use ecci_client::Targets;
+/// # async fn demo(client: ecci_client::Client, msg: ecci_client::Received) -> Result<(), ecci_client::Error> {
+/// client.publish(&1, Targets::exact(msg.sender())).await?.await?;
+/// # Ok(()) }
+/// ```
+///
+/// ```compile_fail
+/// # async fn demo(client: ecci_client::Client, msg: ecci_client::Received) {
+/// // A ContainerName says neither prefix nor exact: use Targets::exact(msg.sender()).
+/// client.publish(&1, msg.sender()).await;
+/// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Targets {
@@ -38,60 +64,85 @@ pub enum Targets {
 }
 
 impl Targets {
-    /// The pub target named exactly `name`.
-    pub fn exact(name: impl Into<String>) -> Self {
-        Targets::Exact(vec![name.into()])
+    /// Every pub target whose name starts with `prefix` (`"worker"` reaches `worker1` and
+    /// `worker2`), as Python selects.
+    pub fn prefix(prefix: impl AsRef<str>) -> Self {
+        Targets::Prefixes(vec![prefix.as_ref().to_owned()])
+    }
+
+    /// Every pub target whose name starts with one of `prefixes`.
+    pub fn prefixes<S: AsRef<str>>(prefixes: impl IntoIterator<Item = S>) -> Self {
+        Targets::Prefixes(
+            prefixes
+                .into_iter()
+                .map(|p| p.as_ref().to_owned())
+                .collect(),
+        )
+    }
+
+    /// The pub target named exactly `name` (a `&str`, a `String` or a
+    /// [`&ContainerName`](ecci_proto::ContainerName), such as the sender of a message being
+    /// answered).
+    pub fn exact(name: impl AsRef<str>) -> Self {
+        Targets::Exact(vec![name.as_ref().to_owned()])
+    }
+
+    /// The pub targets named exactly `names`; each must be one.
+    pub fn exact_all<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Self {
+        Targets::Exact(names.into_iter().map(|n| n.as_ref().to_owned()).collect())
     }
 }
 
+/// A bare name is a prefix ([`Targets::prefix`]), as in Python.
 impl From<&str> for Targets {
     fn from(name: &str) -> Self {
-        Targets::Prefixes(vec![name.to_owned()])
+        Targets::prefix(name)
     }
 }
 
+/// A bare name is a prefix ([`Targets::prefix`]), as in Python.
 impl From<String> for Targets {
     fn from(name: String) -> Self {
         Targets::Prefixes(vec![name])
     }
 }
 
+/// A bare name is a prefix ([`Targets::prefix`]), as in Python.
 impl From<&String> for Targets {
     fn from(name: &String) -> Self {
-        Targets::Prefixes(vec![name.clone()])
+        Targets::prefix(name)
     }
 }
 
-impl From<&ecci_proto::ContainerName> for Targets {
-    fn from(name: &ecci_proto::ContainerName) -> Self {
-        Targets::Exact(vec![name.as_str().to_owned()])
-    }
-}
-
+/// Bare names are prefixes ([`Targets::prefixes`]), as in Python.
 impl From<Vec<String>> for Targets {
     fn from(names: Vec<String>) -> Self {
         Targets::Prefixes(names)
     }
 }
 
+/// Bare names are prefixes ([`Targets::prefixes`]), as in Python.
 impl From<Vec<&str>> for Targets {
     fn from(names: Vec<&str>) -> Self {
-        Targets::Prefixes(names.into_iter().map(str::to_owned).collect())
+        Targets::prefixes(names)
     }
 }
 
+/// Bare names are prefixes ([`Targets::prefixes`]), as in Python.
 impl From<&[&str]> for Targets {
     fn from(names: &[&str]) -> Self {
-        Targets::Prefixes(names.iter().map(|n| (*n).to_owned()).collect())
+        Targets::prefixes(names)
     }
 }
 
+/// Bare names are prefixes ([`Targets::prefixes`]), as in Python.
 impl<const N: usize> From<[&str; N]> for Targets {
     fn from(names: [&str; N]) -> Self {
-        Targets::Prefixes(names.iter().map(|n| (*n).to_owned()).collect())
+        Targets::prefixes(names)
     }
 }
 
+/// `None` is every pub target.
 impl<T: Into<Targets>> From<Option<T>> for Targets {
     fn from(names: Option<T>) -> Self {
         names.map_or(Targets::All, Into::into)

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use ecci_client::Error;
 use ecci_client::blocking::Client;
+use ecci_client::{Error, Targets};
 use ecci_proto::config::Config;
 use ecci_transport::memory::Hub;
 
@@ -30,7 +30,7 @@ fn python_style_controller_and_component() {
             let m = c1.recv_data()?;
             let n: i64 = m.decode()?;
             seen.push(n);
-            c1.publish(&(n * n), m.sender())?.wait()?;
+            c1.publish(&(n * n), Targets::exact(m.sender()))?.wait()?;
             if seen.len() == 3 {
                 break;
             }

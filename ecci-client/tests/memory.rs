@@ -113,12 +113,21 @@ async fn prefix_targets_select_every_match() {
     assert_eq!(d.targets(), ["worker2", "store"]);
     d.await.unwrap();
 
-    let d = ctrl.publish(&"exactly", clients[1].name()).await.unwrap();
+    let d = ctrl
+        .publish(&"exactly", Targets::exact(clients[1].name()))
+        .await
+        .unwrap();
     assert_eq!(d.targets(), ["worker2"]);
+    d.await.unwrap();
+    let d = ctrl
+        .publish(&"prefix", Targets::prefix("worker"))
+        .await
+        .unwrap();
+    assert_eq!(d.targets(), ["worker1", "worker2"]);
     d.await.unwrap();
 
     let mut got = Vec::new();
-    for (c, n) in clients.iter().zip([2, 4, 2]) {
+    for (c, n) in clients.iter().zip([3, 5, 2]) {
         let mut mine = Vec::new();
         for _ in 0..n {
             let m = tokio::time::timeout(WAIT, c.recv_data())
@@ -143,7 +152,7 @@ async fn prefix_targets_select_every_match() {
         [
             (
                 "worker1".into(),
-                vec!["to workers".to_owned(), "to all".into()]
+                vec!["to workers".to_owned(), "to all".into(), "prefix".into()]
             ),
             (
                 "worker2".into(),
@@ -151,7 +160,8 @@ async fn prefix_targets_select_every_match() {
                     "to workers".into(),
                     "to all".into(),
                     "two names".into(),
-                    "exactly".into()
+                    "exactly".into(),
+                    "prefix".into()
                 ]
             ),
             ("store".into(), vec!["to all".into(), "two names".into()]),

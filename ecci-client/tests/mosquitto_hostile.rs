@@ -169,8 +169,12 @@ async fn hostile_input_on_every_topic_is_reported_and_the_valid_stream_survives(
         return;
     };
     let app = format!("hostile-{}", std::process::id());
-    let marker = std::env::temp_dir().join(format!("ecci-hostile-marker-{}", std::process::id()));
-    let _ = std::fs::remove_file(&marker);
+    // The file a payload would create if the client ran code from the network.
+    let scratch = tempfile::Builder::new()
+        .prefix("ecci-hostile-")
+        .tempdir()
+        .unwrap();
+    let marker = scratch.path().join("marker");
 
     let options = ClientOptions {
         error_queue: 4096,

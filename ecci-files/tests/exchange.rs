@@ -888,9 +888,9 @@ async fn no_answer_times_out_naming_the_broker() {
 async fn file_manager_over_s3() {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let Some(endpoint) = var("ECCI_TEST_S3") else {
-        assert!(
-            var("ECCI_REQUIRE_SERVICES").as_deref() != Some("1"),
-            "ECCI_REQUIRE_SERVICES=1 but ECCI_TEST_S3 is not set (see .ci/start-s3.sh)"
+        ecci_transport::skip::missing(
+            "ECCI_REQUIRE_SERVICES",
+            "ECCI_TEST_S3 unset (start an S3 server with .ci/start-s3.sh)",
         );
         return;
     };

@@ -4,11 +4,10 @@
 //! `ECCI_TEST_S3_ACCESS_KEY`, `ECCI_TEST_S3_SECRET_KEY`, `ECCI_TEST_S3_BUCKET`
 //! (an existing bucket) and optionally `ECCI_TEST_S3_REGION` (default
 //! `us-east-1`); `.ci/start-s3.sh` starts such a server and prints them. When
-//! `ECCI_TEST_S3` is unset the test passes without doing anything, unless
+//! `ECCI_TEST_S3` is unset the test says `skipped: …` on stderr and does nothing, unless
 //! `ECCI_REQUIRE_SERVICES=1`, when it fails.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -31,9 +30,9 @@ struct S3 {
 fn s3_from_env() -> Option<S3> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let Some(endpoint) = var("ECCI_TEST_S3") else {
-        assert!(
-            var("ECCI_REQUIRE_SERVICES").as_deref() != Some("1"),
-            "ECCI_REQUIRE_SERVICES=1 but ECCI_TEST_S3 is not set (see .ci/start-s3.sh)"
+        ecci_transport::skip::missing(
+            "ECCI_REQUIRE_SERVICES",
+            "ECCI_TEST_S3 unset (start an S3 server with .ci/start-s3.sh)",
         );
         return None;
     };
@@ -102,14 +101,6 @@ fn object_name(tag: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("ecci-test-{tag}-{}-{nanos}.bin", std::process::id())
-}
-
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A raw ranged GET: status, `Content-Range` and body.
@@ -235,13 +226,15 @@ async fn presigned_round_trips_against_a_real_s3_server() {
     let presigner = s3.presigner(&s3.endpoint);
     let transfers = transfers();
     let ttl = Duration::from_secs(600);
-    let scratch = Scratch(std::env::temp_dir().join(format!("ecci-s3-{}", std::process::id())));
-    std::fs::create_dir_all(&scratch.0).unwrap();
+    let scratch = tempfile::Builder::new()
+        .prefix("ecci-s3-")
+        .tempdir()
+        .unwrap();
 
     // A multi-MiB file, up and down, with checksums on both legs.
     let name = object_name("file");
     let payload = data(5 * MIB + 321, 7);
-    let src = scratch.0.join("src.bin");
+    let src = scratch.path().join("src.bin");
     std::fs::write(&src, &payload).unwrap();
     let put = presigner
         .presign(Method::Put, &s3.bucket, &name, ttl)
@@ -262,7 +255,7 @@ async fn presigned_round_trips_against_a_real_s3_server() {
     let get = presigner
         .presign(Method::Get, &s3.bucket, &name, ttl)
         .unwrap();
-    let dest = scratch.0.join("dest.bin");
+    let dest = scratch.path().join("dest.bin");
     let down = transfers
         .download_file(
             &name,
@@ -296,7 +289,7 @@ async fn presigned_round_trips_against_a_real_s3_server() {
     let get_relayed = via_relay
         .presign(Method::Get, &s3.bucket, &name, ttl)
         .unwrap();
-    let resumed = scratch.0.join("resumed.bin");
+    let resumed = scratch.path().join("resumed.bin");
     transfers
         .download_file(
             &name,

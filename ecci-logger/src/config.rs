@@ -9,6 +9,12 @@ use ecci_proto::topic::{DEFAULT_LOG_PRE_TOPIC, TopicError};
 use ecci_proto::{AppId, BrokerId, ContainerName};
 use ecci_transport::{MqttConfig, QoS, Transport};
 
+use crate::filter::FilterError;
+
+/// The variable [`LoggerConfig::from_env`] reads [`LoggerConfig::filter`] from:
+/// `ECCI_LOG_FILTER`, e.g. `info,my_app=debug,sqlx=off`. Unset or empty: no directive.
+pub const FILTER_VAR: &str = "ECCI_LOG_FILTER";
+
 /// Where the records go: a connection of the logger's own, or the application's.
 #[derive(Clone)]
 #[expect(
@@ -65,6 +71,7 @@ pub enum Overflow {
 /// assert_eq!(config.qos, QoS::AtLeastOnce);
 /// assert_eq!(config.level, log::LevelFilter::Debug);
 /// assert_eq!(config.capacity, 10_000);
+/// assert_eq!(config.filter, None);
 /// # Ok::<(), ecci_proto::NameError>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -86,9 +93,33 @@ pub struct LoggerConfig {
     /// either way. The price is a possible duplicate after a reconnect, which QoS 2 does not
     /// avoid here either: unacknowledged messages are sent again on a new, clean session.
     pub qos: QoS,
-    /// The most verbose level shipped. Default [`log::LevelFilter::Debug`], as the Python
-    /// logger; `trace` records are shipped as `DEBUG` when enabled.
+    /// The most verbose level shipped for targets no [`filter`](LoggerConfig::filter)
+    /// directive names. Default [`log::LevelFilter::Debug`], as the Python logger; `trace`
+    /// records are shipped as `DEBUG` when enabled.
     pub level: log::LevelFilter,
+    /// A directive in `env_logger`'s syntax (the `env_filter` crate) that narrows or widens
+    /// which records are shipped; [`from_env`](LoggerConfig::from_env) reads it from
+    /// `ECCI_LOG_FILTER` ([`FILTER_VAR`]). Default `None`.
+    ///
+    /// Without one, every target is shipped at [`level`](LoggerConfig::level) except the
+    /// SDK's dependency tree ([`SDK_TARGETS`](crate::SDK_TARGETS): rustls, hyper, reqwest,
+    /// …) and [`ignore_targets`](LoggerConfig::ignore_targets). With one, e.g.
+    /// `info,my_app=debug,sqlx=off`: a target takes the level of the longest name it
+    /// starts with, else the bare level (`info`), else `level`; a crate of the SDK's tree
+    /// is shipped only when a name covers it (`rustls=debug`); `/text` ships only messages
+    /// that contain `text`. The logger's own stack ([`is_internal_target`](crate::is_internal_target))
+    /// is never shipped: it would feed the logger its own traffic.
+    ///
+    /// ```
+    /// # use ecci_logger::{Connection, LoggerConfig};
+    /// # let mut config = LoggerConfig::new(
+    /// #     Connection::Mqtt(ecci_transport::MqttConfig::new("127.0.0.1", 1883)),
+    /// #     "b".parse()?, "a".parse()?, "c".parse()?);
+    /// // Only my_app's records, up to trace.
+    /// config.filter = Some("off,my_app=trace".to_owned());
+    /// # Ok::<(), ecci_proto::NameError>(())
+    /// ```
+    pub filter: Option<String>,
     /// Most records waiting in the logger's buffer (at least 1). Default 10,000. Records
     /// handed to the transport wait in its bulk queue as well.
     pub capacity: usize,
@@ -120,6 +151,7 @@ impl LoggerConfig {
             pre_topic: DEFAULT_LOG_PRE_TOPIC.to_owned(),
             qos: QoS::AtLeastOnce,
             level: log::LevelFilter::Debug,
+            filter: None,
             capacity: 10_000,
             overflow: Overflow::DropOldest,
             ignore_targets: Vec::new(),
@@ -164,15 +196,35 @@ impl LoggerConfig {
         out
     }
 
-    /// [`LoggerConfig::from_config`] of [`Config::identity_from_env`]: only the variables
-    /// the logger needs are read, so a bad `ECCI_PUB_TARGETS` (say) cannot keep the
-    /// logger from starting and reporting.
+    /// [`LoggerConfig::from_config`] of [`Config::identity_from_env`], with
+    /// [`filter`](LoggerConfig::filter) from `ECCI_LOG_FILTER`: only the variables the
+    /// logger needs are read, so a bad `ECCI_PUB_TARGETS` (say) cannot keep the logger from
+    /// starting and reporting.
     ///
     /// # Errors
     /// The [`ConfigError`] naming the first missing or bad identity variable
-    /// (broker host, port, id and credentials, app id, container name, agent id).
+    /// (broker host, port, id and credentials, app id, container name, agent id), or
+    /// `ECCI_LOG_FILTER` when it is not Unicode (a bad directive is reported by
+    /// [`init`](crate::init)).
     pub fn from_env() -> Result<LoggerConfig, InitError> {
-        Ok(LoggerConfig::from_config(&Config::identity_from_env()?))
+        let mut config = LoggerConfig::from_config(&Config::identity_from_env()?);
+        config.filter = LoggerConfig::filter_from_env()?;
+        Ok(config)
+    }
+
+    /// The directive in `ECCI_LOG_FILTER` ([`FILTER_VAR`]); `None` when it is unset or
+    /// empty.
+    ///
+    /// # Errors
+    /// [`ConfigError::NotUnicode`] naming the variable when its value is not Unicode.
+    pub fn filter_from_env() -> Result<Option<String>, InitError> {
+        match std::env::var_os(FILTER_VAR) {
+            None => Ok(None),
+            Some(v) => Ok(Some(v.into_string().map_err(|_| ConfigError::NotUnicode {
+                variable: FILTER_VAR,
+            })?)
+            .filter(|v| !v.is_empty())),
+        }
     }
 }
 
@@ -186,6 +238,15 @@ pub enum InitError {
     /// `pre_topic` is not a valid topic prefix.
     #[error("invalid log pre_topic")]
     PreTopic(#[source] TopicError),
+    /// [`LoggerConfig::filter`] (`ECCI_LOG_FILTER`) is not a valid directive.
+    #[error("invalid log filter {directive:?}")]
+    Filter {
+        /// The directive.
+        directive: String,
+        /// What is wrong with it.
+        #[source]
+        source: FilterError,
+    },
     /// The background thread or its runtime could not be started.
     #[error("could not start the logger thread")]
     Thread(#[source] std::io::Error),

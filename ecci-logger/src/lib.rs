@@ -19,8 +19,12 @@
 //!   ([`Stats::dropped`]) and a `WARNING` record from `ecci_logger` tells the platform how
 //!   many were lost, delivered once the connection is back. Records still buffered are
 //!   delivered after the broker returns.
-//! - Records of the logger itself and of the crates it ships with (`rumqttc`,
-//!   `ecci_transport`, `tokio`, …) are never shipped: see [`is_internal_target`].
+//! - Only the application's records are shipped: not those of the SDK's dependency tree
+//!   (rustls, hyper, reqwest, …; [`SDK_TARGETS`]), unless a directive names them, and never
+//!   those of the logger itself and the crates it publishes through (`rumqttc`,
+//!   `ecci_transport`, `tokio`, …; [`is_internal_target`]). A directive in
+//!   `env_logger`'s syntax narrows or widens the scope: [`LoggerConfig::filter`], or the
+//!   `ECCI_LOG_FILTER` variable ([`FILTER_VAR`]), e.g. `info,my_app=debug,sqlx=off`.
 //! - Python's `CRITICAL`: [`critical!`]. Key-values (`log`'s `kv`) travel as an extra
 //!   `"kv"` object after `"message"`, left out when there are none.
 //!
@@ -55,6 +59,7 @@
 
 mod buffer;
 mod config;
+mod filter;
 mod logger;
 mod time;
 mod worker;
@@ -62,7 +67,8 @@ mod worker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use config::{Connection, InitError, LoggerConfig, Overflow};
+pub use config::{Connection, FILTER_VAR, InitError, LoggerConfig, Overflow};
+pub use filter::{FilterError, SDK_TARGETS, is_sdk_target};
 pub use logger::{EcciLogger, is_internal_target};
 
 use buffer::{Counters, Shared};
@@ -152,8 +158,8 @@ pub fn init_from_env() -> Result<LoggerGuard, InitError> {
 /// ```
 ///
 /// # Errors
-/// An invalid `pre_topic`, a thread that could not start, or another global logger (the
-/// `log` crate allows one per process).
+/// An invalid `pre_topic` or filter directive, a thread that could not start, or another
+/// global logger (the `log` crate allows one per process).
 pub fn init(config: LoggerConfig) -> Result<LoggerGuard, InitError> {
     let (logger, guard) = start(config)?;
     let level = logger.level();
@@ -166,10 +172,19 @@ pub fn init(config: LoggerConfig) -> Result<LoggerGuard, InitError> {
 /// guard of its background thread.
 ///
 /// # Errors
-/// An invalid `pre_topic`, or a thread that could not start.
+/// An invalid `pre_topic` or filter directive, or a thread that could not start.
 pub fn start(config: LoggerConfig) -> Result<(EcciLogger, LoggerGuard), InitError> {
     let topic = LogTopic::with_pre_topic(config.pre_topic, config.broker_id)
         .map_err(InitError::PreTopic)?;
+    let scope = filter::Scope::new(
+        config.level,
+        config.filter.as_deref(),
+        config.ignore_targets,
+    )
+    .map_err(|source| InitError::Filter {
+        directive: config.filter.clone().unwrap_or_default(),
+        source,
+    })?;
     let shared = Arc::new(Shared::new(config.capacity, config.overflow));
     let identity = Identity {
         app_id: config.app_id,
@@ -182,8 +197,7 @@ pub fn start(config: LoggerConfig) -> Result<(EcciLogger, LoggerGuard), InitErro
     let worker = Worker::spawn(shared.clone(), config.connection, identity)?;
     let logger = EcciLogger {
         shared: shared.clone(),
-        level: config.level,
-        ignore: config.ignore_targets.into(),
+        scope,
     };
     let guard = LoggerGuard {
         shared,

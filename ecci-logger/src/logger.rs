@@ -9,6 +9,7 @@ use log::kv::{self, VisitSource};
 
 use crate::CRITICAL_KEY;
 use crate::buffer::{Entry, Shared};
+use crate::filter::{Scope, target_under};
 
 /// Targets of the logger's own records and of the crates it ships records with. Shipping
 /// them would feed the logger its own traffic.
@@ -35,12 +36,6 @@ pub fn is_internal_target(target: &str) -> bool {
     INTERNAL_TARGETS.iter().any(|p| target_under(target, p))
 }
 
-fn target_under(target: &str, prefix: &str) -> bool {
-    target
-        .strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-}
-
 /// The [`log::Log`] backend that ships records to ECCI.
 ///
 /// Usually installed by [`init`](crate::init) or [`init_from_env`](crate::init_from_env);
@@ -53,27 +48,27 @@ fn target_under(target: &str, prefix: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct EcciLogger {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) level: log::LevelFilter,
-    pub(crate) ignore: Arc<[String]>,
+    pub(crate) scope: Scope,
 }
 
 impl EcciLogger {
-    /// The most verbose level this logger ships.
+    /// The most verbose level this logger ships for any target: [`LoggerConfig::level`]
+    /// or a more verbose level a [`LoggerConfig::filter`] directive asks for.
+    ///
+    /// [`LoggerConfig::level`]: crate::LoggerConfig::level
+    /// [`LoggerConfig::filter`]: crate::LoggerConfig::filter
     pub fn level(&self) -> log::LevelFilter {
-        self.level
+        self.scope.max_level()
     }
 }
 
 impl log::Log for EcciLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        let target = metadata.target();
-        metadata.level() <= self.level
-            && !is_internal_target(target)
-            && !self.ignore.iter().any(|p| target_under(target, p))
+        self.scope.enabled(metadata)
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if !self.enabled(record.metadata()) {
+        if !self.scope.matches(record) {
             return;
         }
         let time = SystemTime::now();

@@ -211,6 +211,10 @@ async fn own_and_dependency_records_are_not_shipped() {
         "mio::poll",
         "noisy",
         "noisy::inner",
+        "rustls_platform_verifier::verification",
+        "rustls::client::hs",
+        "hyper_util::client::legacy::pool",
+        "reqwest::connect",
     ] {
         let metadata = log::Metadata::builder().level(Info).target(target).build();
         assert!(!logger.enabled(&metadata), "{target}");
@@ -252,6 +256,140 @@ async fn shared_transport_stays_open_and_pre_topic_applies() {
         .await
         .expect("acknowledged");
     assert_eq!(next(&mut events).await.1, "still open");
+}
+
+/// A directive turns targets on and off: here only `my_app` (at debug) and `rustls` (at
+/// warn) are shipped; the SDK's other crates and the rest stay off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directive_turns_targets_on_and_off() {
+    let hub = Hub::new();
+    let (_sub, mut events) = hub_consumer(&hub).await;
+    let link: Arc<dyn Transport> = Arc::new(hub.transport());
+    let mut c = config(Connection::Transport(link), &unique_broker());
+    c.filter = Some("off,my_app=debug,rustls=warn".to_owned());
+    let (logger, guard) = ecci_logger::start(c).expect("logger");
+    assert_eq!(logger.level(), log::LevelFilter::Debug);
+    let from = now();
+    for (level, target, shipped) in [
+        (log::Level::Debug, "my_app::camera", true),
+        (log::Level::Trace, "my_app", false),
+        (log::Level::Error, "sqlx::query", false),
+        (log::Level::Info, "rustls::client", false),
+        (log::Level::Warn, "rustls::client", true),
+        (log::Level::Error, "hyper::proto", false),
+        (log::Level::Error, "rumqttc::state", false),
+    ] {
+        log(
+            &logger,
+            level,
+            target,
+            if shipped { "in" } else { "out" },
+            &[],
+        );
+    }
+    blocking(|| guard.flush()).expect("flushed");
+    let to = now();
+    for expected in [
+        expected("null", "my_app::camera", "DEBUG", "in", ""),
+        expected("null", "rustls::client", "WARNING", "in", ""),
+    ] {
+        check(&next(&mut events).await.1, from, to, &expected);
+    }
+    assert_eq!(guard.stats().logged, 2);
+}
+
+#[test]
+fn invalid_filter_is_refused() {
+    let hub = Hub::new();
+    let mut c = config(
+        Connection::Transport(Arc::new(hub.transport())),
+        &unique_broker(),
+    );
+    c.filter = Some("my_app=loud".to_owned());
+    match ecci_logger::start(c) {
+        Err(e @ InitError::Filter { .. }) => {
+            assert_eq!(e.to_string(), r#"invalid log filter "my_app=loud""#);
+            let source = std::error::Error::source(&e).expect("a source").to_string();
+            assert!(source.contains("loud"), "{source}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Every crate of the SDK's dependency tree that can log (it depends on `log` or
+/// `tracing`, optionally or not) is in `SDK_TARGETS` or never shipped anyway, read from
+/// `cargo metadata`: a new dependency cannot start shipping its records unnoticed.
+#[test]
+fn sdk_targets_cover_the_dependency_tree() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let packages: std::collections::HashMap<&str, &serde_json::Value> = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| (p["id"].as_str().expect("id"), p))
+        .collect();
+    let nodes: std::collections::HashMap<&str, &serde_json::Value> = meta["resolve"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| (n["id"].as_str().expect("id"), n))
+        .collect();
+    let sdk = [
+        "ecci-proto",
+        "ecci-transport",
+        "ecci-logger",
+        "ecci-files",
+        "ecci-client",
+    ];
+    let mut stack: Vec<&str> = packages
+        .iter()
+        .filter(|(_, p)| sdk.contains(&p["name"].as_str().expect("name")))
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(stack.len(), sdk.len());
+    let mut seen = std::collections::HashSet::new();
+    let mut missing = Vec::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let package = packages[id];
+        let name = package["name"].as_str().expect("name");
+        for dep in nodes[id]["deps"].as_array().expect("deps") {
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .expect("kinds")
+                .iter()
+                .any(|k| k["kind"].is_null());
+            if normal {
+                stack.push(dep["pkg"].as_str().expect("pkg"));
+            }
+        }
+        let logs = package["dependencies"]
+            .as_array()
+            .expect("dependencies")
+            .iter()
+            .any(|d| d["kind"].is_null() && matches!(d["name"].as_str(), Some("log" | "tracing")));
+        let lib = name.replace('-', "_");
+        if logs
+            && !sdk.contains(&name)
+            && !ecci_logger::is_sdk_target(&lib)
+            && !ecci_logger::is_internal_target(&lib)
+        {
+            missing.push(lib);
+        }
+    }
+    assert!(missing.is_empty(), "add to SDK_TARGETS: {missing:?}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Reconnect delays: exponential with jitter, and the small random source behind the jitter
-//! and client ids (no `rand` dependency for so little).
+//! and client ids (no `rand` dependency for so little: splitmix64 seeded by getrandom).
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -22,15 +22,20 @@ pub(crate) fn random_u64() -> u64 {
     x ^ (x >> 31)
 }
 
-/// 64 bits that differ between processes. The clock and the process id alone do not: every
-/// container runs as pid 1 and many start in the same instant, and colliding client ids make
-/// the broker kick one client off for the other. std's `RandomState` keys come from the OS
-/// random source, so hashing with them gives a seed no other process shares.
+/// 64 bits that differ between processes, from the OS random source (getrandom). The clock
+/// and the process id would not do: every container runs as pid 1 and many start in the
+/// same instant, and colliding client ids make the broker kick one client off for the
+/// other. Should the OS source fail, std's `RandomState` (keyed from the same source at
+/// startup, or from its own fallback) hashes the clock instead.
 fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::getrandom(&mut bytes).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    RandomState::new().hash_one((nanos, std::process::id(), std::thread::current().id()))
+    RandomState::new().hash_one((nanos, std::process::id()))
 }
 
 /// The delays between connection attempts.

@@ -48,8 +48,12 @@ pub mod broker;
 pub mod conformance;
 #[cfg(feature = "test-util")]
 pub mod memory;
+#[cfg(feature = "test-util")]
+pub mod mock;
 #[cfg(all(feature = "test-util", unix))]
 pub mod mosquitto;
+#[cfg(feature = "test-util")]
+pub mod skip;
 
 pub use config::{BackoffConfig, MqttConfig, client_id};
 pub use error::{ConnectionError, IoError, PublishError, SubscribeError, TryPublishError};

@@ -1,5 +1,10 @@
 //! TLS for [`MqttTransport`](crate::MqttTransport) with rustls (ring provider), behind the
 //! `tls` feature.
+//!
+//! One trust store for MQTT and HTTPS: without `ca_pem`, the broker's certificate is checked
+//! by the platform's verifier (rustls-platform-verifier), exactly as ecci-files checks the
+//! object store's. A private CA installed in the system store (on Linux, or named by
+//! `SSL_CERT_FILE` / `SSL_CERT_DIR`) is trusted by both.
 
 use std::sync::Arc;
 
@@ -24,7 +29,9 @@ use crate::error::ConnectionError;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
-    /// CA certificates to trust, PEM; empty: the Mozilla root store (webpki-roots).
+    /// CA certificates to trust, PEM, and only these; empty: the platform's verifier and
+    /// trust store, the same that `https://` file transfers use (on Linux the system's CA
+    /// certificates, or those of `SSL_CERT_FILE` / `SSL_CERT_DIR`).
     pub ca_pem: Vec<u8>,
     /// Client certificate chain and private key, PEM, for brokers that require them.
     /// The key is never shown by `Debug`.
@@ -52,10 +59,17 @@ fn tls_error(what: &str, e: impl std::fmt::Display) -> ConnectionError {
 
 impl TlsConfig {
     fn client_config(&self) -> Result<ClientConfig, ConnectionError> {
-        let mut roots = RootCertStore::empty();
-        if self.ca_pem.is_empty() {
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error("protocol versions", e))?;
+        let builder = if self.ca_pem.is_empty() {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            builder
+                .with_platform_verifier()
+                .map_err(|e| tls_error("the platform's certificate verifier", e))?
         } else {
+            let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
                 let cert = cert.map_err(|e| tls_error("bad CA certificate PEM", e))?;
                 roots
@@ -65,12 +79,8 @@ impl TlsConfig {
             if roots.is_empty() {
                 return Err(ConnectionError::Tls("no CA certificate in ca_pem".into()));
             }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_error("protocol versions", e))?
-            .with_root_certificates(roots);
+            builder.with_root_certificates(roots)
+        };
         match &self.client_auth {
             None => Ok(builder.with_no_client_auth()),
             Some((chain, key)) => {

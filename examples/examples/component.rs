@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use ecci_client::Targets;
 use ecci_client::blocking::Client;
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +50,10 @@ fn main() -> Result<(), ecci_client::Error> {
         let sum = task.numbers.iter().sum();
         println!("task {} from {}: sum {sum}", task.id, message.sender());
         client
-            .publish(&TaskResult { id: task.id, sum }, message.sender())?
+            .publish(
+                &TaskResult { id: task.id, sum },
+                Targets::exact(message.sender()),
+            )?
             .wait()?;
     }
     println!("exit requested");

@@ -63,10 +63,11 @@ enum Answer {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let started = Instant::now();
-    let work_dir = std::env::temp_dir().join(format!("ecci-quickstart-{}", std::process::id()));
-    std::fs::create_dir_all(&work_dir)?;
-    let outcome = run(&work_dir).await;
-    std::fs::remove_dir_all(&work_dir)?;
+    let work_dir = tempfile::Builder::new()
+        .prefix("ecci-quickstart-")
+        .tempdir()?;
+    let outcome = run(work_dir.path()).await;
+    work_dir.close()?;
     let summary = outcome?;
     println!();
     println!("summary ({:.1} s)", started.elapsed().as_secs_f64());
@@ -252,7 +253,7 @@ async fn worker(client: Client, download_dir: PathBuf) -> Result<(), BoxError> {
     let sum = numbers.iter().sum();
     log::info!(target: &me, "task {id}: summed {} numbers", numbers.len());
     client
-        .publish(&Answer::Sum { id, sum }, task.sender())
+        .publish(&Answer::Sum { id, sum }, Targets::exact(task.sender()))
         .await?
         .await?;
 

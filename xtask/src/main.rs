@@ -5,8 +5,10 @@
 //!   the doc build.
 //! - `cargo xtask tidy`: the dependency-boundary checks alone (they also run as a
 //!   test of this crate, so `cargo test --workspace` enforces them).
-//! - `cargo xtask bench [SUITE…]`: the benchmarks (the `bench` crate, in
-//!   release mode); each suite prints a table.
+//! - `cargo xtask bench [--strict] [SUITE…]`: the benchmarks (the `bench` crate, in
+//!   release mode); each suite prints a table whose rows state their run count and spread
+//!   and mark a missed target; the run exits 0 unless `--strict` (then a missed target
+//!   fails it).
 //! - `cargo xtask fuzz [--seconds N] [TARGET…]`: runs the cargo-fuzz targets in
 //!   `fuzz/` for N seconds each (default 60), installing cargo-fuzz if needed.
 //! - `cargo xtask soak [--minutes N] [--rate N] [--restart-every S]`: the soak test
@@ -55,8 +57,9 @@ fn usage() {
          commands:\n  \
          ci     fmt check, clippy -D warnings, cargo test --workspace, quickstart, doc build\n  \
          tidy   check the dependency boundaries between crates\n  \
-         bench [SUITE...]\n         \
-         run the benchmarks in release mode and print their tables\n  \
+         bench [--strict] [SUITE...]\n         \
+         run the benchmarks in release mode and print their tables\n         \
+         (--strict: exit 1 when a target is missed)\n  \
          fuzz [--seconds N] [TARGET...]\n         \
          run the fuzz targets for N seconds each (default 60)\n  \
          soak [--minutes N] [--rate N] [--restart-every S]\n         \
@@ -138,7 +141,8 @@ fn ci() -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the benchmark binary in release mode with the given suites.
+/// Runs the benchmark binary in release mode with the given suites (and `--strict`, which
+/// the binary reads).
 fn bench(suites: &[String]) -> Result<(), String> {
     let status = Command::new(cargo())
         .args(["run", "--release", "--quiet", "--package", "bench", "--"])

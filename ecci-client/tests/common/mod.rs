@@ -20,28 +20,24 @@ pub const APP: &str = "app1";
 /// An upper bound for anything a test waits for; with paused time it costs nothing.
 pub const WAIT: Duration = Duration::from_secs(60);
 
-/// A directory removed when the test ends, passed or failed.
-pub struct TempDir(std::path::PathBuf);
+/// A directory removed when the test ends, passed or failed (tempfile's).
+pub struct TempDir(tempfile::TempDir);
 
 impl std::ops::Deref for TempDir {
     type Target = std::path::Path;
     fn deref(&self) -> &std::path::Path {
-        &self.0
+        self.0.path()
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A new empty directory, unique to this process and `tag`.
+/// A new empty directory with a unique, unpredictable name starting with `tag`.
 pub fn temp_dir(tag: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("ecci-client-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
+    TempDir(
+        tempfile::Builder::new()
+            .prefix(&format!("ecci-client-{tag}-"))
+            .tempdir()
+            .unwrap(),
+    )
 }
 
 /// The configuration of container `me` on broker `broker`, with `targets` as

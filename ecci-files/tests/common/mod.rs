@@ -1,31 +1,23 @@
 //! Helpers shared by the ecci-files test binaries.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
-/// A directory removed when the test ends.
-pub(crate) struct TempDir(PathBuf);
+/// A directory removed when the test ends (tempfile's).
+pub(crate) struct TempDir(tempfile::TempDir);
 
 impl TempDir {
-    /// A fresh, empty directory named after `tag`, the process and a counter.
+    /// A fresh, empty directory with a unique, unpredictable name starting with `tag`.
     pub(crate) fn new(tag: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("ecci-files-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
+        Self(
+            tempfile::Builder::new()
+                .prefix(&format!("ecci-files-{tag}-"))
+                .tempdir()
+                .unwrap(),
+        )
     }
 
     /// Its path.
     pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
