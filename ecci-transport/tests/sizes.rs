@@ -229,3 +229,50 @@ async fn an_oversized_qos2_publish_split_anywhere_is_skipped_once() {
     drop(broker);
     client.close().await;
 }
+
+/// A consumer that does not take its events holds the transport to its byte budget: it
+/// stops reading from the broker (which keeps the rest), and everything arrives, in order,
+/// once the consumer reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_events_are_bounded_in_bytes() {
+    const MESSAGE: usize = 10_000;
+    const COUNT: usize = 60;
+    let broker = Broker::start().await.unwrap();
+    let mut sub_config = MqttConfig::new("127.0.0.1", broker.port());
+    sub_config.event_queue_bytes = 100_000;
+    let sub = MqttTransport::start(sub_config);
+    let mut events = sub.take_events().unwrap();
+    timeout(WAIT, sub.subscribe("budget/#", QoS::AtLeastOnce))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next_event(&mut events).await, Event::Connected);
+
+    let publisher = MqttTransport::start(MqttConfig::new("127.0.0.1", broker.port()));
+    for i in 0..COUNT {
+        let m = Message::new("budget/x", vec![i as u8; MESSAGE], QoS::AtLeastOnce);
+        let receipt = publisher.publish(m).await.unwrap();
+        timeout(WAIT, receipt).await.unwrap().unwrap();
+    }
+    // The broker has them all; wait until it holds what the subscriber does not read.
+    timeout(WAIT, async {
+        while broker.queued_messages() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the broker queues what the subscriber does not take");
+    let read = sub.metrics().received as usize;
+    // The budget (10 messages) plus what one read of the socket held (64 KiB: 7 more).
+    assert!(
+        read <= 100_000 / MESSAGE + 8,
+        "read {read} messages past the budget"
+    );
+    for i in 0..COUNT {
+        let m = next_message(&mut events).await;
+        assert_eq!((m.payload.len(), m.payload[0]), (MESSAGE, i as u8));
+    }
+    assert_eq!(sub.metrics().received as usize, COUNT);
+    publisher.close().await;
+    sub.close().await;
+}
