@@ -211,3 +211,24 @@ async fn large_messages_from_python() {
     big.close().await;
     limited.close().await;
 }
+
+/// A raw 4K RGB frame (24.9 MB, over the old 16 MiB limit) goes from Rust to Python whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4k_frame_to_python() {
+    let Some(b) = broker() else { return };
+    let app = app_id("frame");
+    let rust = Client::connect(config(&app, &b, "rsend", &["pyrecv"]).build().unwrap())
+        .await
+        .unwrap();
+    let mut py = wire_peer("receiver", &[], &app, &b, "pyrecv", &[]);
+    py.until("READY").await;
+    let frame = Value::Bytes(vec![7u8; 3840 * 2160 * 3]);
+    let d = rust
+        .publish_envelope(Envelope::data(frame), "pyrecv")
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, d).await.unwrap().unwrap();
+    assert_eq!(py.until("BYTES").await, "BYTES 24883200");
+    py.exits_cleanly().await;
+    rust.close().await;
+}

@@ -71,10 +71,15 @@ pub struct MqttConfig {
     /// Capacity of the event stream; when it is full the transport stops reading from the
     /// broker until there is room. Default 4096.
     pub event_queue: usize,
-    /// Largest MQTT packet sent, in bytes; a larger message is refused with
-    /// [`PublishError::TooLarge`](crate::PublishError::TooLarge). Default 16 MiB + 64 KiB;
-    /// mosquitto and paho accept up to 256 MiB (a raw 4K RGB frame is 24.9 MB), so raise it
-    /// to send larger messages.
+    /// Payload bytes of inbound messages read and not yet taken from the event stream;
+    /// while they reach it, the transport stops reading from the broker until the consumer
+    /// takes some (backpressure, never a loss). With the message being read, the
+    /// transport holds at most this plus [`max_inbound_packet`](Self::max_inbound_packet)
+    /// of inbound payloads. Default 256 MiB.
+    pub event_queue_bytes: usize,
+    /// Largest MQTT packet sent, in bytes; a larger message is refused at once with
+    /// [`PublishError::TooLarge`](crate::PublishError::TooLarge). Default 256 MiB, MQTT's
+    /// largest packet, which mosquitto and paho accept (a raw 4K RGB frame is 24.9 MB).
     pub max_packet_size: usize,
     /// Largest MQTT packet accepted from the broker, in bytes. A PUBLISH beyond it is not
     /// kept: its bytes are skipped as they arrive (never buffered), it is acknowledged, and
@@ -104,7 +109,8 @@ impl MqttConfig {
             control_queue: 256,
             bulk_queue: 4096,
             event_queue: 4096,
-            max_packet_size: 16 * 1024 * 1024 + 64 * 1024,
+            event_queue_bytes: 256 * 1024 * 1024,
+            max_packet_size: crate::codec::MAX_PACKET,
             max_inbound_packet: crate::codec::MAX_PACKET,
             #[cfg(feature = "tls")]
             tls: None,
@@ -133,6 +139,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("control_queue", &self.control_queue)
             .field("bulk_queue", &self.bulk_queue)
             .field("event_queue", &self.event_queue)
+            .field("event_queue_bytes", &self.event_queue_bytes)
             .field("max_packet_size", &self.max_packet_size)
             .field("max_inbound_packet", &self.max_inbound_packet);
         #[cfg(feature = "tls")]

@@ -37,7 +37,7 @@ use crate::codec::{self, Decoded};
 use crate::config::MqttConfig;
 use crate::error::{ConnectionError, PublishError, SubscribeError, TryPublishError};
 use crate::error::{check_filter, check_topic};
-use crate::types::{Event, Events, Message, Metrics, Priority, QoS, Receipt};
+use crate::types::{ByteBudget, Event, Events, Message, Metrics, Priority, QoS, Receipt};
 
 type Reply = oneshot::Sender<Result<(), PublishError>>;
 type SubReply = oneshot::Sender<Result<(), SubscribeError>>;
@@ -144,7 +144,9 @@ impl MqttTransport {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
         let max_packet_size = config.max_packet_size;
+        let budget = Arc::new(ByteBudget::new(config.event_queue_bytes));
         let driver = Driver {
+            budget: Arc::clone(&budget),
             max_in_flight: config.max_in_flight.clamp(1, MAX_IN_FLIGHT),
             config,
             control_rx,
@@ -169,7 +171,7 @@ impl MqttTransport {
             bulk_tx,
             cmd_tx,
             shutdown,
-            events: Mutex::new(Some(Events::new(events_rx))),
+            events: Mutex::new(Some(Events::new(events_rx, budget))),
             counters,
             max_packet_size,
             queue_caps: (control_cap, bulk_cap),
@@ -371,6 +373,8 @@ struct Driver {
     incoming_qos2: HashSet<u16>,
     /// Events waiting for room in the event queue.
     stash: VecDeque<Event>,
+    /// Payload bytes read and not yet taken by the consumer.
+    budget: Arc<ByteBudget>,
 }
 
 async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
@@ -483,7 +487,9 @@ impl Driver {
                     self.flush_stash();
                     let can_take = self.in_flight.len() < self.max_in_flight
                         && conn.wbuf.len() < WRITE_HIGH_WATER;
-                    let can_read = self.stash.len() < STASH_MAX;
+                    // Nobody takes events any more: nothing to hold back for.
+                    let bytes_full = self.budget.full() && !events_tx.is_closed();
+                    let can_read = self.stash.len() < STASH_MAX && !bytes_full;
                     if rbuf.capacity() - rbuf.len() < 8 * 1024 {
                         rbuf.reserve(64 * 1024);
                     }
@@ -514,6 +520,8 @@ impl Driver {
                             self.send_stashed(permit.ok());
                             Ok(())
                         }
+                        // The consumer took enough bytes: read again.
+                        () = self.budget.room(), if bytes_full => Ok(()),
                         cmd = self.cmd_rx.recv() => match cmd {
                             Some(cmd) => self.command_online(cmd, &mut conn).map_err(End::Lost),
                             None => Err(End::Shutdown),
@@ -940,6 +948,7 @@ impl Driver {
                 let fresh = qos != QoS::ExactlyOnce || self.incoming_qos2.insert(pkid);
                 if fresh {
                     bump(&self.counters.received, 1);
+                    self.budget.add(p.payload.len());
                     self.stash.push_back(Event::Message(Message {
                         topic: p.topic,
                         payload: p.payload,

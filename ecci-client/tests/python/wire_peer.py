@@ -9,7 +9,7 @@ Usage: wire_peer.py MODE [ARG...], with the ECCI_* variables of wire.md §1 set 
 ecci_env.py). MODE is one of:
 
 - receiver: counts data messages; data contents are (run, i) with i counting from 0 in each
-  run. On `{'cmd': 'exit', 'run': R}` prints `EXIT R <data seen in run R> <in order: 1 or 0>`
+  run, or bytes, for which it prints `BYTES <length>`. On `{'cmd': 'exit', 'run': R}` prints `EXIT R <data seen in run R> <in order: 1 or 0>`
   and starts counting again; on `{'cmd': 'ping'}` prints `PING` and answers the sender with
   `{'cmd': 'pong'}`; other commands print `CMD <name>`. Runs until its stdin closes.
 - sender TARGET:SIZE...: once subscribed, publishes to each TARGET (a key of
@@ -72,7 +72,9 @@ def on_message(client, userdata, msg):
     envelope = pickle.loads(msg.payload)
     kind = envelope["type"]
     contents = envelope["contents"]
-    if kind == "data":
+    if kind == "data" and isinstance(contents, bytes):
+        out("BYTES", len(contents))
+    elif kind == "data":
         run, i = contents
         if state["run"] != run:
             state.update(run=run, count=0, in_order=True)
