@@ -11,9 +11,10 @@
 //! User names and passwords are checked only after [`Broker::require_credentials`].
 //!
 //! Memory stays bounded whatever the clients do. Each subscriber has one queue of messages
-//! waiting to be sent, at most [`DEFAULT_MAX_QUEUED`] of them (see
-//! [`Broker::set_max_queued_messages`]); like mosquitto's `max_queued_messages`, a message
-//! routed to a full queue is dropped, counted in [`Broker::dropped_messages`] and noticed in a
+//! waiting to be sent, at most [`DEFAULT_MAX_QUEUED`] of them and [`DEFAULT_MAX_QUEUED_BYTES`]
+//! of payload (see [`Broker::set_max_queued_messages`], [`Broker::set_max_queued_bytes`]);
+//! like mosquitto's `max_queued_messages` and `max_queued_bytes`, a message routed to a full
+//! queue is dropped, counted in [`Broker::dropped_messages`] and noticed in a
 //! `log::warn!` once per overflow (the overflow ends when the queue empties). The publisher is
 //! never held up by a slow subscriber. At most about 64 KiB of packets wait in a connection's
 //! write buffer; beyond 1 MiB (acknowledgements to a client that sends but does not read) the
@@ -60,6 +61,11 @@ const BROKER_IN_FLIGHT: usize = 20;
 /// still bounds a stalled subscriber. [`Broker::set_max_queued_messages`] with 1000
 /// behaves as mosquitto does.
 pub const DEFAULT_MAX_QUEUED: usize = 10_000;
+/// The default most payload bytes waiting for one subscriber (see
+/// [`Broker::set_max_queued_bytes`]): 256 MiB, so a stalled subscriber costs the broker at
+/// most this plus its 20 messages in flight. mosquitto's `max_queued_bytes` has no limit by
+/// default.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 256 * 1024 * 1024;
 /// Packets are taken from the queue while the write buffer holds less than this.
 const WRITE_HIGH: usize = 64 * 1024;
 /// The connection stops reading while its write buffer holds more than this.
@@ -102,6 +108,8 @@ struct Session {
     /// Messages waiting to be sent, at most `State::max_queued`: taken by the connection
     /// as in-flight slots free up, kept (QoS ≥ 1 only) while a persistent session is away.
     queued: VecDeque<Routed>,
+    /// Payload bytes in `queued`, at most `State::max_queued_bytes` (or one message).
+    queued_bytes: usize,
     /// Messages dropped in the current overflow (from the first drop until the queue
     /// empties), if one is going on.
     overflow: Option<u64>,
@@ -123,6 +131,11 @@ struct State {
     max_unacked: usize,
     /// The most messages one session's queue may hold.
     max_queued: usize,
+    /// The most payload bytes one session's queue may hold.
+    max_queued_bytes: usize,
+    /// How many more QoS 2 messages are to be sent with the packet id of one still in
+    /// flight (fault injection: [`Broker::reuse_live_packet_ids`]).
+    reuse_ids: usize,
     /// The longest any session's queue has been.
     max_queued_seen: usize,
     /// Messages dropped at a full queue.
@@ -139,6 +152,8 @@ impl Default for State {
             credentials: None,
             max_unacked: 0,
             max_queued: DEFAULT_MAX_QUEUED,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            reuse_ids: 0,
             max_queued_seen: 0,
             dropped: 0,
         }
@@ -258,6 +273,7 @@ impl Broker {
             withhold: state.withhold,
             credentials: state.credentials.take(),
             max_queued: state.max_queued,
+            max_queued_bytes: state.max_queued_bytes,
             max_queued_seen: state.max_queued_seen,
             dropped: state.dropped,
             ..State::default()
@@ -347,6 +363,24 @@ impl Broker {
     /// ```
     pub fn set_max_queued_messages(&self, max: usize) {
         lock(&self.state).max_queued = max;
+    }
+
+    /// Sets the most payload bytes that may wait for one subscriber (default
+    /// [`DEFAULT_MAX_QUEUED_BYTES`]), as mosquitto's `max_queued_bytes`: a message that
+    /// would take a non-empty queue beyond it is dropped and counted in
+    /// [`dropped_messages`](Self::dropped_messages); an empty queue always takes one
+    /// message. Applies to messages routed from now on; survives [`stop`](Self::stop).
+    pub fn set_max_queued_bytes(&self, max: usize) {
+        lock(&self.state).max_queued_bytes = max;
+    }
+
+    /// Fault injection: the next `n` QoS 2 messages the broker sends a client while another
+    /// QoS 2 message to it is unacknowledged (no PUBREC yet) go out with that message's
+    /// packet id and without the DUP flag, as mosquitto does with `max_queued_messages 0`
+    /// and a slow subscriber. A correct client must drop them (MQTT 3.1.1 §4.3.3): they
+    /// are lost, and the client can only count them.
+    pub fn reuse_live_packet_ids(&self, n: usize) {
+        lock(&self.state).reuse_ids = n;
     }
 
     /// How many messages were dropped because their subscriber's queue was full, since the
@@ -470,6 +504,7 @@ fn route(state: &mut State, msg: &Routed) {
 /// so that both can be borrowed at once.
 struct Limits {
     max_queued: usize,
+    max_queued_bytes: usize,
     max_queued_seen: usize,
     dropped: u64,
 }
@@ -478,6 +513,7 @@ impl Limits {
     fn of(state: &State) -> Limits {
         Limits {
             max_queued: state.max_queued,
+            max_queued_bytes: state.max_queued_bytes,
             max_queued_seen: state.max_queued_seen,
             dropped: state.dropped,
         }
@@ -491,19 +527,23 @@ impl Limits {
     /// Queues `msg` for the session and wakes its connection, or drops and counts it when
     /// the queue is full.
     fn enqueue(&mut self, client_id: &str, session: &mut Session, msg: Routed) {
-        if session.queued.len() >= self.max_queued {
+        let too_many_bytes = !session.queued.is_empty()
+            && session.queued_bytes + msg.payload.len() > self.max_queued_bytes;
+        if session.queued.len() >= self.max_queued || too_many_bytes {
             self.dropped += 1;
             let dropped = session.overflow.get_or_insert_with(|| {
                 log::warn!(
-                    "embedded broker: queue of client {client_id:?} is full ({} messages); \
-                     dropping messages for it until it catches up",
-                    self.max_queued
+                    "embedded broker: queue of client {client_id:?} is full ({} messages, \
+                     {} bytes); dropping messages for it until it catches up",
+                    session.queued.len(),
+                    session.queued_bytes
                 );
                 0
             });
             *dropped += 1;
             return;
         }
+        session.queued_bytes += msg.payload.len();
         session.queued.push_back(msg);
         self.max_queued_seen = self.max_queued_seen.max(session.queued.len());
         if let Some(attached) = &session.conn {
@@ -683,8 +723,10 @@ impl Conn {
     /// and room in the write buffer.
     fn pump(&mut self) {
         let mut batch = Vec::new();
+        let mut reuse;
         {
             let mut st = lock(&self.state);
+            reuse = std::mem::take(&mut st.reuse_ids);
             let Some(session) = st.sessions.get_mut(&self.client_id) else {
                 return;
             };
@@ -704,6 +746,7 @@ impl Conn {
                     free -= 1;
                 }
                 buffered += next.topic.len() + next.payload.len() + 8;
+                session.queued_bytes -= next.payload.len();
                 batch.extend(session.queued.pop_front());
             }
             self.stalled = buffered >= WRITE_HIGH && !session.queued.is_empty();
@@ -724,12 +767,28 @@ impl Conn {
                 msg.payload.clone(),
             );
             p.retain = msg.retain;
-            if msg.qos != QoS::AtMostOnce {
+            let live = if reuse > 0 && msg.qos == QoS::ExactlyOnce {
+                self.in_flight
+                    .iter()
+                    .rev()
+                    .find(|(_, (m, received))| m.qos == QoS::ExactlyOnce && !received)
+                    .map(|(id, _)| *id)
+            } else {
+                None
+            };
+            if let Some(live) = live {
+                // Lost, as mosquitto loses it: never in flight, so never sent again.
+                reuse -= 1;
+                p.pkid = live;
+            } else if msg.qos != QoS::AtMostOnce {
                 p.pkid = self.next_pkid();
                 self.in_flight.insert(p.pkid, (msg, false));
             }
             // Sizes were checked when the message came in.
             let _ = self.put(&Packet::Publish(p));
+        }
+        if reuse > 0 {
+            lock(&self.state).reuse_ids += reuse;
         }
     }
 
@@ -891,5 +950,6 @@ impl Conn {
         session.in_flight = self.in_flight;
         session.last_pkid = self.last_pkid;
         session.queued.retain(|m| m.qos != QoS::AtMostOnce);
+        session.queued_bytes = session.queued.iter().map(|m| m.payload.len()).sum();
     }
 }

@@ -27,7 +27,7 @@ use rumqttc::mqttbytes::v4::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
@@ -55,11 +55,47 @@ const MAX_IN_FLIGHT: usize = 32_768;
 /// [`MAX_IN_FLIGHT`] they never take every packet id.
 const MAX_PENDING_ACKS: usize = 16_384;
 
-/// A message on its way to the driver.
+/// The outbox's byte budget is kept in units of this many bytes, so that a semaphore
+/// (whose `acquire_many` takes a `u32`) can count budgets beyond 4 GiB.
+const OUTBOX_UNIT: usize = 1024;
+
+/// A message on its way to the driver, with its share of the outbox's byte budget (given
+/// back when the message is acknowledged or given up on).
 #[derive(Debug)]
 struct Outgoing {
     message: Message,
     reply: Reply,
+    bytes: OwnedSemaphorePermit,
+}
+
+/// The outbox's byte budget: units of [`OUTBOX_UNIT`] bytes held by queued and in-flight
+/// messages.
+#[derive(Debug)]
+struct Outbox {
+    units: Arc<Semaphore>,
+    max_units: usize,
+}
+
+impl Outbox {
+    fn new(max_bytes: usize) -> Outbox {
+        let max_units = max_bytes.div_ceil(OUTBOX_UNIT).clamp(1, u32::MAX as usize);
+        Outbox {
+            units: Arc::new(Semaphore::new(max_units)),
+            max_units,
+        }
+    }
+
+    /// The units `message` holds: its payload and topic, rounded up; a message larger than
+    /// the whole budget takes all of it and so goes alone.
+    fn units(&self, message: &Message) -> u32 {
+        let bytes = message.payload.len() + message.topic.len();
+        let units = bytes.div_ceil(OUTBOX_UNIT).clamp(1, self.max_units);
+        u32::try_from(units).unwrap_or(u32::MAX)
+    }
+
+    fn held_bytes(&self) -> usize {
+        (self.max_units - self.units.available_permits()) * OUTBOX_UNIT
+    }
 }
 
 #[derive(Debug)]
@@ -86,6 +122,7 @@ struct Counters {
     acknowledged: AtomicU64,
     received: AtomicU64,
     too_large: AtomicU64,
+    duplicates_dropped: AtomicU64,
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
 }
@@ -126,6 +163,7 @@ pub struct MqttTransport {
     counters: Arc<Counters>,
     max_packet_size: usize,
     queue_caps: (usize, usize),
+    outbox: Outbox,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -145,6 +183,7 @@ impl MqttTransport {
         let counters = Arc::new(Counters::default());
         let max_packet_size = config.max_packet_size;
         let budget = Arc::new(ByteBudget::new(config.event_queue_bytes));
+        let outbox = Outbox::new(config.outbox_bytes);
         let driver = Driver {
             budget: Arc::clone(&budget),
             max_in_flight: config.max_in_flight.clamp(1, MAX_IN_FLIGHT),
@@ -163,6 +202,7 @@ impl MqttTransport {
             last_pkid: 0,
             pending_acks: HashMap::new(),
             incoming_qos2: HashSet::new(),
+            in_duplicate_burst: false,
             stash: VecDeque::new(),
         };
         let task = tokio::spawn(driver.run());
@@ -175,6 +215,7 @@ impl MqttTransport {
             counters,
             max_packet_size,
             queue_caps: (control_cap, bulk_cap),
+            outbox,
             task: Mutex::new(Some(task)),
         }
     }
@@ -203,9 +244,17 @@ impl MqttTransport {
 impl Transport for MqttTransport {
     async fn publish(&self, message: Message) -> Result<Receipt, PublishError> {
         self.check(&message)?;
+        let bytes = Arc::clone(&self.outbox.units)
+            .acquire_many_owned(self.outbox.units(&message))
+            .await
+            .map_err(|_| PublishError::Closed)?;
         let (reply, receipt) = Receipt::channel();
         self.queue(message.priority)
-            .send(Outgoing { message, reply })
+            .send(Outgoing {
+                message,
+                reply,
+                bytes,
+            })
             .await
             .map_err(|_| PublishError::Closed)?;
         Ok(receipt)
@@ -215,11 +264,22 @@ impl Transport for MqttTransport {
         if let Err(e) = self.check(&message) {
             return Err(TryPublishError::Invalid(message, e));
         }
+        let units = self.outbox.units(&message);
+        let bytes = match Arc::clone(&self.outbox.units).try_acquire_many_owned(units) {
+            Ok(bytes) => bytes,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                return Err(TryPublishError::Full(message));
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return Err(TryPublishError::Closed(message));
+            }
+        };
         let (reply, receipt) = Receipt::channel();
-        match self
-            .queue(message.priority)
-            .try_send(Outgoing { message, reply })
-        {
+        match self.queue(message.priority).try_send(Outgoing {
+            message,
+            reply,
+            bytes,
+        }) {
             Ok(()) => Ok(receipt),
             Err(mpsc::error::TrySendError::Full(o)) => Err(TryPublishError::Full(o.message)),
             Err(mpsc::error::TrySendError::Closed(o)) => Err(TryPublishError::Closed(o.message)),
@@ -257,6 +317,7 @@ impl Transport for MqttTransport {
             connected: c.connected.load(Ordering::Relaxed),
             queued: (self.queue_caps.0 - self.control_tx.capacity())
                 + (self.queue_caps.1 - self.bulk_tx.capacity()),
+            outbox_bytes: self.outbox.held_bytes(),
             in_flight: c.in_flight.load(Ordering::Relaxed),
             reconnects: load(&c.reconnects),
             connect_failures: load(&c.connect_failures),
@@ -265,6 +326,7 @@ impl Transport for MqttTransport {
             acknowledged: load(&c.acknowledged),
             received: load(&c.received),
             too_large: load(&c.too_large),
+            duplicates_dropped: load(&c.duplicates_dropped),
             bytes_sent: load(&c.bytes_sent),
             bytes_received: load(&c.bytes_received),
         }
@@ -272,6 +334,7 @@ impl Transport for MqttTransport {
 
     async fn close(&self) {
         self.shutdown.send_replace(true);
+        self.outbox.units.close();
         let task = self.task.lock().ok().and_then(|mut t| t.take());
         if let Some(task) = task {
             // The task only ends by itself; a panic in it has already been reported.
@@ -282,6 +345,8 @@ impl Transport for MqttTransport {
 
 impl Drop for MqttTransport {
     fn drop(&mut self) {
+        // Publishes waiting for room in the outbox fail rather than wait for ever.
+        self.outbox.units.close();
         if let Some(task) = self.task.get_mut().ok().and_then(Option::take) {
             task.abort();
         }
@@ -296,6 +361,8 @@ struct InFlight {
     reply: Reply,
     /// PUBREC received: the broker has it, PUBCOMP pending.
     received: bool,
+    /// Its share of the outbox's byte budget, given back before the receipt resolves.
+    bytes: OwnedSemaphorePermit,
 }
 
 #[derive(Debug)]
@@ -317,8 +384,9 @@ struct Conn {
     /// Bytes ever put into `wbuf` and written from it, on this connection.
     encoded: u64,
     written: u64,
-    /// QoS 0 receipts, resolved once `written` reaches the offset.
-    qos0: VecDeque<(u64, Reply)>,
+    /// QoS 0 receipts, resolved once `written` reaches the offset, with their share of the
+    /// outbox's byte budget.
+    qos0: VecDeque<(u64, Reply, OwnedSemaphorePermit)>,
     ping_outstanding: bool,
     /// An inbound PUBLISH beyond the size limit whose bytes are being skipped.
     skip: Option<Skip>,
@@ -371,6 +439,9 @@ struct Driver {
     pending_acks: HashMap<u16, PendingAck>,
     /// Inbound QoS 2 packet ids passed on and not yet released.
     incoming_qos2: HashSet<u16>,
+    /// A QoS 2 PUBLISH reusing a live packet id was dropped and reported, and no message
+    /// was accepted since: further drops are only counted.
+    in_duplicate_burst: bool,
     /// Events waiting for room in the event queue.
     stash: VecDeque<Event>,
     /// Payload bytes read and not yet taken by the consumer.
@@ -563,6 +634,7 @@ impl Driver {
         session_present: bool,
     ) -> Result<(), ConnectionError> {
         self.counters.connected.store(true, Ordering::Relaxed);
+        self.in_duplicate_burst = false;
         if !session_present {
             self.incoming_qos2.clear();
         }
@@ -633,7 +705,7 @@ impl Driver {
 
     fn on_disconnect(&mut self, conn: Conn) {
         self.counters.connected.store(false, Ordering::Relaxed);
-        for (_, reply) in conn.qos0 {
+        for (_, reply, _) in conn.qos0 {
             bump(&self.counters.dropped, 1);
             let _ = reply.send(Err(PublishError::ConnectionLost));
         }
@@ -694,9 +766,10 @@ impl Driver {
         while conn
             .qos0
             .front()
-            .is_some_and(|(end, _)| *end <= conn.written)
+            .is_some_and(|(end, _, _)| *end <= conn.written)
         {
-            if let Some((_, reply)) = conn.qos0.pop_front() {
+            if let Some((_, reply, bytes)) = conn.qos0.pop_front() {
+                drop(bytes);
                 bump(&self.counters.acknowledged, 1);
                 let _ = reply.send(Ok(()));
             }
@@ -722,7 +795,7 @@ impl Driver {
     fn send_new(&mut self, o: Outgoing, conn: &mut Conn) -> Result<(), ConnectionError> {
         if o.message.qos == QoS::AtMostOnce {
             conn.put(&Packet::Publish(wire_publish(&o.message, 0, false)))?;
-            conn.qos0.push_back((conn.encoded, o.reply));
+            conn.qos0.push_back((conn.encoded, o.reply, o.bytes));
             return Ok(());
         }
         // Unreachable while the caps hold (in flight + pending acks < 65,535), but a message
@@ -741,6 +814,7 @@ impl Driver {
                 message: o.message,
                 reply: o.reply,
                 received: false,
+                bytes: o.bytes,
             },
         );
         self.counters
@@ -946,7 +1020,21 @@ impl Driver {
                 let qos = codec::from_wire(p.qos);
                 let pkid = p.pkid;
                 let fresh = qos != QoS::ExactlyOnce || self.incoming_qos2.insert(pkid);
+                if !fresh && !p.dup {
+                    // A new message with the id of one not yet released: MQTT 3.1.1 §4.3.3
+                    // says drop it, so the broker's mistake is a loss; count it, and say so
+                    // once per burst.
+                    bump(&self.counters.duplicates_dropped, 1);
+                    if !self.in_duplicate_burst {
+                        self.in_duplicate_burst = true;
+                        self.stash.push_back(Event::DuplicateDropped {
+                            topic: p.topic.clone(),
+                            pkid,
+                        });
+                    }
+                }
                 if fresh {
+                    self.in_duplicate_burst = false;
                     bump(&self.counters.received, 1);
                     self.budget.add(p.payload.len());
                     self.stash.push_back(Event::Message(Message {
@@ -965,6 +1053,7 @@ impl Driver {
                     self.counters
                         .in_flight
                         .store(self.in_flight.len(), Ordering::Relaxed);
+                    drop(entry.bytes);
                     let _ = entry.reply.send(Ok(()));
                 }
             }

@@ -157,6 +157,15 @@ pub enum Event {
         /// The configured maximum.
         max: usize,
     },
+    /// Inbound QoS 2 PUBLISHes were dropped because they reused a live packet id (see
+    /// [`Metrics::duplicates_dropped`]). Reported once per burst: for the first drop after a
+    /// message was accepted, a connect or the start.
+    DuplicateDropped {
+        /// The topic of the first message dropped in the burst.
+        topic: String,
+        /// The packet id it reused.
+        pkid: u16,
+    },
     /// A connection attempt failed; the transport tries again after a delay. Reported for the
     /// first failure after a connection or start, and whenever the reason changes (so a
     /// broker that stays down does not flood the stream, but a wrong password is seen).
@@ -274,6 +283,9 @@ pub struct Metrics {
     pub connected: bool,
     /// Messages waiting in the queues, not yet sent.
     pub queued: usize,
+    /// Bytes (payload and topic, in 1 KiB units) of the messages queued or in flight,
+    /// counted against [`MqttConfig::outbox_bytes`](crate::MqttConfig::outbox_bytes).
+    pub outbox_bytes: usize,
     /// QoS ≥ 1 messages sent (or to be sent again) and not yet acknowledged.
     pub in_flight: usize,
     /// Connections made after the first one.
@@ -292,6 +304,12 @@ pub struct Metrics {
     /// Inbound messages skipped because they exceeded the maximum inbound packet size
     /// (each reported as an [`Event::TooLarge`]).
     pub too_large: u64,
+    /// Inbound QoS 2 PUBLISHes dropped because they reused the packet id of a message not
+    /// yet released, without the DUP flag: a new message the broker numbered wrongly
+    /// (mosquitto does, with `max_queued_messages 0` and a slow subscriber). MQTT requires
+    /// dropping them, so they are lost; each burst is reported as an
+    /// [`Event::DuplicateDropped`]. Resends (DUP set) are not counted: they are not losses.
+    pub duplicates_dropped: u64,
     /// Bytes written to the broker.
     pub bytes_sent: u64,
     /// Bytes read from the broker.
