@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::Error;
 use crate::command::{Command, check_cmd_contents};
 use crate::files::Files;
-use crate::inbound::{ErrorEvent, Inbox, Received};
+use crate::inbound::{ErrorEvent, Inbox, QueueBytes, Received};
 use crate::publish::{Delivery, Targets};
 use crate::task::{Parked, Senders, Task};
 
@@ -82,9 +82,23 @@ pub struct ClientOptions {
     /// Capacity of the command queue, and of the buffer that parks commands while it is
     /// full. Default 1024.
     pub command_queue: usize,
+    /// Payload bytes (as received, before decoding) of the data queue, and again of the
+    /// buffer that parks data while the queue is full: whichever bound, count or bytes, is
+    /// reached first applies. Default 64 MiB. Decoded contents take about their payload's
+    /// size for bytes and strings, and at most [`DecodeLimits::max_decoded`] per message.
+    pub data_queue_bytes: usize,
+    /// Payload bytes of the command queue, and again of its parked buffer, as
+    /// [`data_queue_bytes`](Self::data_queue_bytes). Default 16 MiB.
+    pub command_queue_bytes: usize,
     /// Capacity of the queue of file messages on their way to [`Client::files`], and of the
     /// buffer that parks them while it is full. Default 256.
     pub file_queue: usize,
+    /// Largest `'file'` message accepted, in payload bytes; a larger one is an
+    /// [`ErrorEvent`] ([`InboundError::FileTooLarge`](crate::InboundError::FileTooLarge)),
+    /// so that the file queue and its parked buffer hold at most
+    /// `2 × file_queue × max_file_message`. Default 64 KiB (a real one, with its presigned
+    /// URL, is a few KiB).
+    pub max_file_message: usize,
     /// The tunables of file transfers ([`Client::files`]): reply timeout, URL
     /// refreshes, checksums, the offer queue, retries. Default [`ExchangeOptions::default`].
     pub files: ExchangeOptions,
@@ -111,7 +125,10 @@ impl Default for ClientOptions {
             subscribe_timeout: Duration::from_secs(30),
             data_queue: 1024,
             command_queue: 1024,
+            data_queue_bytes: 64 * 1024 * 1024,
+            command_queue_bytes: 16 * 1024 * 1024,
             file_queue: 256,
+            max_file_message: 64 * 1024,
             error_queue: 256,
             files: ExchangeOptions::default(),
             decode_limits: DecodeLimits::default(),
@@ -293,6 +310,10 @@ impl ClientBuilder {
         let (cmd_tx, cmd_rx) = mpsc::channel(options.command_queue.max(1));
         let (file_tx, file_rx) = mpsc::channel(options.file_queue.max(1));
         let (error_tx, error_rx) = mpsc::channel(options.error_queue.max(1));
+        let data_bytes = QueueBytes::new(options.data_queue_bytes);
+        let command_bytes = QueueBytes::new(options.command_queue_bytes);
+        // Error events are small (a topic and a reason) and bounded by count.
+        let error_bytes = QueueBytes::new(usize::MAX);
         let handshake = role.is_some();
         let readiness = role.map(Readiness::new);
         let (status_tx, status_rx) = watch::channel(Status {
@@ -316,6 +337,8 @@ impl ClientBuilder {
                 commands: cmd_tx,
                 files: file_tx,
                 errors: error_tx,
+                data_bytes: Arc::clone(&data_bytes),
+                command_bytes: Arc::clone(&command_bytes),
             },
             parked: Parked::default(),
             counters: Arc::clone(&counters),
@@ -323,6 +346,7 @@ impl ClientBuilder {
             limits: options.decode_limits.clone(),
             protocol: options.protocol,
             retry_interval: options.retry_interval,
+            max_file_message: options.max_file_message,
         };
         let identity = Identity {
             app: config.app_id().clone(),
@@ -356,10 +380,10 @@ impl ClientBuilder {
                 transport,
                 handshake,
                 status: status_rx,
-                data: Inbox::new(data_rx),
-                commands: Inbox::new(cmd_rx),
+                data: Inbox::new(data_rx, data_bytes),
+                commands: Inbox::new(cmd_rx, command_bytes),
                 files,
-                errors: Inbox::new(error_rx),
+                errors: Inbox::new(error_rx, error_bytes),
                 counters,
                 shutdown: shutdown_tx,
                 task: Mutex::new(Some(handle)),

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use ecci_proto::ContainerName;
@@ -14,7 +15,7 @@ use ecci_proto::readiness::UnexpectedCommand;
 use ecci_proto::topic::{AppTopic, TopicError};
 use ecci_transport::TryPublishError;
 use serde::de::DeserializeOwned;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::Error;
 
@@ -180,6 +181,28 @@ pub enum InboundError {
     /// A readiness message could not be queued (the retry tick sends it again).
     #[error("readiness message could not be queued")]
     Queue(#[source] TryPublishError),
+    /// The broker sent QoS 2 messages with the packet id of one not yet released (and no
+    /// DUP flag); MQTT 3.1.1 requires dropping them, so they are lost. Reported once per
+    /// burst, for its first message; every one is counted in the transport's
+    /// [`Metrics::duplicates_dropped`](ecci_transport::Metrics::duplicates_dropped).
+    /// mosquitto does this with `max_queued_messages 0` and a slow subscriber.
+    #[error(
+        "the broker reused the live packet id {pkid} for a new qos 2 message; dropped as mqtt requires (lost)"
+    )]
+    DuplicatePacketId {
+        /// The packet id reused.
+        pkid: u16,
+    },
+    /// A `'file'` message larger than
+    /// [`ClientOptions::max_file_message`](crate::ClientOptions::max_file_message): not
+    /// decoded, so that file messages cannot fill memory (a real one is a few KiB).
+    #[error("file message of {size} bytes exceeds the maximum of {max} bytes; skipped")]
+    FileTooLarge {
+        /// The payload's size, in bytes.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
 }
 
 /// A message the client could not use, reported instead of crashing; see
@@ -204,6 +227,55 @@ pub struct ErrorEvent {
 
 type Recv<T> = Pin<Box<dyn Future<Output = Option<T>> + Send>>;
 
+/// The payload bytes of the messages in one inbound queue (the pickles they were decoded
+/// from), shared by the client's task, which adds them, and the [`Inbox`], which takes them
+/// out; the task parks messages while they reach `max`.
+#[derive(Debug)]
+pub(crate) struct QueueBytes {
+    held: AtomicUsize,
+    max: usize,
+    /// Woken when a taken message brings `held` under `max`.
+    room: Notify,
+}
+
+impl QueueBytes {
+    pub(crate) fn new(max: usize) -> Arc<QueueBytes> {
+        Arc::new(QueueBytes {
+            held: AtomicUsize::new(0),
+            max: max.max(1),
+            room: Notify::new(),
+        })
+    }
+
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    pub(crate) fn add(&self, n: usize) {
+        self.held.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn take(&self, n: usize) {
+        let before = self.held.fetch_sub(n, Ordering::Relaxed);
+        if before >= self.max && before - n < self.max {
+            self.room.notify_one();
+        }
+    }
+
+    pub(crate) fn full(&self) -> bool {
+        self.held.load(Ordering::Relaxed) >= self.max
+    }
+
+    /// Resolves once a taken message brought the bytes under `max` (or at once, if that
+    /// happened since the last call).
+    pub(crate) async fn room(&self) {
+        self.room.notified().await;
+    }
+}
+
+/// An item in an inbound queue, with the payload bytes it counts for.
+pub(crate) type Weighed<T> = (T, usize);
+
 /// A queue of inbound items ([`Received`] messages or [`ErrorEvent`]s), shared by every
 /// clone of the [`Client`](crate::Client) that filled it.
 ///
@@ -220,7 +292,8 @@ type Recv<T> = Pin<Box<dyn Future<Output = Option<T>> + Send>>;
 /// The queue is bounded; see [`ClientOptions`](crate::ClientOptions) for what happens
 /// when the application does not keep up.
 pub struct Inbox<T> {
-    rx: Arc<Mutex<mpsc::Receiver<T>>>,
+    rx: Arc<Mutex<mpsc::Receiver<Weighed<T>>>>,
+    bytes: Arc<QueueBytes>,
     /// The `Stream`'s receive in progress. Behind a mutex only so that `Inbox` is `Sync`;
     /// `poll_next` has `&mut self` and never locks it.
     pending: std::sync::Mutex<Option<Recv<T>>>,
@@ -236,17 +309,25 @@ impl<T> Clone for Inbox<T> {
     fn clone(&self) -> Self {
         Self {
             rx: Arc::clone(&self.rx),
+            bytes: Arc::clone(&self.bytes),
             pending: std::sync::Mutex::new(None),
         }
     }
 }
 
 impl<T: Send + 'static> Inbox<T> {
-    pub(crate) fn new(rx: mpsc::Receiver<T>) -> Self {
+    pub(crate) fn new(rx: mpsc::Receiver<Weighed<T>>, bytes: Arc<QueueBytes>) -> Self {
         Self {
             rx: Arc::new(Mutex::new(rx)),
+            bytes,
             pending: std::sync::Mutex::new(None),
         }
+    }
+
+    fn taken(&self, item: Option<Weighed<T>>) -> Option<T> {
+        let (item, weight) = item?;
+        self.bytes.take(weight);
+        Some(item)
     }
 
     /// The next item, or `None` once the client is closed and the queue is empty.
@@ -255,12 +336,14 @@ impl<T: Send + 'static> Inbox<T> {
     ///
     /// Cancel-safe: no item is lost when the future is dropped.
     pub async fn recv(&self) -> Option<T> {
-        self.rx.lock().await.recv().await
+        let item = self.rx.lock().await.recv().await;
+        self.taken(item)
     }
 
     /// The next item if one is waiting (and no other consumer holds the queue).
     pub fn try_recv(&self) -> Option<T> {
-        self.rx.try_lock().ok()?.try_recv().ok()
+        let item = self.rx.try_lock().ok()?.try_recv().ok();
+        self.taken(item)
     }
 
     /// How many items are waiting (0 while another consumer is waiting in
@@ -280,12 +363,18 @@ impl<T: Send + 'static> futures_core::Stream for Inbox<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let rx = Arc::clone(&self.rx);
+        let bytes = Arc::clone(&self.bytes);
         let slot = self
             .pending
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let pending =
-            slot.get_or_insert_with(|| Box::pin(async move { rx.lock_owned().await.recv().await }));
+        let pending = slot.get_or_insert_with(|| {
+            Box::pin(async move {
+                let (item, weight) = rx.lock_owned().await.recv().await?;
+                bytes.take(weight);
+                Some(item)
+            })
+        });
         let out = pending.as_mut().poll(cx);
         if out.is_ready() {
             *slot = None;

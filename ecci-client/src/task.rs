@@ -2,11 +2,13 @@
 //! the data-only codec, dispatches them to the inbound queues, and drives the readiness
 //! state machine (connect events, commands, retry ticks) and carries out its actions.
 //!
-//! It never waits for room in an inbound queue either: a message whose queue is full is
-//! parked in that queue's bounded [`Parked`] buffer and moved on as room appears, so that
-//! an unread data queue cannot hold up the commands, the handshake or the file messages
-//! behind it. Only when a parked buffer is full too does the task stop reading events
-//! (backpressure), and resume as soon as it has room again.
+//! It never waits for room in an inbound queue either: a message whose queue is full (by
+//! count, or by the payload bytes of `ClientOptions::data_queue_bytes` and
+//! `command_queue_bytes`) is parked in that queue's [`Parked`] buffer, bounded the same
+//! way, and moved on as room appears, so that an unread data queue cannot hold up the
+//! commands, the handshake or the file messages behind it. Only when a parked buffer is full
+//! too does the task stop reading events (backpressure), and resume as soon as it has room
+//! again.
 //!
 //! It never publishes with a waiting call: handshake messages go out with `try_publish`,
 //! so a full outgoing queue can never block the reader of the event stream (the retry tick
@@ -28,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::client::{Counters, Status, bump};
-use crate::inbound::{Contents, ErrorEvent, InboundError, Received};
+use crate::inbound::{Contents, ErrorEvent, InboundError, QueueBytes, Received, Weighed};
 use ecci_files::InboundFile;
 use ecci_proto::file::FileMessage;
 
@@ -49,60 +51,151 @@ impl std::fmt::Display for Chain<'_> {
 
 /// The sending ends of the inbound queues.
 pub(crate) struct Senders {
-    pub(crate) data: mpsc::Sender<Received>,
-    pub(crate) commands: mpsc::Sender<Received>,
+    pub(crate) data: mpsc::Sender<Weighed<Received>>,
+    pub(crate) commands: mpsc::Sender<Weighed<Received>>,
     pub(crate) files: mpsc::Sender<InboundFile>,
-    pub(crate) errors: mpsc::Sender<ErrorEvent>,
+    pub(crate) errors: mpsc::Sender<Weighed<ErrorEvent>>,
+    /// The payload bytes in the data and command queues (not those parked).
+    pub(crate) data_bytes: Arc<QueueBytes>,
+    pub(crate) command_bytes: Arc<QueueBytes>,
 }
 
-/// Messages waiting for room in their full queue, oldest first; each buffer holds at most
-/// as many as its queue.
+/// Messages waiting for room in one full queue, oldest first, with their payload bytes.
+pub(crate) struct Lane<T> {
+    items: VecDeque<Weighed<T>>,
+    bytes: usize,
+}
+
+impl<T> Default for Lane<T> {
+    fn default() -> Self {
+        Lane {
+            items: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<T> Lane<T> {
+    fn push(&mut self, item: T, weight: usize) {
+        self.bytes += weight;
+        self.items.push_back((item, weight));
+    }
+
+    fn pop(&mut self) -> Option<Weighed<T>> {
+        let (item, weight) = self.items.pop_front()?;
+        self.bytes -= weight;
+        Some((item, weight))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+        self.bytes = 0;
+    }
+
+    /// Full: as many messages as its queue holds, or as many payload bytes as its queue's
+    /// byte bound.
+    fn full(&self, capacity: usize, max_bytes: usize) -> bool {
+        self.items.len() >= capacity || self.bytes >= max_bytes
+    }
+}
+
+/// Messages waiting for room in their full queue; each buffer holds at most as many
+/// messages, and as many payload bytes (plus one message), as its queue.
 #[derive(Default)]
 pub(crate) struct Parked {
-    data: VecDeque<Received>,
-    commands: VecDeque<Received>,
-    files: VecDeque<InboundFile>,
+    data: Lane<Received>,
+    commands: Lane<Received>,
+    files: Lane<InboundFile>,
 }
 
 impl Parked {
     /// Whether a buffer is full, so that no more events may be read.
     fn any_full(&self, senders: &Senders) -> bool {
-        full(&self.data, &senders.data)
-            || full(&self.commands, &senders.commands)
-            || full(&self.files, &senders.files)
+        self.data
+            .full(senders.data.max_capacity(), senders.data_bytes.max())
+            || self
+                .commands
+                .full(senders.commands.max_capacity(), senders.command_bytes.max())
+            // File messages are bounded by count and by `ClientOptions::max_file_message`.
+            || self.files.full(senders.files.max_capacity(), usize::MAX)
     }
 }
 
-fn full<T>(parked: &VecDeque<T>, tx: &mpsc::Sender<T>) -> bool {
-    parked.len() >= tx.max_capacity()
+/// Queues `item` without waiting: straight into `tx` when nothing is parked before it and
+/// `tx` has room (by count and by bytes), else behind the parked ones (keeping the order).
+/// Only called while `parked` is not full.
+fn put<T>(
+    parked: &mut Lane<T>,
+    tx: &mpsc::Sender<Weighed<T>>,
+    bytes: &QueueBytes,
+    item: T,
+    weight: usize,
+) {
+    if !parked.is_empty() || bytes.full() {
+        parked.push(item, weight);
+        return;
+    }
+    // Counted before it is sent: the inbox may take it at once.
+    bytes.add(weight);
+    match tx.try_send((item, weight)) {
+        Ok(()) => {}
+        Err(TrySendError::Full((item, weight))) => {
+            bytes.take(weight);
+            parked.push(item, weight);
+        }
+        // The receivers live as long as any `Client`: every client is gone, and the
+        // shutdown ends the task right after.
+        Err(TrySendError::Closed(_)) => bytes.take(weight),
+    }
 }
 
-/// Queues `item` without waiting: straight into `tx` when nothing is parked before it and
-/// `tx` has room, else behind the parked ones (keeping the order). Only called while
-/// `parked` is not full.
-fn put<T>(parked: &mut VecDeque<T>, tx: &mpsc::Sender<T>, item: T) {
+/// As [`put`], for the file messages (bounded by count and size, not tracked in bytes).
+fn put_file(parked: &mut Lane<InboundFile>, tx: &mpsc::Sender<InboundFile>, item: InboundFile) {
     if !parked.is_empty() {
-        parked.push_back(item);
+        parked.push(item, 0);
         return;
     }
     match tx.try_send(item) {
         Ok(()) => {}
-        Err(TrySendError::Full(item)) => parked.push_back(item),
-        // The receivers live as long as any `Client`: every client is gone, and the
-        // shutdown ends the task right after.
+        Err(TrySendError::Full(item)) => parked.push(item, 0),
+        // See `put`.
         Err(TrySendError::Closed(_)) => {}
     }
 }
 
 /// Moves the oldest parked item into the room `permit` reserved.
-fn forward<T>(permit: Result<mpsc::Permit<'_, T>, SendError<()>>, parked: &mut VecDeque<T>) {
+fn forward<T>(
+    permit: Result<mpsc::Permit<'_, Weighed<T>>, SendError<()>>,
+    parked: &mut Lane<T>,
+    bytes: &QueueBytes,
+) {
     match permit {
         Ok(permit) => {
-            if let Some(item) = parked.pop_front() {
-                permit.send(item);
+            if let Some((item, weight)) = parked.pop() {
+                bytes.add(weight);
+                permit.send((item, weight));
             }
         }
         // Every client is gone (see `put`).
+        Err(_) => parked.clear(),
+    }
+}
+
+/// As [`forward`], for the file messages.
+fn forward_file(
+    permit: Result<mpsc::Permit<'_, InboundFile>, SendError<()>>,
+    parked: &mut Lane<InboundFile>,
+) {
+    match permit {
+        Ok(permit) => {
+            if let Some((item, _)) = parked.pop() {
+                permit.send(item);
+            }
+        }
         Err(_) => parked.clear(),
     }
 }
@@ -125,6 +218,7 @@ pub(crate) struct Task {
     pub(crate) limits: DecodeLimits,
     pub(crate) protocol: Protocol,
     pub(crate) retry_interval: Duration,
+    pub(crate) max_file_message: usize,
 }
 
 /// What woke the task up.
@@ -154,20 +248,31 @@ impl Task {
             };
             let step = match early {
                 Some(event) => Step::Event(Some(event)),
-                // Every branch is cancel-safe: `wait_for`, `reserve`, `recv` and `tick`.
+                // Every branch is cancel-safe: `wait_for`, `reserve`, `notified`, `recv` and
+                // `tick`.
                 None => tokio::select! {
                     biased;
                     _ = self.shutdown.wait_for(|stop| *stop) => Step::Stop,
-                    permit = self.senders.commands.reserve(), if !self.parked.commands.is_empty() => {
-                        forward(permit, &mut self.parked.commands);
+                    permit = self.senders.commands.reserve(),
+                        if !self.parked.commands.is_empty() && !self.senders.command_bytes.full() => {
+                        forward(permit, &mut self.parked.commands, &self.senders.command_bytes);
+                        Step::Forwarded
+                    }
+                    () = self.senders.command_bytes.room(),
+                        if !self.parked.commands.is_empty() && self.senders.command_bytes.full() => {
                         Step::Forwarded
                     }
                     permit = self.senders.files.reserve(), if !self.parked.files.is_empty() => {
-                        forward(permit, &mut self.parked.files);
+                        forward_file(permit, &mut self.parked.files);
                         Step::Forwarded
                     }
-                    permit = self.senders.data.reserve(), if !self.parked.data.is_empty() => {
-                        forward(permit, &mut self.parked.data);
+                    permit = self.senders.data.reserve(),
+                        if !self.parked.data.is_empty() && !self.senders.data_bytes.full() => {
+                        forward(permit, &mut self.parked.data, &self.senders.data_bytes);
+                        Step::Forwarded
+                    }
+                    () = self.senders.data_bytes.room(),
+                        if !self.parked.data.is_empty() && self.senders.data_bytes.full() => {
                         Step::Forwarded
                     }
                     event = self.events.recv(), if reading => Step::Event(event),
@@ -232,6 +337,14 @@ impl Task {
                 bump(&self.counters.received);
                 self.report(topic, InboundError::TooLarge { size, max });
             }
+            Event::DuplicateDropped { topic, pkid } => {
+                log::warn!(
+                    "{}: the broker reused the live packet id {pkid} for a new qos 2 message \
+                     on {topic:?}; dropped as mqtt requires (lost)",
+                    self.me
+                );
+                self.report(topic, InboundError::DuplicatePacketId { pkid });
+            }
             Event::Message(message) => self.on_message(message),
             _ => {}
         }
@@ -239,6 +352,7 @@ impl Task {
 
     fn on_message(&mut self, message: Message) {
         bump(&self.counters.received);
+        let weight = message.payload.len();
         let topic = match AppTopic::parse(&message.topic) {
             Ok(topic) => topic,
             Err(e) => {
@@ -257,10 +371,24 @@ impl Task {
         match envelope.kind {
             MessageType::Data => {
                 bump(&self.counters.data);
-                put(&mut self.parked.data, &self.senders.data, received);
+                put(
+                    &mut self.parked.data,
+                    &self.senders.data,
+                    &self.senders.data_bytes,
+                    received,
+                    weight,
+                );
             }
             MessageType::File => {
                 bump(&self.counters.files);
+                if weight > self.max_file_message {
+                    let max = self.max_file_message;
+                    self.report(
+                        message.topic,
+                        InboundError::FileTooLarge { size: weight, max },
+                    );
+                    return;
+                }
                 match FileMessage::from_value(received.contents.value()) {
                     Ok(file) => {
                         let inbound = InboundFile {
@@ -268,7 +396,7 @@ impl Task {
                             receiver: received.topic.receiver,
                             message: file,
                         };
-                        put(&mut self.parked.files, &self.senders.files, inbound);
+                        put_file(&mut self.parked.files, &self.senders.files, inbound);
                     }
                     Err(e) => self.report(message.topic, InboundError::File(e)),
                 }
@@ -283,7 +411,13 @@ impl Task {
                         .and_then(Cmd::from_wire)
                         .is_some();
                 if !handshake {
-                    put(&mut self.parked.commands, &self.senders.commands, received);
+                    put(
+                        &mut self.parked.commands,
+                        &self.senders.commands,
+                        &self.senders.command_bytes,
+                        received,
+                        weight,
+                    );
                     return;
                 }
                 if let Some(name) = received.contents.cmd_name() {
@@ -297,9 +431,16 @@ impl Task {
                 // application that never reads commands cannot stall its own handshake. Never
                 // parked: that could fill the parked buffer and stop the reading; and never
                 // ahead of parked commands, to keep the order.
-                if !self.parked.commands.is_empty()
-                    || self.senders.commands.try_send(received).is_err()
-                {
+                let bytes = &self.senders.command_bytes;
+                let queued = self.parked.commands.is_empty() && !bytes.full() && {
+                    bytes.add(weight);
+                    let sent = self.senders.commands.try_send((received, weight)).is_ok();
+                    if !sent {
+                        bytes.take(weight);
+                    }
+                    sent
+                };
+                if !queued {
                     bump(&self.counters.handshake_skipped);
                 }
             }
@@ -312,7 +453,7 @@ impl Task {
         if self
             .senders
             .errors
-            .try_send(ErrorEvent { topic, error })
+            .try_send((ErrorEvent { topic, error }, 0))
             .is_err()
         {
             bump(&self.counters.errors_dropped);
