@@ -23,6 +23,25 @@ pub(crate) struct Entry {
     pub(crate) kv: Vec<(String, serde_json::Value)>,
 }
 
+impl Entry {
+    /// About the memory the record takes in the buffer: its text and a fixed overhead.
+    pub(crate) fn weight(&self) -> usize {
+        let kv: usize = self
+            .kv
+            .iter()
+            .map(|(k, v)| {
+                k.len()
+                    + match v {
+                        serde_json::Value::String(s) => s.len(),
+                        _ => 8,
+                    }
+                    + 64
+            })
+            .sum();
+        128 + self.message.len() + self.target.len() + kv
+    }
+}
+
 /// What waits in the buffer: records, and flush markers that are signalled once every
 /// record before them was acknowledged (or given up on).
 #[derive(Debug)]
@@ -58,6 +77,8 @@ struct Queue {
     items: VecDeque<Item>,
     /// Records in `items` (flush markers do not count against the capacity).
     records: usize,
+    /// The records' [`Entry::weight`]s, summed.
+    bytes: usize,
 }
 
 /// The counters behind [`Stats`](crate::Stats).
@@ -93,6 +114,7 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     pub(crate) wake: Notify,
     capacity: usize,
+    capacity_bytes: usize,
     overflow: Overflow,
     pub(crate) counters: Counters,
     /// Set once the worker stopped; later records are dropped at once.
@@ -100,11 +122,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(capacity: usize, overflow: Overflow) -> Shared {
+    pub(crate) fn new(capacity: usize, capacity_bytes: usize, overflow: Overflow) -> Shared {
         Shared {
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
             capacity: capacity.max(1),
+            capacity_bytes,
             overflow,
             counters: Counters::default(),
             stopped: AtomicBool::new(false),
@@ -124,11 +147,17 @@ impl Shared {
             self.counters.drop_records(1);
             return;
         }
-        let mut evicted = None;
+        let weight = entry.weight();
+        if weight > self.capacity_bytes {
+            // Larger than the whole buffer: it could only ever be dropped.
+            self.counters.drop_records(1);
+            return;
+        }
+        let mut evicted = Vec::new();
         let was_empty;
         {
             let mut q = self.lock();
-            if q.records >= self.capacity {
+            while q.records >= self.capacity || q.bytes + weight > self.capacity_bytes {
                 match self.overflow {
                     Overflow::DropNewest => {
                         drop(q);
@@ -137,17 +166,22 @@ impl Shared {
                     }
                     Overflow::DropOldest => {
                         let oldest = q.items.iter().position(|i| matches!(i, Item::Record(_)));
-                        evicted = oldest.and_then(|i| q.items.remove(i));
-                        q.records -= usize::from(evicted.is_some());
+                        let Some(Item::Record(old)) = oldest.and_then(|i| q.items.remove(i)) else {
+                            break;
+                        };
+                        q.records -= 1;
+                        q.bytes -= old.weight();
+                        evicted.push(old);
                     }
                 }
             }
             was_empty = q.items.is_empty();
             q.items.push_back(Item::Record(entry));
             q.records += 1;
+            q.bytes += weight;
         }
-        if evicted.is_some() {
-            self.counters.drop_records(1);
+        if !evicted.is_empty() {
+            self.counters.drop_records(evicted.len() as u64);
         }
         // Freed outside the lock.
         drop(evicted);
@@ -186,8 +220,9 @@ impl Shared {
     pub(crate) fn pop(&self) -> Option<Item> {
         let mut q = self.lock();
         let item = q.items.pop_front()?;
-        if matches!(item, Item::Record(_)) {
+        if let Item::Record(entry) = &item {
             q.records -= 1;
+            q.bytes -= entry.weight();
         }
         Some(item)
     }
@@ -201,6 +236,7 @@ impl Shared {
     pub(crate) fn discard(&self) {
         let (items, records) = {
             let mut q = self.lock();
+            q.bytes = 0;
             (std::mem::take(&mut q.items), std::mem::take(&mut q.records))
         };
         drop(items);
@@ -233,7 +269,7 @@ mod tests {
 
     #[track_caller]
     fn check(overflow: Overflow, pushes: &[&str], expected: &[&str], dropped: u64) {
-        let shared = Shared::new(2, overflow);
+        let shared = Shared::new(2, usize::MAX, overflow);
         let mut flushes = Vec::new();
         for p in pushes {
             if *p == "<flush>" {
@@ -263,7 +299,7 @@ mod tests {
 
     #[test]
     fn stopped_drops_at_once() {
-        let shared = Shared::new(4, Overflow::DropOldest);
+        let shared = Shared::new(4, usize::MAX, Overflow::DropOldest);
         shared.push(entry("a"));
         shared.stopped.store(true, Ordering::Relaxed);
         shared.push(entry("b"));
@@ -271,5 +307,34 @@ mod tests {
         assert_eq!(Counters::get(&shared.counters.dropped), 2);
         assert_eq!(Counters::get(&shared.counters.logged), 2);
         assert_eq!(shared.buffered(), 0);
+    }
+
+    #[test]
+    fn the_buffer_is_bounded_by_bytes_too() {
+        let big = "x".repeat(1000);
+        let weight = entry(&big).weight();
+        // Room for three such records by bytes, ten by count.
+        let shared = Shared::new(10, 3 * weight, Overflow::DropOldest);
+        for _ in 0..5 {
+            shared.push(entry(&big));
+        }
+        assert_eq!(shared.buffered(), 3);
+        assert_eq!(Counters::get(&shared.counters.dropped), 2);
+        // A record larger than the whole buffer is dropped and counted; the rest stay.
+        shared.push(entry(&"y".repeat(4 * weight)));
+        assert_eq!(shared.buffered(), 3);
+        assert_eq!(Counters::get(&shared.counters.dropped), 3);
+        // Drop-newest keeps the first ones.
+        let weight = entry(&format!("0{big}")).weight();
+        let shared = Shared::new(10, 3 * weight, Overflow::DropNewest);
+        for i in 0..5 {
+            shared.push(entry(&format!("{i}{big}")));
+        }
+        let kept: Vec<String> = messages(&shared)
+            .iter()
+            .map(|m| m[..1].to_owned())
+            .collect();
+        assert_eq!(kept, ["0", "1", "2"]);
+        assert_eq!(shared.lock().bytes, 0);
     }
 }

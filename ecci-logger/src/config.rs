@@ -123,6 +123,11 @@ pub struct LoggerConfig {
     /// Most records waiting in the logger's buffer (at least 1). Default 10,000. Records
     /// handed to the transport wait in its bulk queue as well.
     pub capacity: usize,
+    /// Most bytes of records waiting in the logger's buffer (message, target and key-values,
+    /// plus about 128 bytes each). Default 16 MiB. A full buffer, by count or by bytes,
+    /// applies [`overflow`](Self::overflow); a record larger than the whole buffer is
+    /// dropped and counted.
+    pub capacity_bytes: usize,
     /// What a full buffer does. Default [`Overflow::DropOldest`].
     pub overflow: Overflow,
     /// Targets never shipped, besides the built-in ones (see [`is_internal_target`](crate::is_internal_target)):
@@ -153,6 +158,7 @@ impl LoggerConfig {
             level: log::LevelFilter::Debug,
             filter: None,
             capacity: 10_000,
+            capacity_bytes: 16 * 1024 * 1024,
             overflow: Overflow::DropOldest,
             ignore_targets: Vec::new(),
             shutdown_timeout: Duration::from_secs(2),

@@ -185,7 +185,11 @@ pub fn start(config: LoggerConfig) -> Result<(EcciLogger, LoggerGuard), InitErro
         directive: config.filter.clone().unwrap_or_default(),
         source,
     })?;
-    let shared = Arc::new(Shared::new(config.capacity, config.overflow));
+    let shared = Arc::new(Shared::new(
+        config.capacity,
+        config.capacity_bytes,
+        config.overflow,
+    ));
     let identity = Identity {
         app_id: config.app_id,
         container_name: config.container_name,
