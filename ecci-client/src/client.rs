@@ -15,7 +15,9 @@ use ecci_proto::pickle::{DecodeLimits, Protocol, to_value};
 use ecci_proto::platform::{ReadyReport, ReadyType, SendData, to_python_json};
 use ecci_proto::readiness::{Peer, Readiness, Role, State};
 use ecci_proto::topic::{AppTopic, PlatformTopic, inbound_filters};
-use ecci_transport::{Event, Events, Message, MqttConfig, MqttTransport, Priority, QoS, Transport};
+use ecci_transport::{
+    ConnectionError, Event, Events, Message, MqttConfig, MqttTransport, Priority, QoS, Transport,
+};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -457,7 +459,16 @@ async fn subscribe(
             result = &mut all => return result,
             event = events.recv(), if watching => match event {
                 Some(Event::ConnectFailed(e)) if e.is_permanent() => {
-                    return Err(Error::Connect { after: started.elapsed(), source: e });
+                    return Err(match &e {
+                        ConnectionError::Resolve { host, .. } if host == config.broker_host() => {
+                            Error::UnresolvableHost {
+                                variable: vars::LOCAL_BROKER_IP,
+                                host: host.clone(),
+                                source: e,
+                            }
+                        }
+                        _ => Error::Connect { after: started.elapsed(), source: e },
+                    });
                 }
                 Some(event) => {
                     if let Event::ConnectFailed(e) = &event {

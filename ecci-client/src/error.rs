@@ -23,9 +23,23 @@ use ecci_transport::{ConnectionError, PublishError, SubscribeError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The `ECCI_*` configuration is missing or invalid.
-    #[error("invalid ecci configuration")]
+    /// The `ECCI_*` configuration is missing or invalid; Display names the variable and
+    /// the problem (`ECCI_LOCAL_BROKER_IP is unset or empty`).
+    #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The broker host (from `variable`, `ECCI_LOCAL_BROKER_IP`) does not resolve to an
+    /// address: [`Client::connect`](crate::Client::connect) fails at once rather than
+    /// retrying a name that does not exist.
+    #[error("{variable}: cannot resolve the broker host {host:?}")]
+    UnresolvableHost {
+        /// The variable the host came from.
+        variable: &'static str,
+        /// The host name.
+        host: String,
+        /// The resolver's answer.
+        #[source]
+        source: ConnectionError,
+    },
     /// A publish named targets that match no pub target (wire.md §5); the source names
     /// the known targets.
     #[error("publish refused: no such target")]

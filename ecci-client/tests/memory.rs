@@ -385,9 +385,10 @@ async fn component_without_handshake_role_and_missing_controller() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
+    // Display names the variable and the problem (issue 13), not only "invalid configuration".
     assert_eq!(
-        err.source().map(ToString::to_string).as_deref(),
-        Some("ECCI_APP_CONTROLLER_CONTAINER is unset or empty")
+        err.to_string(),
+        "ECCI_APP_CONTROLLER_CONTAINER is unset or empty"
     );
 }
 

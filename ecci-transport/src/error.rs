@@ -113,6 +113,14 @@ pub enum ConnectionError {
     /// The connection was dropped on purpose (fault injection, or the transport closing).
     #[error("connection dropped")]
     Dropped,
+    /// The broker's host name does not resolve to an address.
+    #[error("cannot resolve the broker host {host:?}: {reason}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// The resolver's answer.
+        reason: String,
+    },
 }
 
 impl ConnectionError {
@@ -132,6 +140,9 @@ impl ConnectionError {
         match self {
             ConnectionError::Refused(code) => *code != 3,
             ConnectionError::Tls(_) => true,
+            // A name that does not exist stays so; only the resolver's "try again"
+            // (EAI_AGAIN: a DNS server not reachable yet) may heal.
+            ConnectionError::Resolve { reason, .. } => !reason.contains("Temporary failure"),
             // rustls reports a refused certificate as InvalidData.
             ConnectionError::Io(e) => e.kind() == io::ErrorKind::InvalidData,
             ConnectionError::Timeout

@@ -1199,7 +1199,7 @@ enum Stream {
 /// TCP connect, TLS handshake if configured, CONNECT, CONNACK, within the connect timeout.
 async fn connect(config: &MqttConfig) -> Result<(Stream, bool, BytesMut), ConnectionError> {
     let attempt = async {
-        let tcp = TcpStream::connect((config.host.as_str(), config.port)).await?;
+        let tcp = TcpStream::connect(resolve(config).await?.as_slice()).await?;
         tcp.set_nodelay(true)?;
         #[cfg(feature = "tls")]
         if let Some(tls) = &config.tls {
@@ -1214,6 +1214,22 @@ async fn connect(config: &MqttConfig) -> Result<(Stream, bool, BytesMut), Connec
     timeout(config.connect_timeout, attempt)
         .await
         .unwrap_or(Err(ConnectionError::Timeout))
+}
+
+/// The broker's addresses; a host that does not resolve is a [`ConnectionError::Resolve`].
+async fn resolve(config: &MqttConfig) -> Result<Vec<std::net::SocketAddr>, ConnectionError> {
+    let failed = |reason: String| ConnectionError::Resolve {
+        host: config.host.clone(),
+        reason,
+    };
+    let addrs: Vec<_> = tokio::net::lookup_host((config.host.as_str(), config.port))
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(failed("no addresses".to_owned()));
+    }
+    Ok(addrs)
 }
 
 /// CONNECT, then CONNACK: whether the session was present, and any bytes read past it.
