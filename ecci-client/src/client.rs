@@ -35,14 +35,17 @@ use crate::task::{Parked, Senders, Task};
 ///
 /// Inbound messages wait in bounded queues ([`Client::data`], [`Client::commands`],
 /// the file messages of [`Client::files`]) from the moment the client connected, whether or not the application
-/// has asked for them yet. When one is full, the messages for it are parked, in order, in
-/// a buffer of the same capacity and move into the queue as the application makes room;
+/// has asked for them yet. When one is full (by count, or by the payload bytes of
+/// [`data_queue_bytes`](ClientOptions::data_queue_bytes) and
+/// [`command_queue_bytes`](ClientOptions::command_queue_bytes)), the messages for it are
+/// parked, in order, in a buffer of the same bounds and move into the queue as the
+/// application makes room;
 /// meanwhile the client keeps reading, so that the other queues, the readiness handshake
 /// and the file exchange keep moving (unread data never holds up a `start`). Only when a
 /// parked buffer is full too does the client stop reading from the transport, which in
 /// turn stops reading from the broker: nothing is dropped, but nothing else (commands, the
 /// handshake) moves either until the application reads that queue. So a queue holds up to
-/// twice its capacity before it blocks the rest. Two exceptions keep an application that
+/// twice its bounds (plus a message each) before it blocks the rest. Two exceptions keep an application that
 /// does not read a queue from stalling itself:
 ///
 /// - readiness commands (`ready`, `start`, `exit`, `req_ready`) are carried out by the

@@ -14,7 +14,8 @@
 //!   the records through `ecci-transport` as [`Priority::Bulk`](ecci_transport::Priority)
 //!   messages, so control traffic on a shared connection always goes first, waiting for room
 //!   when the transport's queue is full rather than spinning.
-//! - When the buffer is full ([`LoggerConfig::capacity`], e.g. while the broker is down)
+//! - When the buffer is full ([`LoggerConfig::capacity`] records or
+//!   [`LoggerConfig::capacity_bytes`], e.g. while the broker is down)
 //!   the [`Overflow`] policy drops the oldest record by default; the drops are counted
 //!   ([`Stats::dropped`]) and a `WARNING` record from `ecci_logger` tells the platform how
 //!   many were lost, delivered once the connection is back. Records still buffered are
