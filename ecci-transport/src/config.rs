@@ -77,14 +77,19 @@ pub struct MqttConfig {
     /// transport holds at most this plus [`max_inbound_packet`](Self::max_inbound_packet)
     /// of inbound payloads. Default 256 MiB.
     pub event_queue_bytes: usize,
-    /// Bytes of outbound messages (payload and topic, counted in 1 KiB units) queued or
-    /// sent and not yet acknowledged. When they reach it, [`publish`](crate::Transport::publish)
-    /// waits for room and [`try_publish`](crate::Transport::try_publish) hands the message
-    /// back ([`TryPublishError::Full`](crate::TryPublishError::Full)). A message larger than
-    /// the whole budget waits until the outbox is empty and then goes alone. The encoded copy
+    /// Bytes of outbound [`Priority::Bulk`](crate::Priority::Bulk) messages (payload and
+    /// topic, counted in 1 KiB units) queued or sent and not yet acknowledged. When they
+    /// reach it, [`publish`](crate::Transport::publish) waits for room and
+    /// [`try_publish`](crate::Transport::try_publish) hands the message back
+    /// ([`TryPublishError::Full`](crate::TryPublishError::Full)). A message larger than the
+    /// whole budget waits until the outbox is empty and then goes alone. The encoded copy
     /// being written can add as much again (after a reconnect, the resend burst). Default
     /// 64 MiB.
     pub outbox_bytes: usize,
+    /// The same for [`Priority::Control`](crate::Priority::Control) messages, which have a
+    /// budget of their own so that a backlog of data never holds up the handshake. Default
+    /// 16 MiB.
+    pub control_outbox_bytes: usize,
     /// Largest MQTT packet sent, in bytes; a larger message is refused at once with
     /// [`PublishError::TooLarge`](crate::PublishError::TooLarge). Default 256 MiB, MQTT's
     /// largest packet, which mosquitto and paho accept (a raw 4K RGB frame is 24.9 MB).
@@ -119,6 +124,7 @@ impl MqttConfig {
             event_queue: 4096,
             event_queue_bytes: 256 * 1024 * 1024,
             outbox_bytes: 64 * 1024 * 1024,
+            control_outbox_bytes: 16 * 1024 * 1024,
             max_packet_size: crate::codec::MAX_PACKET,
             max_inbound_packet: crate::codec::MAX_PACKET,
             #[cfg(feature = "tls")]
@@ -150,6 +156,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("event_queue", &self.event_queue)
             .field("event_queue_bytes", &self.event_queue_bytes)
             .field("outbox_bytes", &self.outbox_bytes)
+            .field("control_outbox_bytes", &self.control_outbox_bytes)
             .field("max_packet_size", &self.max_packet_size)
             .field("max_inbound_packet", &self.max_inbound_packet);
         #[cfg(feature = "tls")]

@@ -163,7 +163,9 @@ pub struct MqttTransport {
     counters: Arc<Counters>,
     max_packet_size: usize,
     queue_caps: (usize, usize),
-    outbox: Outbox,
+    /// The byte budgets of the control and the bulk messages: a backlog of bulk data never
+    /// takes the room the handshake needs.
+    outbox: (Outbox, Outbox),
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -183,7 +185,10 @@ impl MqttTransport {
         let counters = Arc::new(Counters::default());
         let max_packet_size = config.max_packet_size;
         let budget = Arc::new(ByteBudget::new(config.event_queue_bytes));
-        let outbox = Outbox::new(config.outbox_bytes);
+        let outbox = (
+            Outbox::new(config.control_outbox_bytes),
+            Outbox::new(config.outbox_bytes),
+        );
         let driver = Driver {
             budget: Arc::clone(&budget),
             max_in_flight: config.max_in_flight.clamp(1, MAX_IN_FLIGHT),
@@ -232,6 +237,13 @@ impl MqttTransport {
         Ok(())
     }
 
+    fn outbox(&self, priority: Priority) -> &Outbox {
+        match priority {
+            Priority::Control => &self.outbox.0,
+            Priority::Bulk => &self.outbox.1,
+        }
+    }
+
     fn queue(&self, priority: Priority) -> &mpsc::Sender<Outgoing> {
         match priority {
             Priority::Control => &self.control_tx,
@@ -244,8 +256,9 @@ impl MqttTransport {
 impl Transport for MqttTransport {
     async fn publish(&self, message: Message) -> Result<Receipt, PublishError> {
         self.check(&message)?;
-        let bytes = Arc::clone(&self.outbox.units)
-            .acquire_many_owned(self.outbox.units(&message))
+        let outbox = self.outbox(message.priority);
+        let bytes = Arc::clone(&outbox.units)
+            .acquire_many_owned(outbox.units(&message))
             .await
             .map_err(|_| PublishError::Closed)?;
         let (reply, receipt) = Receipt::channel();
@@ -264,8 +277,9 @@ impl Transport for MqttTransport {
         if let Err(e) = self.check(&message) {
             return Err(TryPublishError::Invalid(message, e));
         }
-        let units = self.outbox.units(&message);
-        let bytes = match Arc::clone(&self.outbox.units).try_acquire_many_owned(units) {
+        let outbox = self.outbox(message.priority);
+        let units = outbox.units(&message);
+        let bytes = match Arc::clone(&outbox.units).try_acquire_many_owned(units) {
             Ok(bytes) => bytes,
             Err(tokio::sync::TryAcquireError::NoPermits) => {
                 return Err(TryPublishError::Full(message));
@@ -317,7 +331,7 @@ impl Transport for MqttTransport {
             connected: c.connected.load(Ordering::Relaxed),
             queued: (self.queue_caps.0 - self.control_tx.capacity())
                 + (self.queue_caps.1 - self.bulk_tx.capacity()),
-            outbox_bytes: self.outbox.held_bytes(),
+            outbox_bytes: self.outbox.0.held_bytes() + self.outbox.1.held_bytes(),
             in_flight: c.in_flight.load(Ordering::Relaxed),
             reconnects: load(&c.reconnects),
             connect_failures: load(&c.connect_failures),
@@ -334,7 +348,8 @@ impl Transport for MqttTransport {
 
     async fn close(&self) {
         self.shutdown.send_replace(true);
-        self.outbox.units.close();
+        self.outbox.0.units.close();
+        self.outbox.1.units.close();
         let task = self.task.lock().ok().and_then(|mut t| t.take());
         if let Some(task) = task {
             // The task only ends by itself; a panic in it has already been reported.
@@ -346,7 +361,8 @@ impl Transport for MqttTransport {
 impl Drop for MqttTransport {
     fn drop(&mut self) {
         // Publishes waiting for room in the outbox fail rather than wait for ever.
-        self.outbox.units.close();
+        self.outbox.0.units.close();
+        self.outbox.1.units.close();
         if let Some(task) = self.task.get_mut().ok().and_then(Option::take) {
             task.abort();
         }
