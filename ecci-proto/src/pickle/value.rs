@@ -1,8 +1,19 @@
-//! The dynamic value carried in an envelope's `contents`: the data subset of Python.
+//! The dynamic value carried in an envelope's `contents`: any Python value, as inert data.
 
 use std::fmt;
 
-/// A Python value of the data-only subset that ECCI peers exchange.
+use super::py::{
+    Date, DateTime, Decimal, Deque, Global, Mapping, NdArray, NumpyScalar, Object, Time, TimeDelta,
+    TimeZone,
+};
+
+/// A Python value as ECCI peers exchange it: plain data, the well-known types
+/// edge-AI apps send (numpy arrays and scalars, `datetime`, `Decimal`, `complex`,
+/// the `collections` types, `range`), and inert [`Object`]s for every other class.
+///
+/// Nothing in a `Value` was built by running code: an object is its class name,
+/// arguments and state. `Display` writes Python's `repr()` (an array shows as
+/// `ndarray(uint8, 480×640×3)`, never its bytes).
 ///
 /// Dicts keep their pairs in wire order, as Python dicts keep insertion order. A
 /// pickle never repeats a key, but a hostile one may: the pairs are kept as they
@@ -16,6 +27,7 @@ use std::fmt;
 /// assert_eq!(v.get("contents").and_then(Value::as_i64), Some(3));
 /// ```
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub enum Value {
     /// `None`.
     #[default]
@@ -44,6 +56,53 @@ pub enum Value {
     FrozenSet(Vec<Value>),
     /// A `dict`, as `(key, value)` pairs in wire order.
     Dict(Vec<(Value, Value)>),
+    /// A `str` holding lone surrogates (`'\\ud800'`), which a Rust `String` cannot:
+    /// the UTF-8 bytes with each surrogate encoded on its own, exactly as Python
+    /// writes them with `surrogatepass` (WTF-8). Written back unchanged; read as a
+    /// Rust string with each lone surrogate replaced by U+FFFD
+    /// ([`Value::to_str_lossy`]).
+    SurrogateStr(Vec<u8>),
+    /// A `complex`.
+    Complex {
+        /// The real part.
+        re: f64,
+        /// The imaginary part.
+        im: f64,
+    },
+    /// A `range` (`range(start, stop, step)`).
+    Range {
+        /// The start.
+        start: i64,
+        /// The stop (exclusive).
+        stop: i64,
+        /// The step, never 0.
+        step: i64,
+    },
+    /// A `decimal.Decimal`, exactly, as its string.
+    Decimal(Decimal),
+    /// A `datetime.datetime`, naive or with a fixed-offset time zone.
+    DateTime(Box<DateTime>),
+    /// A `datetime.date`.
+    Date(Date),
+    /// A `datetime.time`.
+    Time(Box<Time>),
+    /// A `datetime.timedelta`.
+    TimeDelta(TimeDelta),
+    /// A fixed-offset `datetime.timezone`.
+    TimeZone(Box<TimeZone>),
+    /// A numpy `ndarray` of a fixed-size numeric dtype.
+    NdArray(Box<NdArray>),
+    /// A numpy scalar (`np.float32(1.5)`).
+    NumpyScalar(Box<NumpyScalar>),
+    /// An `OrderedDict`, `defaultdict` or `Counter`: a dict that remembers its class.
+    Mapping(Box<Mapping>),
+    /// A `collections.deque`: a list that remembers its class and `maxlen`.
+    Deque(Box<Deque>),
+    /// A class or function used as a value (a `defaultdict`'s factory, a class
+    /// passed as an argument), by name; never looked up.
+    Global(Box<Global>),
+    /// An instance of any other class, inert: see [`Object`].
+    Object(Box<Object>),
 }
 
 impl Value {
@@ -109,9 +168,54 @@ impl Value {
         }
     }
 
+    /// The string, with each lone surrogate replaced by U+FFFD, if this is a `str`.
+    ///
+    /// ```
+    /// use ecci_proto::pickle::Value;
+    /// assert_eq!(Value::SurrogateStr(b"a\xed\xa0\x80".to_vec()).to_str_lossy().as_deref(), Some("a\u{fffd}"));
+    /// ```
+    pub fn to_str_lossy(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Value::Str(s) => Some(std::borrow::Cow::Borrowed(s)),
+            Value::SurrogateStr(b) => Some(std::borrow::Cow::Owned(super::py::wtf8_lossy(b))),
+            _ => None,
+        }
+    }
+
+    /// The array, if this is a numpy `ndarray`.
+    pub fn as_ndarray(&self) -> Option<&NdArray> {
+        match self {
+            Value::NdArray(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The object, if this is an inert [`Object`].
+    pub fn as_object(&self) -> Option<&Object> {
+        match self {
+            Value::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
     /// The Python type name of this value (`"dict"`, `"str"`, …), for error messages.
     pub fn type_name(&self) -> &'static str {
         match self {
+            Value::SurrogateStr(_) => "str",
+            Value::Complex { .. } => "complex",
+            Value::Range { .. } => "range",
+            Value::Decimal(_) => "decimal.Decimal",
+            Value::DateTime(_) => "datetime.datetime",
+            Value::Date(_) => "datetime.date",
+            Value::Time(_) => "datetime.time",
+            Value::TimeDelta(_) => "datetime.timedelta",
+            Value::TimeZone(_) => "datetime.timezone",
+            Value::NdArray(_) => "numpy.ndarray",
+            Value::NumpyScalar(_) => "numpy scalar",
+            Value::Mapping(m) => m.kind.class_name(),
+            Value::Deque(_) => "collections.deque",
+            Value::Global(_) => "global",
+            Value::Object(_) => "object",
             Value::None => "NoneType",
             Value::Bool(_) => "bool",
             Value::Int(_) | Value::BigInt(_) => "int",
@@ -152,10 +256,29 @@ impl Value {
                 | Value::BigInt(_)
                 | Value::Float(_)
                 | Value::Str(_)
-                | Value::Bytes(_) => {}
+                | Value::Bytes(_)
+                | Value::SurrogateStr(_)
+                | Value::Complex { .. }
+                | Value::Range { .. }
+                | Value::Decimal(_)
+                | Value::DateTime(_)
+                | Value::Date(_)
+                | Value::Time(_)
+                | Value::TimeDelta(_)
+                | Value::TimeZone(_)
+                | Value::NumpyScalar(_)
+                | Value::Global(_)
+                // Instances hash by identity unless their class says otherwise.
+                | Value::Object(_) => {}
                 // Reversed, to find the first unhashable part in order.
                 Value::Tuple(items) | Value::FrozenSet(items) => stack.extend(items.iter().rev()),
-                Value::ByteArray(_) | Value::List(_) | Value::Set(_) | Value::Dict(_) => {
+                Value::ByteArray(_)
+                | Value::List(_)
+                | Value::Set(_)
+                | Value::Dict(_)
+                | Value::NdArray(_)
+                | Value::Mapping(_)
+                | Value::Deque(_) => {
                     return Some(v.type_name());
                 }
             }
@@ -226,13 +349,8 @@ struct CheckFrame<'v> {
 impl<'v> CheckFrame<'v> {
     /// Starts checking `value` under `depth` open containers; `None` for a leaf.
     fn enter(value: &'v Value, depth: usize) -> Result<Option<Self>, UnencodableError> {
-        match value {
-            Value::List(_)
-            | Value::Tuple(_)
-            | Value::Set(_)
-            | Value::FrozenSet(_)
-            | Value::Dict(_) => {}
-            _ => return Ok(None),
+        if !value.is_container() {
+            return Ok(None);
         }
         if depth >= MAX_ENCODABLE_DEPTH {
             return Err(UnencodableError::TooDeep {
@@ -249,16 +367,7 @@ impl<'v> CheckFrame<'v> {
     /// The next child, dict keys and values alternating.
     fn next_child(&mut self) -> Option<&'v Value> {
         let value: &'v Value = self.value;
-        let child = match value {
-            Value::List(items)
-            | Value::Tuple(items)
-            | Value::Set(items)
-            | Value::FrozenSet(items) => items.get(self.next),
-            Value::Dict(pairs) => pairs
-                .get(self.next / 2)
-                .map(|(k, v)| if self.next % 2 == 0 { k } else { v }),
-            _ => None,
-        };
+        let child = value.child(self.next).map(|(child, _)| child);
         self.next += 1;
         child
     }
@@ -268,9 +377,12 @@ impl<'v> CheckFrame<'v> {
         let Some(found) = unhashable else {
             return Ok(());
         };
-        let key_index = self.next - 1;
+        let is_key = self
+            .value
+            .child(self.next - 1)
+            .is_some_and(|(_, is_key)| is_key);
         let container = match self.value {
-            Value::Dict(_) if key_index % 2 == 0 => "dict key",
+            _ if is_key => "dict key",
             Value::Set(_) => "set",
             Value::FrozenSet(_) => "frozenset",
             _ => {
@@ -285,14 +397,76 @@ impl<'v> CheckFrame<'v> {
     fn finish(self) -> Option<&'static str> {
         match self.value {
             Value::Tuple(_) | Value::FrozenSet(_) => self.unhashable,
+            Value::Object(_) => None,
             other => Some(other.type_name()),
         }
     }
 }
 
+impl Value {
+    /// Whether this value holds other values (and so counts a level of nesting).
+    pub(crate) fn is_container(&self) -> bool {
+        matches!(
+            self,
+            Value::List(_)
+                | Value::Tuple(_)
+                | Value::Set(_)
+                | Value::FrozenSet(_)
+                | Value::Dict(_)
+                | Value::Mapping(_)
+                | Value::Deque(_)
+                | Value::Object(_)
+        )
+    }
+
+    /// The `i`-th value this one holds, and whether it is a dict key: items in
+    /// order, dict keys and values alternating; for an object its arguments,
+    /// keyword arguments, state, items and dict items, in that order.
+    pub(crate) fn child(&self, i: usize) -> Option<(&Value, bool)> {
+        fn pairs(pairs: &[(Value, Value)], i: usize) -> Option<(&Value, bool)> {
+            let (k, v) = pairs.get(i / 2)?;
+            Some(if i % 2 == 0 { (k, true) } else { (v, false) })
+        }
+        match self {
+            Value::List(items)
+            | Value::Tuple(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => items.get(i).map(|v| (v, false)),
+            Value::Deque(d) => d.items.get(i).map(|v| (v, false)),
+            Value::Dict(p) => pairs(p, i),
+            Value::Mapping(m) => pairs(&m.pairs, i),
+            Value::Object(o) => {
+                let mut i = i;
+                if let Some(v) = o.args.get(i) {
+                    return Some((v, false));
+                }
+                i -= o.args.len();
+                if i < o.kwargs.len() * 2 {
+                    return pairs(&o.kwargs, i);
+                }
+                i -= o.kwargs.len() * 2;
+                if let Some(state) = &o.state {
+                    if i == 0 {
+                        return Some((state, false));
+                    }
+                    i -= 1;
+                }
+                if let Some(v) = o.items.get(i) {
+                    return Some((v, false));
+                }
+                i -= o.items.len();
+                pairs(&o.dict_items, i)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The deepest nesting [`Value::check_encodable`] accepts: the default
-/// [`DecodeLimits::max_depth`](super::DecodeLimits::max_depth).
-pub const MAX_ENCODABLE_DEPTH: usize = 128;
+/// [`DecodeLimits::max_depth`](super::DecodeLimits::max_depth), above what
+/// CPython's `pickle.dumps` writes at its default recursion limit (a tuple
+/// nested 999 deep; lists and dicts 499).
+pub const MAX_ENCODABLE_DEPTH: usize = 1000;
 
 /// Why a [`Value`] should not be sent to a Python peer, from [`Value::check_encodable`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -909,14 +1083,14 @@ mod tests {
         check(nested(MAX_ENCODABLE_DEPTH), Ok(()));
         check(
             nested(MAX_ENCODABLE_DEPTH + 1),
-            Err("nesting deeper than 128"),
+            Err("nesting deeper than 1000"),
         );
         let dicts =
             |depth: usize| (0..depth).fold(Value::None, |inner, _| Value::dict([("k", inner)]));
         check(dicts(MAX_ENCODABLE_DEPTH), Ok(()));
         check(
             dicts(MAX_ENCODABLE_DEPTH + 1),
-            Err("nesting deeper than 128"),
+            Err("nesting deeper than 1000"),
         );
     }
 
