@@ -958,6 +958,7 @@ impl<'a> Machine<'a> {
             }
             op::REDUCE => self.reduce(at)?,
             op::BUILD => {
+                self.allow_objects(at)?;
                 let state = self.pop(at)?;
                 let target = self.peek(at)?;
                 let Node::Object(obj) = &mut self.nodes[target] else {
@@ -1138,6 +1139,17 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// Refuses the class-building opcode at `at` under [`ObjectPolicy::Refuse`].
+    fn allow_objects(&self, at: At) -> Result<(), DecodeError> {
+        match self.limits.objects {
+            ObjectPolicy::Refuse => Err(DecodeError::RefusedOpcode {
+                opcode: at.opcode,
+                offset: at.offset,
+            }),
+            ObjectPolicy::Inert | ObjectPolicy::WellKnown => Ok(()),
+        }
+    }
+
     /// An inert object of class `class` (a global node).
     fn push_object(
         &mut self,
@@ -1147,6 +1159,7 @@ impl<'a> Machine<'a> {
         kwargs: Vec<NodeId>,
         at: At,
     ) -> Result<(), DecodeError> {
+        self.allow_objects(at)?;
         let class = match &self.nodes[class] {
             Node::Global(g) => (**g).clone(),
             Node::Builtin(c) => {

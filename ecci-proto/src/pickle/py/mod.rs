@@ -133,7 +133,16 @@ pub(crate) fn is_well_known_global(module: &str, name: &str) -> bool {
         "collections" => matches!(name, "OrderedDict" | "defaultdict" | "Counter" | "deque"),
         "builtins" | "__builtin__" => matches!(
             name,
-            "complex" | "range" | "list" | "dict" | "set" | "int" | "float" | "str" | "tuple"
+            "complex"
+                | "range"
+                | "xrange"
+                | "list"
+                | "dict"
+                | "set"
+                | "int"
+                | "float"
+                | "str"
+                | "tuple"
         ),
         _ => false,
     }
@@ -207,7 +216,8 @@ fn well_known(obj: &Object) -> Option<Value> {
             _ => None,
         };
     }
-    if c.is("builtins", "range") && no_items {
+    // Protocol 2 names range by its Python 2 name.
+    if (c.is("builtins", "range") || c.is("builtins", "xrange")) && no_items {
         let ints: Option<Vec<i64>> = args.iter().map(Value::as_i64).collect();
         return match ints?.as_slice() {
             &[start, stop, step] if step != 0 => Some(Value::Range { start, stop, step }),
@@ -247,6 +257,10 @@ fn well_known(obj: &Object) -> Option<Value> {
             pairs: pairs.clone(),
         }))),
         ("Counter", []) if obj.items.is_empty() => mapping(MappingKind::Counter),
+        ("deque", []) if obj.dict_items.is_empty() => Some(Value::Deque(Box::new(Deque {
+            items: obj.items.clone(),
+            maxlen: None,
+        }))),
         ("deque", [first, rest @ ..]) if obj.dict_items.is_empty() && rest.len() <= 1 => {
             let mut items = match first {
                 Value::List(items) | Value::Tuple(items) => items.clone(),

@@ -284,6 +284,38 @@ impl NdArray {
         self.len() == 0
     }
 
+    /// The same array with little-endian elements (a view when it already is).
+    ///
+    /// ```
+    /// use ecci_proto::pickle::{ByteOrder, DType, NdArray, Order, Scalar};
+    /// let be = NdArray::new(DType::new(Scalar::U16, ByteOrder::Big), vec![1], Order::C, vec![1, 2])?;
+    /// let le = be.to_little_endian();
+    /// assert_eq!((le.dtype().order, &le.data()[..]), (ByteOrder::Little, &[2u8, 1][..]));
+    /// # Ok::<(), ecci_proto::pickle::NdArrayError>(())
+    /// ```
+    pub fn to_little_endian(&self) -> NdArray {
+        if self.dtype.order == ByteOrder::Little || self.dtype.scalar.size() == 1 {
+            let mut same = self.clone();
+            same.dtype.order = ByteOrder::Little;
+            return same;
+        }
+        // A complex number swaps each of its two parts.
+        let part = match self.dtype.scalar {
+            Scalar::C64 | Scalar::C128 => self.dtype.scalar.size() / 2,
+            other => other.size(),
+        };
+        let mut data = self.data.to_vec();
+        for chunk in data.chunks_exact_mut(part) {
+            chunk.reverse();
+        }
+        NdArray {
+            dtype: DType::new(self.dtype.scalar, ByteOrder::Little),
+            shape: self.shape.clone(),
+            order: self.order,
+            data: data.into(),
+        }
+    }
+
     /// The elements as native values, in memory order ([`order`](Self::order)).
     ///
     /// ```
