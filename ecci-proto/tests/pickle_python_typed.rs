@@ -22,10 +22,8 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let dir = std::env::temp_dir().join(format!(
-            "ecci-proto-typed-{}-{nanos}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("ecci-proto-typed-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         Self(dir)
     }
@@ -46,6 +44,7 @@ fn has_object(v: &Value) -> bool {
     }
 }
 
+#[expect(clippy::print_stderr, reason = "a skip is reported")]
 /// The interpreter named by `var`, or `None` after printing why the check is skipped.
 fn interpreter(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -68,7 +67,10 @@ fn cpython_with_numpy_1_and_2_loads_the_typed_values_we_write() {
     let mut written = 0;
     for entry in std::fs::read_dir(fixtures.join("pickle/typed")).expect("typed vectors") {
         let path = entry.expect("read_dir").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         // One CPython pickle per case is the reference.
         let Some(case) = name.strip_suffix(".np2.p4.pickle") else {
             continue;

@@ -25,6 +25,26 @@ thread_local! {
 }
 
 impl Value {
+    /// Whether this is one of the plain data variants (no typed value at the top).
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(
+            self,
+            Value::None
+                | Value::Bool(_)
+                | Value::Int(_)
+                | Value::BigInt(_)
+                | Value::Float(_)
+                | Value::Str(_)
+                | Value::Bytes(_)
+                | Value::ByteArray(_)
+                | Value::List(_)
+                | Value::Tuple(_)
+                | Value::Set(_)
+                | Value::FrozenSet(_)
+                | Value::Dict(_)
+        )
+    }
+
     /// The value as plain data, for a Rust type that asks serde for plain data:
     /// a `str` with lone surrogates as a lossy string, numpy scalars as their
     /// Python value, `Decimal` and the `datetime` values as their ISO strings, a
@@ -411,8 +431,8 @@ impl<'de> Deserializer<'de> for Value {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, ValueError> {
-        if name == VALUE_TOKEN {
-            // A `Value` or an `NdArray` takes this value as it is.
+        if name == VALUE_TOKEN && !self.is_plain() {
+            // A `Value` or an `NdArray` takes a typed value as it is.
             STASH.with(|s| *s.borrow_mut() = Some(self));
             let out = visitor.visit_unit();
             STASH.with(|s| s.borrow_mut().take());

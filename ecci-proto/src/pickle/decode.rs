@@ -94,11 +94,22 @@ pub enum ObjectPolicy {
 /// `tests/pickle_memory.rs`), whatever [`DecodeLimits::max_decoded`] allows.
 ///
 /// The multiple covers the densest legitimate pickle: a list of one-byte
-/// `None`s costs a stack slot, a node and a [`Value`] per input byte. A memo
+/// `None`s costs a node, a stack slot and a list slot (each charged twice, for
+/// the vectors' growth), bookkeeping and a [`Value`] per input byte (152
+/// bytes). A payload of large `bytes`, `str` or numpy arrays costs about its
+/// length once (arrays decoded with [`decode_bytes`] are views: nothing). A memo
 /// reference (two bytes) that would copy a large value is charged for the copy,
 /// so a payload that refers to one 1 MB string 250 times is refused instead of
 /// growing to 250 MB.
-pub const DECODED_PER_INPUT_BYTE: usize = 96;
+pub const DECODED_PER_INPUT_BYTE: usize = 160;
+
+/// How much of the budget may go to building values a second time: a memo
+/// reference that copies a shared value (a repeated dict key, a string or list
+/// referred to twice) is charged against `COPIES_PER_INPUT_BYTE · n +
+/// DECODED_BASE` too, so that one 1 MB string referred to 250 times is refused
+/// once its copies reach 32 MB, and many small shared keys (what CPython writes
+/// for a list of records) fit.
+pub const COPIES_PER_INPUT_BYTE: usize = 32;
 
 /// The constant part of the memory bound; see [`DECODED_PER_INPUT_BYTE`].
 pub const DECODED_BASE: usize = 64 << 10;
@@ -272,6 +283,13 @@ pub enum DecodeError {
         /// The limit.
         max: usize,
     },
+    /// Values shared through the memo would be copied beyond
+    /// [`COPIES_PER_INPUT_BYTE`] times the input.
+    #[error("shared values would be copied beyond {max} bytes")]
+    SharedTooLarge {
+        /// The limit.
+        max: usize,
+    },
     /// A container contains itself.
     #[error("a container contains itself")]
     Cycle,
@@ -308,7 +326,7 @@ pub enum DecodeError {
 /// The stream must end with `STOP` leaving exactly one value on the stack.
 ///
 /// ```
-/// use ecci_proto::pickle::{DecodeLimits, Value, decode};
+/// use ecci_proto::pickle::{DecodeLimits, ObjectPolicy, Value, decode};
 /// // pickle.dumps({'type': 'cmd'}, 2)
 /// let v = decode(b"\x80\x02}q\x00X\x04\x00\x00\x00typeq\x01X\x03\x00\x00\x00cmdq\x02s.",
 ///                &DecodeLimits::default())?;
@@ -482,6 +500,9 @@ enum Target {
 /// What every value costs against [`DecodeLimits::max_decoded`], besides its payload.
 const VALUE_COST: usize = size_of::<Value>();
 
+/// What [`Machine::materialize`] keeps per node: path counts, in-degrees and flags.
+const PER_NODE_BOOKKEEPING: usize = 8;
+
 struct Machine<'a> {
     input: &'a [u8],
     /// The input as [`Bytes`], when the caller has it, for zero-copy views.
@@ -581,15 +602,38 @@ impl Memo {
 struct Budget {
     left: usize,
     max: usize,
+    /// What is left for building values a second time (shared through the memo).
+    copies_left: usize,
+    copies_max: usize,
 }
 
 impl Budget {
+    fn new(max: usize, copies_max: usize) -> Self {
+        Self {
+            left: max,
+            max,
+            copies_left: copies_max,
+            copies_max,
+        }
+    }
+
     fn charge(&mut self, cost: usize) -> Result<(), DecodeError> {
         self.left = self
             .left
             .checked_sub(cost)
             .ok_or(DecodeError::TooLarge { max: self.max })?;
         Ok(())
+    }
+
+    /// Charges a copy of a shared value, to both budgets.
+    fn charge_copy(&mut self, cost: usize) -> Result<(), DecodeError> {
+        self.copies_left =
+            self.copies_left
+                .checked_sub(cost)
+                .ok_or(DecodeError::SharedTooLarge {
+                    max: self.copies_max,
+                })?;
+        self.charge(cost)
     }
 }
 
@@ -645,7 +689,14 @@ impl<'a> Machine<'a> {
             owner: None,
             pos: 0,
             limits,
-            budget: Budget { left: max, max },
+            budget: Budget::new(
+                max,
+                input
+                    .len()
+                    .saturating_mul(COPIES_PER_INPUT_BYTE)
+                    .saturating_add(DECODED_BASE)
+                    .min(max),
+            ),
             nodes: Vec::new(),
             stack: Vec::new(),
             marks: Vec::new(),
@@ -731,7 +782,7 @@ impl<'a> Machine<'a> {
             }
             op::DUP => {
                 let top = self.peek(at)?;
-                self.budget.charge(size_of::<NodeId>())?;
+                self.budget.charge(2 * size_of::<NodeId>())?;
                 self.stack.push(top);
             }
 
@@ -1217,8 +1268,10 @@ impl<'a> Machine<'a> {
     }
 
     fn push_node(&mut self, node: Node) -> Result<(), DecodeError> {
+        // The node and its stack slot, twice (a growing vector may hold twice
+        // its length), and what building the result keeps per node.
         self.budget
-            .charge(size_of::<Node>() + size_of::<NodeId>())?;
+            .charge(2 * (size_of::<Node>() + size_of::<NodeId>()) + PER_NODE_BOOKKEEPING)?;
         self.stack.push(self.nodes.len());
         self.nodes.push(node);
         Ok(())
@@ -1254,7 +1307,7 @@ impl<'a> Machine<'a> {
             offset: at.offset,
             index,
         })?;
-        self.budget.charge(size_of::<NodeId>())?;
+        self.budget.charge(2 * size_of::<NodeId>())?;
         self.stack.push(id);
         Ok(())
     }
@@ -1262,7 +1315,8 @@ impl<'a> Machine<'a> {
     /// `APPEND(S)`, `SETITEM(S)` and `ADDITEMS`: adds `items` to the container below them.
     fn extend(&mut self, at: At, into: Target, items: Vec<NodeId>) -> Result<(), DecodeError> {
         let target = self.peek(at)?;
-        self.budget.charge(items.len() * size_of::<NodeId>())?;
+        // Twice: the container's vector may grow to twice its length.
+        self.budget.charge(2 * items.len() * size_of::<NodeId>())?;
         match (&mut self.nodes[target], into) {
             (Node::List(existing), Target::List)
             | (Node::Dict(existing), Target::Dict)
@@ -1378,6 +1432,7 @@ impl<'a> Machine<'a> {
             budget: &mut self.budget,
             max_depth: self.limits.max_depth,
             policy: self.limits.objects,
+            built: vec![false; single_use.len()],
             single_use,
         };
         let mut frame = match builder.enter(root, 0)? {
@@ -1489,6 +1544,8 @@ struct Builder<'n> {
     on_path: Vec<bool>,
     /// The leaves that may be moved out of `nodes`, from [`single_use_leaves`].
     single_use: Vec<bool>,
+    /// The nodes built at least once: building one again is a copy.
+    built: Vec<bool>,
 }
 
 /// The kinds of container.
@@ -1580,23 +1637,30 @@ impl Graph for GraphView<'_> {
 impl Builder<'_> {
     /// Starts building node `id`, under `depth` open containers.
     fn enter(&mut self, id: NodeId, depth: usize) -> Result<Entered, DecodeError> {
-        self.budget.charge(VALUE_COST)?;
+        let copy = std::mem::replace(&mut self.built[id], true);
+        let cost = VALUE_COST
+            + match &self.nodes[id] {
+                Node::Leaf(value) if !self.single_use[id] => payload_len(value),
+                Node::Slice { start, end, .. } => end - start,
+                _ => 0,
+            };
+        if copy {
+            self.budget.charge_copy(cost)?;
+        } else {
+            self.budget.charge(cost)?;
+        }
         let (kind, len) = match &mut self.nodes[id] {
             Node::Leaf(value) if self.single_use[id] => {
                 // Its payload was charged when the stream created it.
                 return Ok(Entered::Value(std::mem::take(value)));
             }
-            Node::Leaf(value) => {
-                self.budget.charge(payload_len(value))?;
-                return Ok(Entered::Value(value.clone()));
-            }
+            Node::Leaf(value) => return Ok(Entered::Value(value.clone())),
             Node::Slice {
                 start,
                 end,
                 bytearray,
             } => {
                 let bytes = self.input.get(*start..*end).unwrap_or_default();
-                self.budget.charge(bytes.len())?;
                 let bytes = bytes.to_vec();
                 return Ok(Entered::Value(if *bytearray {
                     Value::ByteArray(bytes)

@@ -30,8 +30,8 @@ mod value;
 
 pub use de::{ValueError, from_value};
 pub use decode::{
-    DECODED_BASE, DECODED_PER_INPUT_BYTE, DecodeError, DecodeLimits, ObjectPolicy, decode,
-    decode_bytes,
+    COPIES_PER_INPUT_BYTE, DECODED_BASE, DECODED_PER_INPUT_BYTE, DecodeError, DecodeLimits,
+    ObjectPolicy, decode, decode_bytes,
 };
 pub use encode::{Protocol, encode, encode_with_objects};
 pub use py::{

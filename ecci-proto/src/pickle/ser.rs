@@ -129,22 +129,7 @@ impl Serialize for Bytes {
 impl Serialize for Value {
     fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use ser::{SerializeMap as _, SerializeSeq as _, SerializeTuple as _};
-        if !matches!(
-            self,
-            Value::None
-                | Value::Bool(_)
-                | Value::Int(_)
-                | Value::BigInt(_)
-                | Value::Float(_)
-                | Value::Str(_)
-                | Value::Bytes(_)
-                | Value::ByteArray(_)
-                | Value::List(_)
-                | Value::Tuple(_)
-                | Value::Set(_)
-                | Value::FrozenSet(_)
-                | Value::Dict(_)
-        ) {
+        if !self.is_plain() {
             // Typed: into a Value unchanged, into other formats as plain data.
             return serialize_typed(self.clone(), serializer);
         }
