@@ -126,6 +126,57 @@ fn payload_hint(value: &Value) -> usize {
     }
 }
 
+/// What is left to write after a value's opening opcodes.
+enum Task<'v> {
+    Value(&'v Value),
+    Op(u8),
+    Str(&'static str),
+}
+
+/// A tuple's items and closing opcode, as CPython writes it.
+fn tuple_tasks<'v>(items: &'v [Value], rest: &mut Vec<Task<'v>>) {
+    match items {
+        [] => rest.push(Task::Op(op::EMPTY_TUPLE)),
+        [_] | [_, _] | [_, _, _] => {
+            rest.extend(items.iter().map(Task::Value));
+            rest.push(Task::Op(op::TUPLE1 + (items.len() - 1) as u8));
+        }
+        _ => {
+            rest.push(Task::Op(op::MARK));
+            rest.extend(items.iter().map(Task::Value));
+            rest.push(Task::Op(op::TUPLE));
+        }
+    }
+}
+
+/// A list's items after `EMPTY_LIST`, in batches of 1000.
+fn list_tasks<'v>(items: &'v [Value], rest: &mut Vec<Task<'v>>) {
+    for batch in items.chunks(BATCH) {
+        if let [item] = batch {
+            rest.extend([Task::Value(item), Task::Op(op::APPEND)]);
+        } else {
+            rest.push(Task::Op(op::MARK));
+            rest.extend(batch.iter().map(Task::Value));
+            rest.push(Task::Op(op::APPENDS));
+        }
+    }
+}
+
+/// A dict's pairs after `EMPTY_DICT`, in batches of 1000.
+fn pair_tasks<'v>(pairs: &'v [(Value, Value)], rest: &mut Vec<Task<'v>>) {
+    for batch in pairs.chunks(BATCH) {
+        if let [(k, v)] = batch {
+            rest.extend([Task::Value(k), Task::Value(v), Task::Op(op::SETITEM)]);
+        } else {
+            rest.push(Task::Op(op::MARK));
+            for (k, v) in batch {
+                rest.extend([Task::Value(k), Task::Value(v)]);
+            }
+            rest.push(Task::Op(op::SETITEMS));
+        }
+    }
+}
+
 struct Encoder {
     out: Vec<u8>,
     protocol: Protocol,
@@ -139,17 +190,37 @@ impl Encoder {
         self.out
     }
 
+    /// Writes `value` without recursion: containers push their children and
+    /// closing opcodes as tasks, so any depth is written on a small stack.
     fn write(&mut self, value: &Value) {
+        let mut stack = vec![Task::Value(value)];
+        while let Some(task) = stack.pop() {
+            let value = match task {
+                Task::Value(v) => v,
+                Task::Op(op) => {
+                    self.out.push(op);
+                    continue;
+                }
+                Task::Str(s) => {
+                    self.str(s);
+                    continue;
+                }
+            };
+            let mut rest = Vec::new();
+            self.step(value, &mut rest);
+            stack.extend(rest.into_iter().rev());
+        }
+    }
+
+    /// Writes what `value` starts with and adds, in order, what must follow it.
+    fn step<'v>(&mut self, value: &'v Value, rest: &mut Vec<Task<'v>>) {
         match value {
             Value::None => self.out.push(op::NONE),
             Value::Bool(true) => self.out.push(op::NEWTRUE),
             Value::Bool(false) => self.out.push(op::NEWFALSE),
             Value::Int(i) => self.int(*i),
             Value::BigInt(big) => self.big_int(big),
-            Value::Float(f) => {
-                self.out.push(op::BINFLOAT);
-                self.out.extend(f.to_be_bytes());
-            }
+            Value::Float(f) => self.float(*f),
             Value::Str(s) => self.str(s),
             Value::Bytes(b) => self.bytes(b),
             Value::ByteArray(b) => {
@@ -162,46 +233,33 @@ impl Encoder {
                 }
                 self.out.push(op::REDUCE);
             }
-            Value::Tuple(items) => self.tuple(items),
+            Value::Tuple(items) => tuple_tasks(items, rest),
             Value::List(items) => {
                 self.out.push(op::EMPTY_LIST);
-                self.list_items(items);
+                list_tasks(items, rest);
             }
             Value::Dict(pairs) => {
                 self.out.push(op::EMPTY_DICT);
-                for batch in pairs.chunks(BATCH) {
-                    if let [(k, v)] = batch {
-                        self.write(k);
-                        self.write(v);
-                        self.out.push(op::SETITEM);
-                    } else {
-                        self.out.push(op::MARK);
-                        for (k, v) in batch {
-                            self.write(k);
-                            self.write(v);
-                        }
-                        self.out.push(op::SETITEMS);
-                    }
-                }
+                pair_tasks(pairs, rest);
             }
             Value::Set(items) => match self.protocol {
                 Protocol::V4 | Protocol::V5 => {
                     self.out.push(op::EMPTY_SET);
                     for batch in items.chunks(BATCH) {
-                        self.out.push(op::MARK);
-                        batch.iter().for_each(|item| self.write(item));
-                        self.out.push(op::ADDITEMS);
+                        rest.push(Task::Op(op::MARK));
+                        rest.extend(batch.iter().map(Task::Value));
+                        rest.push(Task::Op(op::ADDITEMS));
                     }
                 }
-                Protocol::V2 | Protocol::V3 => self.set_by_reduce("set", items),
+                Protocol::V2 | Protocol::V3 => self.set_by_reduce("set", items, rest),
             },
             Value::FrozenSet(items) => match self.protocol {
                 Protocol::V4 | Protocol::V5 => {
                     self.out.push(op::MARK);
-                    items.iter().for_each(|item| self.write(item));
-                    self.out.push(op::FROZENSET);
+                    rest.extend(items.iter().map(Task::Value));
+                    rest.push(Task::Op(op::FROZENSET));
                 }
-                Protocol::V2 | Protocol::V3 => self.set_by_reduce("frozenset", items),
+                Protocol::V2 | Protocol::V3 => self.set_by_reduce("frozenset", items, rest),
             },
             Value::SurrogateStr(b) => self.str_bytes(b),
             Value::Complex { re, im } => {
@@ -246,77 +304,72 @@ impl Encoder {
                 self.bytes(s.data());
                 self.out.extend([op::TUPLE2, op::REDUCE]);
             }
-            Value::Mapping(m) => {
-                match &m.kind {
-                    MappingKind::OrderedDict => {
-                        self.global_of("collections", "OrderedDict");
-                        self.out.extend([op::EMPTY_TUPLE, op::REDUCE]);
-                    }
-                    MappingKind::DefaultDict { factory } => {
-                        self.global_of("collections", "defaultdict");
-                        match factory {
-                            Some(g) => self.write(&Value::Global(Box::new(g.clone()))),
-                            None => self.out.push(op::NONE),
-                        }
-                        self.out.extend([op::TUPLE1, op::REDUCE]);
-                    }
-                    MappingKind::Counter => {
-                        self.global_of("collections", "Counter");
-                        self.out.push(op::EMPTY_DICT);
-                        self.dict_items(&m.pairs);
-                        self.out.extend([op::TUPLE1, op::REDUCE]);
-                        return;
-                    }
+            Value::Mapping(m) => match &m.kind {
+                MappingKind::OrderedDict => {
+                    self.global_of("collections", "OrderedDict");
+                    self.out.extend([op::EMPTY_TUPLE, op::REDUCE]);
+                    pair_tasks(&m.pairs, rest);
                 }
-                self.dict_items(&m.pairs);
-            }
+                MappingKind::DefaultDict { factory } => {
+                    self.global_of("collections", "defaultdict");
+                    match factory {
+                        Some(g) => self.global_value(g),
+                        None => self.out.push(op::NONE),
+                    }
+                    self.out.extend([op::TUPLE1, op::REDUCE]);
+                    pair_tasks(&m.pairs, rest);
+                }
+                MappingKind::Counter => {
+                    self.global_of("collections", "Counter");
+                    self.out.push(op::EMPTY_DICT);
+                    pair_tasks(&m.pairs, rest);
+                    rest.extend([Task::Op(op::TUPLE1), Task::Op(op::REDUCE)]);
+                }
+            },
             Value::Deque(d) => {
                 self.global_of("collections", "deque");
                 self.out.push(op::EMPTY_LIST);
-                self.list_items(&d.items);
+                list_tasks(&d.items, rest);
                 match d.maxlen {
-                    Some(n) => self.int(i64::try_from(n).unwrap_or(i64::MAX)),
-                    None => self.out.push(op::NONE),
+                    Some(n) => {
+                        // A maxlen beyond i64 cannot exist in Python.
+                        let n = i64::try_from(n).unwrap_or(i64::MAX);
+                        let mut tmp = Encoder {
+                            out: Vec::new(),
+                            protocol: self.protocol,
+                            objects: false,
+                        };
+                        tmp.int(n);
+                        rest.extend(tmp.out.into_iter().map(Task::Op));
+                    }
+                    None => rest.push(Task::Op(op::NONE)),
                 }
-                self.out.extend([op::TUPLE2, op::REDUCE]);
+                rest.extend([Task::Op(op::TUPLE2), Task::Op(op::REDUCE)]);
             }
-            Value::Global(g) => {
-                if self.objects || is_safe_global(g) {
-                    self.global_of(&g.module, &g.name);
-                } else {
-                    self.str(&g.to_string());
-                }
-            }
+            Value::Global(g) => self.global_value(g),
             Value::Object(o) => {
                 if self.objects {
-                    self.object(o);
+                    self.object(o, rest);
                 } else {
-                    self.object_as_data(o);
+                    self.object_as_data(o, rest);
                 }
             }
+        }
+    }
+
+    /// A class or function as a value: by name when it is a well-known data type
+    /// (or objects are allowed), else its name as text.
+    fn global_value(&mut self, g: &Global) {
+        if self.objects || is_safe_global(g) {
+            self.global_of(&g.module, &g.name);
+        } else {
+            self.str(&g.to_string());
         }
     }
 
     fn float(&mut self, f: f64) {
         self.out.push(op::BINFLOAT);
         self.out.extend(f.to_be_bytes());
-    }
-
-    fn dict_items(&mut self, pairs: &[(Value, Value)]) {
-        for batch in pairs.chunks(BATCH) {
-            if let [(k, v)] = batch {
-                self.write(k);
-                self.write(v);
-                self.out.push(op::SETITEM);
-            } else {
-                self.out.push(op::MARK);
-                for (k, v) in batch {
-                    self.write(k);
-                    self.write(v);
-                }
-                self.out.push(op::SETITEMS);
-            }
-        }
     }
 
     fn timedelta(&mut self, d: py::TimeDelta) {
@@ -410,58 +463,49 @@ impl Encoder {
         self.out.extend([op::TUPLE, op::BUILD]);
     }
 
-    fn object(&mut self, o: &py::Object) {
+    fn object<'v>(&mut self, o: &'v py::Object, rest: &mut Vec<Task<'v>>) {
         self.global_of(&o.class.module, &o.class.name);
-        self.tuple(&o.args);
+        tuple_tasks(&o.args, rest);
         match (o.construct, o.kwargs.is_empty()) {
-            (Construct::Call, true) => self.out.push(op::REDUCE),
-            (Construct::New, true) => self.out.push(op::NEWOBJ),
+            (Construct::Call, true) => rest.push(Task::Op(op::REDUCE)),
+            (Construct::New, true) => rest.push(Task::Op(op::NEWOBJ)),
             (_, false) => {
-                self.out.push(op::EMPTY_DICT);
-                self.dict_items(&o.kwargs);
-                self.out.push(op::NEWOBJ_EX);
+                rest.push(Task::Op(op::EMPTY_DICT));
+                pair_tasks(&o.kwargs, rest);
+                rest.push(Task::Op(op::NEWOBJ_EX));
             }
         }
-        if !o.items.is_empty() {
-            self.list_items(&o.items);
-        }
-        if !o.dict_items.is_empty() {
-            self.dict_items(&o.dict_items);
-        }
+        list_tasks(&o.items, rest);
+        pair_tasks(&o.dict_items, rest);
         if let Some(state) = &o.state {
-            self.write(state);
-            self.out.push(op::BUILD);
+            rest.extend([Task::Value(state), Task::Op(op::BUILD)]);
         }
     }
 
     /// `{'__class__': 'module.name', 'args': (…)[, 'kwargs': {…}][, 'state': …]
     /// [, 'items': […]][, 'dict_items': {…}]}`.
-    fn object_as_data(&mut self, o: &py::Object) {
-        self.out.push(op::EMPTY_DICT);
-        self.out.push(op::MARK);
+    fn object_as_data<'v>(&mut self, o: &'v py::Object, rest: &mut Vec<Task<'v>>) {
+        self.out.extend([op::EMPTY_DICT, op::MARK]);
         self.str("__class__");
         self.str(&o.class.to_string());
         self.str("args");
-        self.tuple(&o.args);
+        tuple_tasks(&o.args, rest);
         if !o.kwargs.is_empty() {
-            self.str("kwargs");
-            self.write(&Value::Dict(o.kwargs.clone()));
+            rest.extend([Task::Str("kwargs"), Task::Op(op::EMPTY_DICT)]);
+            pair_tasks(&o.kwargs, rest);
         }
         if let Some(state) = &o.state {
-            self.str("state");
-            self.write(state);
+            rest.extend([Task::Str("state"), Task::Value(state)]);
         }
         if !o.items.is_empty() {
-            self.str("items");
-            self.out.push(op::EMPTY_LIST);
-            self.list_items(&o.items);
+            rest.extend([Task::Str("items"), Task::Op(op::EMPTY_LIST)]);
+            list_tasks(&o.items, rest);
         }
         if !o.dict_items.is_empty() {
-            self.str("dict_items");
-            self.out.push(op::EMPTY_DICT);
-            self.dict_items(&o.dict_items);
+            rest.extend([Task::Str("dict_items"), Task::Op(op::EMPTY_DICT)]);
+            pair_tasks(&o.dict_items, rest);
         }
-        self.out.push(op::SETITEMS);
+        rest.push(Task::Op(op::SETITEMS));
     }
 
     fn int(&mut self, i: i64) {
@@ -546,40 +590,25 @@ impl Encoder {
         self.out.extend(b);
     }
 
+    /// A tuple of leaves (shapes, argument lists), written at once.
     fn tuple(&mut self, items: &[Value]) {
-        match items {
-            [] => self.out.push(op::EMPTY_TUPLE),
-            [_] | [_, _] | [_, _, _] => {
-                items.iter().for_each(|item| self.write(item));
-                self.out.push(op::TUPLE1 + (items.len() - 1) as u8);
-            }
-            _ => {
-                self.out.push(op::MARK);
-                items.iter().for_each(|item| self.write(item));
-                self.out.push(op::TUPLE);
-            }
-        }
-    }
-
-    fn list_items(&mut self, items: &[Value]) {
-        for batch in items.chunks(BATCH) {
-            if let [item] = batch {
-                self.write(item);
-                self.out.push(op::APPEND);
-            } else {
-                self.out.push(op::MARK);
-                batch.iter().for_each(|item| self.write(item));
-                self.out.push(op::APPENDS);
+        let mut rest = Vec::new();
+        tuple_tasks(items, &mut rest);
+        for task in rest {
+            match task {
+                Task::Value(v) => self.write(v),
+                Task::Op(op) => self.out.push(op),
+                Task::Str(s) => self.str(s),
             }
         }
     }
 
     /// `builtins.set(list)` / `builtins.frozenset(list)`, as CPython writes below protocol 4.
-    fn set_by_reduce(&mut self, name: &str, items: &[Value]) {
+    fn set_by_reduce<'v>(&mut self, name: &str, items: &'v [Value], rest: &mut Vec<Task<'v>>) {
         self.global(name);
         self.out.push(op::EMPTY_LIST);
-        self.list_items(items);
-        self.out.extend([op::TUPLE1, op::REDUCE]);
+        list_tasks(items, rest);
+        rest.extend([Task::Op(op::TUPLE1), Task::Op(op::REDUCE)]);
     }
 
     /// A `GLOBAL` of a builtin, named as the protocol's Python would name it.

@@ -26,7 +26,7 @@ use super::py::{
 /// assert_eq!(v.get("type").and_then(Value::as_str), Some("data"));
 /// assert_eq!(v.get("contents").and_then(Value::as_i64), Some(3));
 /// ```
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Default)]
 #[non_exhaustive]
 pub enum Value {
     /// `None`.
@@ -458,6 +458,211 @@ impl Value {
                 pairs(&o.dict_items, i)
             }
             _ => None,
+        }
+    }
+}
+
+/// Cloning never recurses, so a value as deep as any decoder accepts clones on a
+/// small stack.
+impl Clone for Value {
+    fn clone(&self) -> Self {
+        if !self.is_container() {
+            return self.clone_leaf();
+        }
+        // Containers being copied: the source and the copies of its children so far.
+        let mut stack: Vec<(&Value, usize, Vec<Value>)> = vec![(self, 0, Vec::new())];
+        loop {
+            let Some((src, next, items)) = stack.last_mut() else {
+                return Value::None;
+            };
+            match src.child(*next) {
+                Some((child, _)) => {
+                    *next += 1;
+                    if child.is_container() {
+                        stack.push((child, 0, Vec::new()));
+                    } else {
+                        items.push(child.clone_leaf());
+                    }
+                }
+                None => {
+                    let Some((src, _, items)) = stack.pop() else {
+                        return Value::None;
+                    };
+                    let copy = src.rebuild(items);
+                    match stack.last_mut() {
+                        Some((_, _, parent_items)) => parent_items.push(copy),
+                        None => return copy,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Comparing never recurses. Floats compare as `f64` does (`nan != nan`), dicts
+/// pair by pair in order.
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        let mut stack = vec![(self, other)];
+        while let Some((a, b)) = stack.pop() {
+            if !a.shallow_eq(b) {
+                return false;
+            }
+            let mut i = 0;
+            while let (Some((x, _)), Some((y, _))) = (a.child(i), b.child(i)) {
+                stack.push((x, y));
+                i += 1;
+            }
+        }
+        true
+    }
+}
+
+impl Value {
+    /// A copy of a value that holds no other values.
+    fn clone_leaf(&self) -> Value {
+        match self {
+            Value::None => Value::None,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(i) => Value::Int(*i),
+            Value::BigInt(b) => Value::BigInt(b.clone()),
+            Value::Float(f) => Value::Float(*f),
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::Bytes(b) => Value::Bytes(b.clone()),
+            Value::ByteArray(b) => Value::ByteArray(b.clone()),
+            Value::SurrogateStr(b) => Value::SurrogateStr(b.clone()),
+            Value::Complex { re, im } => Value::Complex { re: *re, im: *im },
+            Value::Range { start, stop, step } => Value::Range {
+                start: *start,
+                stop: *stop,
+                step: *step,
+            },
+            Value::Decimal(d) => Value::Decimal(d.clone()),
+            Value::DateTime(d) => Value::DateTime(d.clone()),
+            Value::Date(d) => Value::Date(*d),
+            Value::Time(t) => Value::Time(t.clone()),
+            Value::TimeDelta(d) => Value::TimeDelta(*d),
+            Value::TimeZone(tz) => Value::TimeZone(tz.clone()),
+            Value::NdArray(a) => Value::NdArray(a.clone()),
+            Value::NumpyScalar(s) => Value::NumpyScalar(s.clone()),
+            Value::Global(g) => Value::Global(g.clone()),
+            // Containers: rebuilt from copies of their children.
+            Value::List(_)
+            | Value::Tuple(_)
+            | Value::Set(_)
+            | Value::FrozenSet(_)
+            | Value::Dict(_)
+            | Value::Mapping(_)
+            | Value::Deque(_)
+            | Value::Object(_) => self.rebuild(Vec::new()),
+        }
+    }
+
+    /// A container of the same kind as `self` holding `items`, given in the
+    /// order of [`Value::child`].
+    fn rebuild(&self, items: Vec<Value>) -> Value {
+        fn pairs(items: impl Iterator<Item = Value>) -> Vec<(Value, Value)> {
+            let mut items = items;
+            let mut out = Vec::with_capacity(items.size_hint().0 / 2);
+            while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                out.push((k, v));
+            }
+            out
+        }
+        match self {
+            Value::List(_) => Value::List(items),
+            Value::Tuple(_) => Value::Tuple(items),
+            Value::Set(_) => Value::Set(items),
+            Value::FrozenSet(_) => Value::FrozenSet(items),
+            Value::Dict(_) => Value::Dict(pairs(items.into_iter())),
+            Value::Mapping(m) => Value::Mapping(Box::new(Mapping {
+                kind: m.kind.clone(),
+                pairs: pairs(items.into_iter()),
+            })),
+            Value::Deque(d) => Value::Deque(Box::new(Deque {
+                items,
+                maxlen: d.maxlen,
+            })),
+            Value::Object(o) => {
+                let mut items = items.into_iter();
+                let args = items.by_ref().take(o.args.len()).collect();
+                let kwargs = pairs(items.by_ref().take(o.kwargs.len() * 2));
+                let state = match o.state {
+                    Some(_) => items.next(),
+                    None => None,
+                };
+                let list = items.by_ref().take(o.items.len()).collect();
+                let dict_items = pairs(items);
+                Value::Object(Box::new(Object {
+                    class: o.class.clone(),
+                    construct: o.construct,
+                    args,
+                    kwargs,
+                    state,
+                    items: list,
+                    dict_items,
+                }))
+            }
+            leaf => leaf.clone_leaf(),
+        }
+    }
+
+    /// Equality of everything but the children, which must then compare equal
+    /// one by one ([`Value::child`] yields as many on both sides).
+    fn shallow_eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::None, Value::None) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::BigInt(a), Value::BigInt(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Bytes(a), Value::Bytes(b))
+            | (Value::ByteArray(a), Value::ByteArray(b))
+            | (Value::SurrogateStr(a), Value::SurrogateStr(b)) => a == b,
+            (Value::Complex { re: a, im: b }, Value::Complex { re: c, im: d }) => a == c && b == d,
+            (
+                Value::Range {
+                    start: a,
+                    stop: b,
+                    step: c,
+                },
+                Value::Range {
+                    start: d,
+                    stop: e,
+                    step: f,
+                },
+            ) => (a, b, c) == (d, e, f),
+            (Value::Decimal(a), Value::Decimal(b)) => a == b,
+            (Value::DateTime(a), Value::DateTime(b)) => a == b,
+            (Value::Date(a), Value::Date(b)) => a == b,
+            (Value::Time(a), Value::Time(b)) => a == b,
+            (Value::TimeDelta(a), Value::TimeDelta(b)) => a == b,
+            (Value::TimeZone(a), Value::TimeZone(b)) => a == b,
+            (Value::NdArray(a), Value::NdArray(b)) => a == b,
+            (Value::NumpyScalar(a), Value::NumpyScalar(b)) => a == b,
+            (Value::Global(a), Value::Global(b)) => a == b,
+            (Value::List(a), Value::List(b))
+            | (Value::Tuple(a), Value::Tuple(b))
+            | (Value::Set(a), Value::Set(b))
+            | (Value::FrozenSet(a), Value::FrozenSet(b)) => a.len() == b.len(),
+            (Value::Dict(a), Value::Dict(b)) => a.len() == b.len(),
+            (Value::Mapping(a), Value::Mapping(b)) => {
+                a.kind == b.kind && a.pairs.len() == b.pairs.len()
+            }
+            (Value::Deque(a), Value::Deque(b)) => {
+                a.maxlen == b.maxlen && a.items.len() == b.items.len()
+            }
+            (Value::Object(a), Value::Object(b)) => {
+                a.class == b.class
+                    && a.construct == b.construct
+                    && a.args.len() == b.args.len()
+                    && a.kwargs.len() == b.kwargs.len()
+                    && a.state.is_some() == b.state.is_some()
+                    && a.items.len() == b.items.len()
+                    && a.dict_items.len() == b.dict_items.len()
+            }
+            _ => false,
         }
     }
 }
