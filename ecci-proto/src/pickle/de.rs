@@ -593,6 +593,7 @@ fn big_out_of_range(big: &BigInt, what: &str) -> ValueError {
 fn float(value: &Value, what: &str) -> Result<f64, ValueError> {
     match value {
         Value::NumpyScalar(s) => float(&s.to_value(), what),
+        Value::TimeDelta(_) => float(&value.clone().into_plain(), what),
         // `Decimal` to float, as Python's float(Decimal) (nearest).
         Value::Decimal(d) => d
             .as_str()

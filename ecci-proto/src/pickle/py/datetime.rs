@@ -500,6 +500,31 @@ mod chrono_impls {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "chrono")]
+    #[test]
+    fn chrono_round_trips() {
+        use chrono::TimeZone as _;
+        let offset = chrono::FixedOffset::east_opt(7200).expect("offset");
+        let when = offset
+            .with_ymd_and_hms(2026, 12, 2, 7, 30, 15)
+            .single()
+            .expect("a time");
+        let dt = DateTime::from(when);
+        assert_eq!(dt.isoformat(), "2026-12-02T07:30:15+02:00");
+        assert_eq!(dt.to_chrono(), Some(when));
+        let naive = when.naive_local();
+        assert_eq!(DateTime::from(naive).to_naive(), naive);
+        let delta = TimeDelta {
+            days: -1,
+            seconds: 5,
+            microseconds: 7,
+        };
+        assert_eq!(
+            chrono::TimeDelta::from(delta),
+            chrono::TimeDelta::microseconds(-86_400_000_000 + 5_000_007)
+        );
+    }
+
     #[test]
     fn offsets_format_as_python() {
         let d = |s: i64| TimeDelta::from_microseconds(s * 1_000_000).unwrap();

@@ -672,3 +672,50 @@ mod tests {
         assert_eq!(Scalar::from_code("O8"), None);
     }
 }
+
+#[cfg(feature = "ndarray")]
+mod ndarray_impls {
+    //! Conversions to and from `ndarray::ArrayD<T>` (feature `ndarray`).
+
+    use super::{ByteOrder, DType, Element, NdArray, Order};
+    use ndarray::{ArrayD, IxDyn, ShapeBuilder};
+
+    impl NdArray {
+        /// The array as an `ndarray::ArrayD<T>` with the same shape and layout
+        /// (feature `ndarray`), or `None` when `T` is not the element type.
+        ///
+        /// ```
+        /// use ecci_proto::pickle::{ByteOrder, DType, NdArray, Order, Scalar};
+        /// let a = NdArray::new(DType::new(Scalar::U16, ByteOrder::Big), vec![2, 2], Order::F, vec![0, 1, 0, 2, 0, 3, 0, 4])?;
+        /// let nd = a.to_ndarray::<u16>().unwrap();
+        /// assert_eq!(nd[[0, 1]], 3); // column-major: (0,0)=1, (1,0)=2, (0,1)=3
+        /// assert_eq!(NdArray::from(nd.clone()).to_ndarray::<u16>(), Some(nd));
+        /// # Ok::<(), ecci_proto::pickle::NdArrayError>(())
+        /// ```
+        pub fn to_ndarray<T: Element>(&self) -> Option<ArrayD<T>> {
+            let items = self.to_vec::<T>()?;
+            let shape = IxDyn(self.shape());
+            let shape = match self.order() {
+                Order::C => shape.into_shape_with_order(),
+                Order::F => shape.f(),
+            };
+            ArrayD::from_shape_vec(shape, items).ok()
+        }
+    }
+
+    /// A C-order, little-endian array of the same shape and elements.
+    impl<T: Element> From<ArrayD<T>> for NdArray {
+        fn from(a: ArrayD<T>) -> Self {
+            let mut data = Vec::with_capacity(a.len() * T::SCALAR.size());
+            for &x in a.iter() {
+                x.write_le(&mut data);
+            }
+            NdArray {
+                dtype: DType::new(T::SCALAR, ByteOrder::Little),
+                shape: a.shape().to_vec(),
+                order: Order::C,
+                data: data.into(),
+            }
+        }
+    }
+}
