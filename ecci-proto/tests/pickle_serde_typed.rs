@@ -58,7 +58,7 @@ fn scalars_decimals_and_datetimes_read_as_plain_rust_types() {
     let (_, v) = vector("np_int64.np1.p2");
     assert_eq!(from_value::<i64>(v).expect("i64"), -7);
     let (_, v) = vector("np_bool.np2.p5");
-    assert_eq!(from_value::<bool>(v).expect("bool"), true);
+    assert!(from_value::<bool>(v).expect("bool"));
     let (_, v) = vector("decimal.np2.p4");
     assert_eq!(from_value::<String>(v.clone()).expect("str"), "1.10");
     assert_eq!(from_value::<f64>(v).expect("f64"), 1.1);
