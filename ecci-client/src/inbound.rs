@@ -189,7 +189,11 @@ pub enum InboundError {
 /// use ecci_client::{ErrorEvent, InboundError};
 /// use ecci_proto::topic::AppTopic;
 /// let err = AppTopic::parse("not/an/ecci/topic").unwrap_err();
-/// let ev = ErrorEvent { topic: "not/an/ecci/topic".into(), error: InboundError::Topic(err) };
+/// let ev = ErrorEvent {
+///     topic: "not/an/ecci/topic".into(),
+///     payload: bytes::Bytes::from_static(b"raw"),
+///     error: InboundError::Topic(err),
+/// };
 /// assert_eq!(ev.to_string(), "message on \"not/an/ecci/topic\" rejected");
 /// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -197,6 +201,13 @@ pub enum InboundError {
 pub struct ErrorEvent {
     /// The topic of the message concerned.
     pub topic: String,
+    /// The raw payload of the message concerned, exactly as it arrived, so that
+    /// nothing is lost: a payload the decoder refused (say, under
+    /// [`ObjectPolicy::Refuse`](ecci_proto::pickle::ObjectPolicy)) can still be
+    /// kept, forwarded or decoded otherwise. Empty for an error about a message
+    /// the handshake had to send or a command it could not accept, and for a
+    /// message over the size limit (its bytes were skipped, never held).
+    pub payload: bytes::Bytes,
     /// What was wrong.
     #[source]
     pub error: InboundError,

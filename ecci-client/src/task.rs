@@ -230,7 +230,12 @@ impl Task {
                     self.me
                 );
                 bump(&self.counters.received);
-                self.report(topic, InboundError::TooLarge { size, max });
+                // Its bytes were skipped as they arrived, never held: no payload to carry.
+                self.report(
+                    topic,
+                    bytes::Bytes::new(),
+                    InboundError::TooLarge { size, max },
+                );
             }
             Event::Message(message) => self.on_message(message),
             _ => {}
@@ -242,14 +247,15 @@ impl Task {
         let topic = match AppTopic::parse(&message.topic) {
             Ok(topic) => topic,
             Err(e) => {
-                self.report(message.topic, InboundError::Topic(e));
+                self.report(message.topic, message.payload, InboundError::Topic(e));
                 return;
             }
         };
-        let envelope = match Envelope::from_pickle(&message.payload, &self.limits) {
+        // From the payload's `Bytes`: a numpy frame's pixels stay a view on it.
+        let envelope = match Envelope::from_bytes(&message.payload, &self.limits) {
             Ok(envelope) => envelope,
             Err(e) => {
-                self.report(message.topic, InboundError::Envelope(e));
+                self.report(message.topic, message.payload, InboundError::Envelope(e));
                 return;
             }
         };
@@ -270,7 +276,7 @@ impl Task {
                         };
                         put(&mut self.parked.files, &self.senders.files, inbound);
                     }
-                    Err(e) => self.report(message.topic, InboundError::File(e)),
+                    Err(e) => self.report(message.topic, message.payload, InboundError::File(e)),
                 }
             }
             MessageType::Cmd => {
@@ -306,13 +312,17 @@ impl Task {
         }
     }
 
-    /// Raises an error event; never waits.
-    fn report(&self, topic: String, error: InboundError) {
+    /// Raises an error event carrying the raw payload concerned; never waits.
+    fn report(&self, topic: String, payload: bytes::Bytes, error: InboundError) {
         bump(&self.counters.errors);
         if self
             .senders
             .errors
-            .try_send(ErrorEvent { topic, error })
+            .try_send(ErrorEvent {
+                topic,
+                payload,
+                error,
+            })
             .is_err()
         {
             bump(&self.counters.errors_dropped);
@@ -365,7 +375,11 @@ impl Task {
                 self.send(topic.to_string(), report.to_json());
             }
             Action::Unexpected(unexpected) => {
-                self.report(topic.to_owned(), InboundError::Readiness(unexpected));
+                self.report(
+                    topic.to_owned(),
+                    bytes::Bytes::new(),
+                    InboundError::Readiness(unexpected),
+                );
             }
             // Reflected in the status by `drive`.
             Action::Started | Action::ExitRequested => {}
@@ -377,7 +391,7 @@ impl Task {
             Message::new(topic.clone(), payload, QoS::ExactlyOnce).with_priority(Priority::Control);
         // The receipt is not awaited: a lost handshake message is made up for by retries.
         if let Err(e) = self.transport.try_publish(message) {
-            self.report(topic, InboundError::Queue(e));
+            self.report(topic, bytes::Bytes::new(), InboundError::Queue(e));
         }
     }
 }
