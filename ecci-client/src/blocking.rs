@@ -210,12 +210,12 @@ impl Client {
     /// # Errors
     ///
     /// As [`crate::Client::publish`].
-    pub fn publish_cmd<T: Serialize + ?Sized>(
+    pub fn publish_cmd(
         &self,
-        contents: &T,
+        command: impl Into<crate::Command>,
         targets: impl Into<Targets>,
     ) -> Result<Delivery, Error> {
-        let delivery = self.block_on(self.inner.client.publish_cmd(contents, targets))?;
+        let delivery = self.block_on(self.inner.client.publish_cmd(command, targets))?;
         Ok(Delivery {
             delivery,
             handle: self.handle(),

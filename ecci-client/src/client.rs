@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::Error;
+use crate::command::{Command, check_cmd_contents};
 use crate::files::Files;
 use crate::inbound::{ErrorEvent, Inbox, Received};
 use crate::publish::{Delivery, Targets};
@@ -93,6 +94,14 @@ pub struct ClientOptions {
     pub decode_limits: DecodeLimits,
     /// The pickle protocol written. Default 4 (what Python 3.8+ writes).
     pub protocol: Protocol,
+    /// The largest inbound MQTT packet of the client's own transport, in bytes. A larger
+    /// message is skipped as it arrives (never buffered) and becomes an [`ErrorEvent`]
+    /// naming its topic and size ([`InboundError::TooLarge`](crate::InboundError::TooLarge));
+    /// the connection and the messages after it are kept. Default 256 MiB, MQTT's largest
+    /// packet, as mosquitto and paho accept. A transport given to
+    /// [`ClientBuilder::transport`] keeps its own setting
+    /// ([`MqttConfig::max_inbound_packet`]).
+    pub max_inbound_packet: usize,
 }
 
 impl Default for ClientOptions {
@@ -107,6 +116,7 @@ impl Default for ClientOptions {
             files: ExchangeOptions::default(),
             decode_limits: DecodeLimits::default(),
             protocol: Protocol::default(),
+            max_inbound_packet: MqttConfig::new("", 0).max_inbound_packet,
         }
     }
 }
@@ -137,6 +147,10 @@ pub struct Status {
     pub handshake: Option<State>,
     /// For a controller: the targets that have not sent `ready` yet.
     pub waiting_for: Vec<ContainerName>,
+    /// How often the connection was lost (the transport reconnects by itself).
+    pub disconnects: u64,
+    /// Why the connection was last lost (also logged as a warning), if it ever was.
+    pub last_disconnect: Option<ecci_transport::ConnectionError>,
 }
 
 /// The client's counters (see [`Client::metrics`]).
@@ -244,10 +258,17 @@ impl ClientBuilder {
             options,
         } = self;
         let role = role(&config)?;
+        for warning in config.warnings() {
+            log::warn!("{}: {warning}", config.container_name());
+        }
         let owned = transport.is_none();
         let transport: Arc<dyn Transport> = match transport {
             Some(t) => t,
-            None => Arc::new(MqttTransport::start(mqtt_config(&config))),
+            None => {
+                let mut mqtt = mqtt_config(&config);
+                mqtt.max_inbound_packet = options.max_inbound_packet;
+                Arc::new(MqttTransport::start(mqtt))
+            }
         };
         let Some(mut events) = transport.take_events() else {
             return Err(Error::TransportInUse);
@@ -631,14 +652,26 @@ impl Client {
         self.publish_envelope(Envelope::data(value), targets).await
     }
 
-    /// Publishes `contents` as a command (`{'type': 'cmd', …}`) to `targets`, ahead of any
-    /// queued data ([`Priority::Control`]). By convention the contents are a dict with a
-    /// `'cmd'` key; see [`publish`](Self::publish) for the rest.
+    /// Publishes the command `{'cmd': name, …}` (`{'type': 'cmd', …}`) to `targets`:
+    /// a name (`publish_cmd("exit", …)`) or a [`Command`] with extra fields.
     ///
-    /// Because commands go first, a command can overtake data published before it that is
-    /// still queued (Python sends both in one order). When a command must follow data, as in
-    /// "data…, then `{'cmd': 'end'}`", await the data's [`Delivery`] first: once the broker
-    /// acknowledged the data, the command cannot overtake it.
+    /// Commands leave in publish order with the data to the same targets, as in Python:
+    /// "results…, then `exit`" reaches the receiver in that order. A
+    /// [`Command::urgent`] one jumps ahead of data still queued. See
+    /// [`publish`](Self::publish) for the rest.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: ecci_client::Client) -> Result<(), ecci_client::Error> {
+    /// use ecci_client::{Command, Targets};
+    /// for i in 0..500 {
+    ///     client.publish(&i, "worker").await?;
+    /// }
+    /// // Arrives after the 500 results.
+    /// client.publish_cmd("exit", "worker").await?.await?;
+    /// // Goes ahead of anything still queued.
+    /// client.publish_cmd(Command::new("pause").with("seconds", 5).urgent(), Targets::All).await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -647,21 +680,30 @@ impl Client {
     /// # Cancel safety
     ///
     /// As [`publish`](Self::publish).
-    pub async fn publish_cmd<T: Serialize + ?Sized>(
+    #[doc(alias = "publish_command")]
+    pub async fn publish_cmd(
         &self,
-        contents: &T,
+        command: impl Into<Command>,
         targets: impl Into<Targets>,
     ) -> Result<Delivery, Error> {
-        let value = to_value(contents).map_err(Error::Encode)?;
-        self.publish_envelope(Envelope::new(MessageType::Cmd, value), targets)
-            .await
+        let command = command.into();
+        let priority = if command.is_urgent() {
+            Priority::Control
+        } else {
+            Priority::Bulk
+        };
+        let envelope = Envelope::new(MessageType::Cmd, command.to_value());
+        self.publish_with(envelope, targets.into(), priority).await
     }
 
-    /// Publishes a ready-made envelope to `targets`; commands go ahead of data.
+    /// Publishes a ready-made envelope to `targets`, in publish order with the
+    /// application's other messages.
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish).
+    /// [`Error::CommandNotADict`] for a `'cmd'` envelope whose contents are not a dict
+    /// (a Python receiver dies on it; nothing is sent); otherwise as
+    /// [`publish`](Self::publish).
     ///
     /// # Cancel safety
     ///
@@ -671,15 +713,24 @@ impl Client {
         envelope: Envelope,
         targets: impl Into<Targets>,
     ) -> Result<Delivery, Error> {
+        self.publish_with(envelope, targets.into(), Priority::Bulk)
+            .await
+    }
+
+    async fn publish_with(
+        &self,
+        envelope: Envelope,
+        targets: Targets,
+        priority: Priority,
+    ) -> Result<Delivery, Error> {
+        if envelope.kind == MessageType::Cmd {
+            check_cmd_contents(&envelope.contents)?;
+        }
         let config = &self.inner.config;
-        let selected = select(config, targets.into())?;
+        let selected = select(config, targets)?;
         if *self.inner.shutdown.borrow() {
             return Err(Error::Closed);
         }
-        let priority = match envelope.kind {
-            MessageType::Cmd | MessageType::File => Priority::Control,
-            MessageType::Data => Priority::Bulk,
-        };
         let payload = bytes_of(envelope.to_pickle(self.inner.options.protocol));
         let mut parts = Vec::with_capacity(selected.len());
         for target in selected {

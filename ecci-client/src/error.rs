@@ -44,6 +44,16 @@ pub enum Error {
     /// A publish to all targets, but `ECCI_PUB_TARGETS` is empty.
     #[error("publish refused: no pub targets are configured")]
     NoPubTargets,
+    /// Command contents that are not a dict: the Python `Client` indexes `contents['cmd']`
+    /// catching only `KeyError`, so a string or a list would kill a Python receiver's
+    /// network thread. Nothing was sent. [`Command`](crate::Command) always builds a dict.
+    #[error(
+        "publish refused: command contents must be a dict like {{'cmd': name}}, not a {found} (a python receiver dies on it)"
+    )]
+    CommandNotADict {
+        /// The Python type of the contents given.
+        found: &'static str,
+    },
     /// The contents cannot be represented as a pickle value (e.g. a map with non-string
     /// keys that are not data).
     #[error("contents cannot be encoded as a pickle value")]

@@ -165,6 +165,18 @@ pub enum InboundError {
     /// A readiness command that does not fit this container's role or sender.
     #[error("readiness command refused")]
     Readiness(#[source] UnexpectedCommand),
+    /// A message larger than [`ClientOptions::max_inbound_packet`](crate::ClientOptions::max_inbound_packet):
+    /// skipped as it arrived (never buffered); the connection and the messages after it
+    /// were kept.
+    #[error(
+        "message of {size} bytes exceeds the maximum inbound packet size of {max} bytes; skipped"
+    )]
+    TooLarge {
+        /// The size of the MQTT packet, in bytes.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
     /// A readiness message could not be queued (the retry tick sends it again).
     #[error("readiness message could not be queued")]
     Queue(#[source] TryPublishError),

@@ -65,7 +65,7 @@
 //! assert_eq!(job.decode::<(String, u32)>()?, ("job".to_owned(), 42));
 //!
 //! // Commands are (sender, contents) pairs too; the handshake's own commands come first.
-//! ctrl.publish_cmd(&std::collections::BTreeMap::from([("cmd", "pause")]), "worker1").await?;
+//! ctrl.publish_cmd("pause", "worker1").await?;
 //! loop {
 //!     let cmd = worker.recv_cmd().await?;
 //!     if cmd.contents.cmd_name() == Some("pause") {
@@ -85,6 +85,7 @@
 
 pub mod blocking;
 mod client;
+mod command;
 mod error;
 mod files;
 mod inbound;
@@ -92,6 +93,7 @@ mod publish;
 mod task;
 
 pub use client::{Client, ClientBuilder, ClientOptions, Metrics, Status, mqtt_config};
+pub use command::Command;
 pub use ecci_files::{FileOffer, FileSource, Offers, SendHandle, SendProgress, Sent};
 pub use error::Error;
 pub use files::Files;

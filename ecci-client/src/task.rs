@@ -32,6 +32,21 @@ use crate::inbound::{Contents, ErrorEvent, InboundError, Received};
 use ecci_files::InboundFile;
 use ecci_proto::file::FileMessage;
 
+/// An error and its sources, for the log: `a: b: c`.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// The sending ends of the inbound queues.
 pub(crate) struct Senders {
     pub(crate) data: mpsc::Sender<Received>,
@@ -190,9 +205,32 @@ impl Task {
                 // started, and the transport makes them again before every later Connected.
                 self.drive(HandshakeEvent::Connected, "");
             }
-            Event::Disconnected(_) => {
-                self.status
-                    .send_if_modified(|s| std::mem::replace(&mut s.connected, false));
+            Event::Disconnected(reason) => {
+                log::warn!(
+                    "{}: disconnected from the broker: {}; reconnecting",
+                    self.me,
+                    Chain(&reason)
+                );
+                self.status.send_modify(|s| {
+                    s.connected = false;
+                    s.disconnects += 1;
+                    s.last_disconnect = Some(reason);
+                });
+            }
+            Event::ConnectFailed(reason) => {
+                log::warn!(
+                    "{}: cannot connect to the broker: {}; retrying",
+                    self.me,
+                    Chain(&reason)
+                );
+            }
+            Event::TooLarge { topic, size, max } => {
+                log::warn!(
+                    "{}: skipped a message of {size} bytes on {topic:?} (maximum {max})",
+                    self.me
+                );
+                bump(&self.counters.received);
+                self.report(topic, InboundError::TooLarge { size, max });
             }
             Event::Message(message) => self.on_message(message),
             _ => {}
@@ -289,12 +327,12 @@ impl Task {
         };
         let actions = readiness.handle(event);
         let status = Status {
-            connected: self.status.borrow().connected,
             started: readiness.is_started(),
             exit_requested: readiness.exit_requested(),
             closed: false,
             handshake: Some(readiness.state()),
             waiting_for: readiness.pending().cloned().collect(),
+            ..self.status.borrow().clone()
         };
         for action in actions {
             self.execute(action, topic);

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,10 +51,7 @@ fn python_style_controller_and_component() {
         squares.push(reply.decode::<i64>().unwrap());
     }
     assert_eq!(squares, [4, 9, 16]);
-    g.publish_cmd(&BTreeMap::from([("cmd", "exit")]), "c1")
-        .unwrap()
-        .wait()
-        .unwrap();
+    g.publish_cmd("exit", "c1").unwrap().wait().unwrap();
     assert_eq!(worker.join().unwrap().unwrap(), [2, 3, 4]);
 
     // The controller heard the component's `ready` among its commands.

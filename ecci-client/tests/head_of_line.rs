@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
@@ -37,8 +36,7 @@ async fn a_full_data_queue_does_not_block_the_start() {
     worker.wait_started(Duration::from_secs(5)).await.unwrap();
 
     // A plain command from the peer overtakes the unread data too.
-    let pause = BTreeMap::from([("cmd", "pause")]);
-    peer.publish_cmd(&pause, "worker")
+    peer.publish_cmd("pause", "worker")
         .await
         .unwrap()
         .await

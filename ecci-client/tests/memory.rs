@@ -24,10 +24,6 @@ struct Job {
     payload: ecci_proto::pickle::Bytes,
 }
 
-fn cmd(name: &str) -> BTreeMap<&str, &str> {
-    BTreeMap::from([("cmd", name)])
-}
-
 #[tokio::test(start_paused = true)]
 async fn data_and_commands_both_ways_with_sender() {
     let hub = Hub::new();
@@ -58,18 +54,14 @@ async fn data_and_commands_both_ways_with_sender() {
         ("reply".into(), 1.5)
     );
 
-    a.publish_cmd(&cmd("pause"), "bob")
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    a.publish_cmd("pause", "bob").await.unwrap().await.unwrap();
     let got = b.recv_cmd().await.unwrap();
     assert_eq!(
         (got.sender().as_str(), got.contents.cmd_name()),
         ("alice", Some("pause"))
     );
 
-    b.publish_cmd(&cmd("resume"), None::<&str>)
+    b.publish_cmd("resume", None::<&str>)
         .await
         .unwrap()
         .await
@@ -193,10 +185,7 @@ async fn refused_targets_name_the_known_ones() {
         Some("no pub target starts with \"nobody\"; known targets: worker1, store")
     );
     // An empty list selects every target, as Python's falsy `targets=[]` does.
-    let all = c
-        .publish_cmd(&cmd("x"), Vec::<String>::new())
-        .await
-        .unwrap();
+    let all = c.publish_cmd("x", Vec::<String>::new()).await.unwrap();
     assert_eq!(all.targets().len(), 2);
 
     let (lonely, _) = on_hub(&hub, plain("lonely", "b1", &[])).await;
@@ -486,11 +475,7 @@ async fn exit_command_is_observable() {
         let c1 = c1.clone();
         tokio::spawn(async move { c1.exit_requested().await })
     };
-    g.publish_cmd(&cmd("exit"), "c1")
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    g.publish_cmd("exit", "c1").await.unwrap().await.unwrap();
     tokio::time::timeout(WAIT, waiter)
         .await
         .unwrap()
@@ -703,13 +688,13 @@ async fn readiness_commands_from_strangers_are_error_events() {
     )
     .await;
     stranger
-        .publish_cmd(&cmd("ready"), "g")
+        .publish_cmd("ready", "g")
         .await
         .unwrap()
         .await
         .unwrap();
     stranger
-        .publish_cmd(&cmd("start"), "c1")
+        .publish_cmd("start", "c1")
         .await
         .unwrap()
         .await

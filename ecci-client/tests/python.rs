@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::WAIT;
 use common::mosquitto::{app_id, broker, config};
 use common::python::{self, Peer};
-use ecci_client::{Client, InboundError, Targets};
+use ecci_client::{Client, Command, InboundError, Targets};
 use ecci_proto::config::AppType;
 use ecci_proto::envelope::EnvelopeError;
 use ecci_proto::pickle::{Bytes, Value};
@@ -118,12 +118,7 @@ async fn python_peer_exchanges_data_and_commands_both_ways() {
         .unwrap();
     assert_eq!(echo.decode::<Echo<Job>>().unwrap(), Echo { echo: job });
 
-    #[derive(Serialize)]
-    struct Ping {
-        cmd: &'static str,
-        k: i32,
-    }
-    rust.publish_cmd(&Ping { cmd: "ping", k: 1 }, "py")
+    rust.publish_cmd(Command::new("ping").with("k", 1), "py")
         .await
         .unwrap()
         .await
@@ -139,11 +134,7 @@ async fn python_peer_exchanges_data_and_commands_both_ways() {
         Some(&Value::from(1))
     );
 
-    rust.publish_cmd(&std::collections::BTreeMap::from([("cmd", "quit")]), "py")
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    rust.publish_cmd("quit", "py").await.unwrap().await.unwrap();
     py.until("QUIT").await;
     py.exits_cleanly().await;
     assert_eq!(rust.metrics().errors, 2);
@@ -244,14 +235,11 @@ async fn python_component_of_a_rust_controller() {
     assert_eq!(m.sender(), "pyc");
     assert_eq!(m.contents.value().get("started"), Some(&Value::Bool(true)));
 
-    ctrl.publish_cmd(
-        &std::collections::BTreeMap::from([("cmd", "exit")]),
-        Targets::All,
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    ctrl.publish_cmd("exit", Targets::All)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     py.until("EXIT").await;
     py.exits_cleanly().await;
     tokio::time::timeout(WAIT, rc.exit_requested())

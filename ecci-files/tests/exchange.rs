@@ -235,11 +235,15 @@ impl Platform {
         )
         .await
         .unwrap();
-        let edge_fm = LocalFileManager::start_local(
+        let edge_fm = LocalFileManager::start(
             mqtt(&edge),
             APP.parse().unwrap(),
             b("edge1"),
-            dirs.1.path(),
+            Backend::Local(LocalStore::start(dirs.1.path()).await.unwrap()),
+            FileManagerOptions {
+                mode: ContainerType::Edge,
+                ..FileManagerOptions::default()
+            },
         )
         .await
         .unwrap();
@@ -280,13 +284,14 @@ impl Platform {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cloud_file_to_two_targets_on_two_brokers() {
+async fn cloud_file_to_three_targets_on_two_brokers() {
     let platform = Platform::start("cloud2").await;
     let sender = platform
         .container("sender", "cloud", Some(ContainerType::Cloud))
         .await;
     let r1 = platform.container("r1", "cloud", None).await;
     let r2 = platform.container("r2", "edge1", None).await;
+    let r3 = platform.container("r3", "edge1", None).await;
     let work = TempDir::new("cloud2-work");
     let bytes = data(3 * 1024 * 1024 + 17, 7);
     let src = work.path().join("src.bin");
@@ -297,7 +302,11 @@ async fn cloud_file_to_two_targets_on_two_brokers() {
         .send(
             FileSource::Path(src.clone()),
             "model.bin",
-            vec![target("r1", "cloud"), target("r2", "edge1")],
+            vec![
+                target("r1", "cloud"),
+                target("r2", "edge1"),
+                target("r3", "edge1"),
+            ],
         )
         .unwrap();
     let progress = handle.progress();
@@ -307,7 +316,7 @@ async fn cloud_file_to_two_targets_on_two_brokers() {
     assert_eq!(progress.borrow().upload.done, bytes.len() as u64);
     assert_eq!(progress.borrow().stores_done, 1);
 
-    for (r, dir) in [(&r1, "r1"), (&r2, "r2")] {
+    for (r, dir) in [(&r1, "r1"), (&r2, "r2"), (&r3, "r3")] {
         let offer = r.offer().await;
         assert_eq!(offer.file_name, "model.bin");
         assert_eq!(offer.sender, "fileManager");
@@ -317,10 +326,18 @@ async fn cloud_file_to_two_targets_on_two_brokers() {
         let path = offer.download_into(out.path()).await.unwrap();
         assert_eq!(std::fs::read(path).unwrap(), bytes);
     }
-    // The edge receiver got the object from its own broker's store: the edge
-    // plugin copied it from the cloud store before offering it.
+    // The edge receivers got the object from their own broker's store: the
+    // cloud plugin relayed one resTransfer for the two of them (wire.md §6 step
+    // 5) and the edge plugin copied the object once before offering it.
     let edge_copy = platform.edge_store().object_path(APP, "model.bin").unwrap();
     assert_eq!(std::fs::read(edge_copy).unwrap(), bytes);
+    let edge_puts = platform
+        .edge_store()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .count();
+    assert_eq!(edge_puts, 1, "one relay copy for two targets");
     let cloud_puts = platform
         .cloud_store()
         .requests()
@@ -331,6 +348,34 @@ async fn cloud_file_to_two_targets_on_two_brokers() {
 
     sender.close().await;
     r1.close().await;
+    r2.close().await;
+    r3.close().await;
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_file_to_a_lone_target_on_another_broker_goes_directly() {
+    let platform = Platform::start("cloud1").await;
+    let sender = platform
+        .container("sender", "cloud", Some(ContainerType::Cloud))
+        .await;
+    let r2 = platform.container("r2", "edge1", None).await;
+    let handle = sender
+        .exchange
+        .send(
+            FileSource::Object(Value::from("lone")),
+            "lone",
+            vec![target("r2", "edge1")],
+        )
+        .unwrap();
+    tokio::time::timeout(WAIT, handle).await.unwrap().unwrap();
+    let offer = r2.offer().await;
+    assert_eq!(offer.download_object().await.unwrap(), Value::from("lone"));
+    // No relay: the cloud plugin offered its own URL across the bridge, as the
+    // platform's plugin does for one target on a broker.
+    assert!(platform.edge_store().requests().is_empty());
+    assert_eq!(platform.edge_fm.stats().handled, 0);
+    sender.close().await;
     r2.close().await;
     platform.shutdown().await;
 }

@@ -169,7 +169,7 @@ impl LoggerConfig {
     ///     ("ECCI_LOCAL_BROKER_IP", "10.0.0.5"),
     ///     ("ECCI_LOCAL_BROKER_ID", "b1"),
     ///     ("ECCI_APP_ID", "app"),
-    ///     ("ECCI_CONTAINER_NAME", "edgeai_x_worker"),
+    ///     ("ECCI_CONTAINER_NAME", "worker"),
     ///     ("ECCI_AGENT_ID", "agent-3"),
     /// ];
     /// let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());

@@ -144,13 +144,13 @@ pub enum FileMessage {
     /// the object, then send `resTransfer` to these local containers.
     ///
     /// Written as `{'cmd': C, 'file_name': N[, 'getURL': G], 'target': [C, …][, 'sha256': H]}`
-    /// with `C` from `cmd`. The wire notes give only the `'target': [containers]`
-    /// part of this message and do not name its `cmd`, so reading is lenient:
-    /// any `reqTransfer` or `resTransfer` whose `target` is a list is this
-    /// relay, with or without a `getURL`, and `cmd` keeps which it was so that
-    /// it is written back as it came.
+    /// with `C` from `cmd`. The platform's plugin writes `resTransfer` (wire.md
+    /// §6 step 5; its edge side treats a `reqTransfer` as a sender's request and
+    /// dies on the list). Reading is lenient: any `reqTransfer` or `resTransfer`
+    /// whose `target` is a list is this relay, with or without a `getURL`, and
+    /// `cmd` keeps which it was so that it is written back as it came.
     RelayTransfer {
-        /// The `cmd` it is written with; [`RelayCmd::ReqTransfer`] by default.
+        /// The `cmd` it is written with; [`RelayCmd::ResTransfer`] by default.
         cmd: RelayCmd,
         /// The object's name.
         file_name: String,
@@ -174,20 +174,21 @@ pub enum FileMessage {
 
 /// The `cmd` of a [`FileMessage::RelayTransfer`].
 ///
-/// The default is `reqTransfer`: the cloud plugin forwards the sender's
-/// transfer request to the edge plugin. The wire notes do not name the relay's
-/// `cmd`, and both spellings are read.
+/// The default is `resTransfer`, what the platform's cloud plugin sends to an
+/// edge plugin (wire.md §6 step 5). `reqTransfer` is still read, from older
+/// ecci-rs relays, but never written by default: the real edge plugin takes it
+/// for a sender's request and dies.
 ///
 /// ```
 /// use ecci_proto::file::RelayCmd;
-/// assert_eq!(RelayCmd::default().as_str(), "reqTransfer");
+/// assert_eq!(RelayCmd::default().as_str(), "resTransfer");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum RelayCmd {
-    /// `reqTransfer`: the transfer request, forwarded.
-    #[default]
+    /// `reqTransfer`: how older ecci-rs relays wrote it; read, not written by default.
     ReqTransfer,
-    /// `resTransfer`: the reply a container would get, addressed to a plugin.
+    /// `resTransfer`: the relay as the platform's plugin writes it.
+    #[default]
     ResTransfer,
 }
 

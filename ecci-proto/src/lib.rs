@@ -28,7 +28,7 @@
 //!     ("ECCI_LOCAL_BROKER_IP", "127.0.0.1"),
 //!     ("ECCI_LOCAL_BROKER_ID", "b1"),
 //!     ("ECCI_APP_ID", "app"),
-//!     ("ECCI_CONTAINER_NAME", "edgeai_x1_sender"),
+//!     ("ECCI_CONTAINER_NAME", "sender"),
 //!     ("ECCI_PUB_TARGETS", "{'worker1': 'b1', \"worker2\": 'b2',}"),
 //! ];
 //! let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());

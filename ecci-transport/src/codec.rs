@@ -9,6 +9,10 @@ use crate::types::QoS;
 /// The largest MQTT remaining length (MQTT 3.1.1 §2.2.3).
 const MAX_REMAINING: usize = 268_435_455;
 
+/// The largest MQTT packet: the largest remaining length behind a 5-byte fixed header
+/// (256 MiB; what mosquitto and paho accept by default).
+pub(crate) const MAX_PACKET: usize = MAX_REMAINING + 5;
+
 pub(crate) fn to_wire(qos: QoS) -> mqttbytes::QoS {
     match qos {
         QoS::AtMostOnce => mqttbytes::QoS::AtMostOnce,
@@ -69,6 +73,53 @@ pub(crate) fn decode(buf: &mut BytesMut, max: usize) -> Result<Decoded, String> 
     }
 }
 
+/// The fixed header at the start of `buf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// The first byte: packet type and flags.
+    pub(crate) byte0: u8,
+    /// The length of the fixed header (2 to 5 bytes).
+    pub(crate) len: usize,
+    /// The remaining length: the bytes after the fixed header.
+    pub(crate) remaining: usize,
+}
+
+impl Header {
+    /// The whole packet's size.
+    pub(crate) fn size(&self) -> usize {
+        self.len + self.remaining
+    }
+
+    /// Whether it is a PUBLISH.
+    pub(crate) fn is_publish(&self) -> bool {
+        self.byte0 >> 4 == 3
+    }
+}
+
+/// Reads the fixed header at the start of `buf` without consuming anything: `None` while
+/// it is incomplete; an error when the remaining length is malformed (more than 4 bytes).
+/// Lets the reader see a packet's size before any of its body arrived.
+pub(crate) fn peek_header(buf: &[u8]) -> Result<Option<Header>, String> {
+    let Some(&byte0) = buf.first() else {
+        return Ok(None);
+    };
+    let mut remaining = 0usize;
+    for (i, &b) in buf[1..].iter().take(4).enumerate() {
+        remaining |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(Some(Header {
+                byte0,
+                len: i + 2,
+                remaining,
+            }));
+        }
+    }
+    if buf.len() >= 5 {
+        return Err("malformed remaining length (more than 4 bytes)".to_owned());
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +155,35 @@ mod tests {
             let qos = QoS::from_u8(qos).unwrap_or(QoS::AtMostOnce);
             check(&topic, qos, payload);
         }
+    }
+
+    #[test]
+    fn headers_are_read_before_the_body() {
+        for payload in [0usize, 100, 20_000, 3_000_000] {
+            let mut buf = BytesMut::new();
+            let mut p = Publish::from_bytes(
+                "t/x",
+                to_wire(QoS::ExactlyOnce),
+                Bytes::from(vec![1u8; payload]),
+            );
+            p.pkid = 9;
+            encode(&Packet::Publish(p), &mut buf).unwrap();
+            let whole = buf.len();
+            let header = peek_header(&buf[..6]).unwrap().unwrap();
+            assert!(header.is_publish());
+            assert_eq!(header.size(), whole);
+            assert_eq!(
+                header.size(),
+                publish_size("t/x", QoS::ExactlyOnce, payload)
+            );
+        }
+        assert_eq!(peek_header(&[]), Ok(None));
+        assert_eq!(peek_header(&[0x30, 0x80]), Ok(None));
+        assert!(peek_header(&[0x30, 0xff, 0xff, 0xff, 0xff]).is_err());
+        let max = peek_header(&[0x30, 0xff, 0xff, 0xff, 0x7f])
+            .unwrap()
+            .unwrap();
+        assert_eq!(max.size(), MAX_PACKET);
     }
 
     #[test]

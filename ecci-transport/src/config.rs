@@ -37,6 +37,7 @@ impl Default for BackoffConfig {
 /// let mut config = MqttConfig::new("127.0.0.1", 1883);
 /// config.credentials = Some(("user".into(), "secret".into()));
 /// assert_eq!(config.max_in_flight, 20);
+/// assert_eq!(config.max_inbound_packet, 268_435_460); // MQTT's largest packet: 256 MiB
 /// ```
 #[derive(Clone, PartialEq)]
 pub struct MqttConfig {
@@ -70,9 +71,23 @@ pub struct MqttConfig {
     /// Capacity of the event stream; when it is full the transport stops reading from the
     /// broker until there is room. Default 4096.
     pub event_queue: usize,
-    /// Largest MQTT packet sent or accepted, in bytes. Default 16 MiB + 64 KiB (mosquitto
-    /// accepts up to 256 MiB by default).
+    /// Payload bytes of inbound messages read and not yet taken from the event stream;
+    /// while they reach it, the transport stops reading from the broker until the consumer
+    /// takes some (backpressure, never a loss). With the message being read, the
+    /// transport holds at most this plus [`max_inbound_packet`](Self::max_inbound_packet)
+    /// of inbound payloads. Default 256 MiB.
+    pub event_queue_bytes: usize,
+    /// Largest MQTT packet sent, in bytes; a larger message is refused at once with
+    /// [`PublishError::TooLarge`](crate::PublishError::TooLarge). Default 256 MiB, MQTT's
+    /// largest packet, which mosquitto and paho accept (a raw 4K RGB frame is 24.9 MB).
     pub max_packet_size: usize,
+    /// Largest MQTT packet accepted from the broker, in bytes. A PUBLISH beyond it is not
+    /// kept: its bytes are skipped as they arrive (never buffered), it is acknowledged, and
+    /// an [`Event::TooLarge`](crate::Event::TooLarge) names its topic and size; the
+    /// connection and the messages after it are kept. Any other packet beyond it ends the
+    /// connection with a protocol error. Default 256 MiB, MQTT's largest packet: the
+    /// memory one inbound message can take.
+    pub max_inbound_packet: usize,
     /// TLS; `None` (the default): plain TCP.
     #[cfg(feature = "tls")]
     pub tls: Option<crate::TlsConfig>,
@@ -94,7 +109,9 @@ impl MqttConfig {
             control_queue: 256,
             bulk_queue: 4096,
             event_queue: 4096,
-            max_packet_size: 16 * 1024 * 1024 + 64 * 1024,
+            event_queue_bytes: 256 * 1024 * 1024,
+            max_packet_size: crate::codec::MAX_PACKET,
+            max_inbound_packet: crate::codec::MAX_PACKET,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -122,7 +139,9 @@ impl std::fmt::Debug for MqttConfig {
             .field("control_queue", &self.control_queue)
             .field("bulk_queue", &self.bulk_queue)
             .field("event_queue", &self.event_queue)
-            .field("max_packet_size", &self.max_packet_size);
+            .field("event_queue_bytes", &self.event_queue_bytes)
+            .field("max_packet_size", &self.max_packet_size)
+            .field("max_inbound_packet", &self.max_inbound_packet);
         #[cfg(feature = "tls")]
         f.field("tls", &self.tls);
         f.finish()

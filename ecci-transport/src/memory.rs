@@ -56,7 +56,7 @@ impl Default for MemoryConfig {
             clean_session: true,
             queue: 4096,
             max_in_flight: 20,
-            max_packet_size: 16 * 1024 * 1024 + 64 * 1024,
+            max_packet_size: crate::codec::MAX_PACKET,
         }
     }
 }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use rumqttc::mqttbytes::v4::{
     self, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, PubRel, SubscribeFilter,
     SubscribeReasonCode,
@@ -37,7 +37,7 @@ use crate::codec::{self, Decoded};
 use crate::config::MqttConfig;
 use crate::error::{ConnectionError, PublishError, SubscribeError, TryPublishError};
 use crate::error::{check_filter, check_topic};
-use crate::types::{Event, Events, Message, Metrics, Priority, QoS, Receipt};
+use crate::types::{ByteBudget, Event, Events, Message, Metrics, Priority, QoS, Receipt};
 
 type Reply = oneshot::Sender<Result<(), PublishError>>;
 type SubReply = oneshot::Sender<Result<(), SubscribeError>>;
@@ -85,6 +85,7 @@ struct Counters {
     dropped: AtomicU64,
     acknowledged: AtomicU64,
     received: AtomicU64,
+    too_large: AtomicU64,
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
 }
@@ -143,7 +144,9 @@ impl MqttTransport {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
         let max_packet_size = config.max_packet_size;
+        let budget = Arc::new(ByteBudget::new(config.event_queue_bytes));
         let driver = Driver {
+            budget: Arc::clone(&budget),
             max_in_flight: config.max_in_flight.clamp(1, MAX_IN_FLIGHT),
             config,
             control_rx,
@@ -168,7 +171,7 @@ impl MqttTransport {
             bulk_tx,
             cmd_tx,
             shutdown,
-            events: Mutex::new(Some(Events::new(events_rx))),
+            events: Mutex::new(Some(Events::new(events_rx, budget))),
             counters,
             max_packet_size,
             queue_caps: (control_cap, bulk_cap),
@@ -261,6 +264,7 @@ impl Transport for MqttTransport {
             dropped: load(&c.dropped),
             acknowledged: load(&c.acknowledged),
             received: load(&c.received),
+            too_large: load(&c.too_large),
             bytes_sent: load(&c.bytes_sent),
             bytes_received: load(&c.bytes_received),
         }
@@ -316,6 +320,16 @@ struct Conn {
     /// QoS 0 receipts, resolved once `written` reaches the offset.
     qos0: VecDeque<(u64, Reply)>,
     ping_outstanding: bool,
+    /// An inbound PUBLISH beyond the size limit whose bytes are being skipped.
+    skip: Option<Skip>,
+}
+
+/// What is left of an oversized inbound PUBLISH, and how to acknowledge it once skipped.
+#[derive(Debug)]
+struct Skip {
+    left: usize,
+    qos: QoS,
+    pkid: u16,
 }
 
 impl Conn {
@@ -359,6 +373,8 @@ struct Driver {
     incoming_qos2: HashSet<u16>,
     /// Events waiting for room in the event queue.
     stash: VecDeque<Event>,
+    /// Payload bytes read and not yet taken by the consumer.
+    budget: Arc<ByteBudget>,
 }
 
 async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
@@ -458,6 +474,7 @@ impl Driver {
             written: 0,
             qos0: VecDeque::new(),
             ping_outstanding: false,
+            skip: None,
         };
         let end = match self.on_connect(&mut conn, session_present) {
             Err(e) => End::Lost(e),
@@ -470,7 +487,9 @@ impl Driver {
                     self.flush_stash();
                     let can_take = self.in_flight.len() < self.max_in_flight
                         && conn.wbuf.len() < WRITE_HIGH_WATER;
-                    let can_read = self.stash.len() < STASH_MAX;
+                    // Nobody takes events any more: nothing to hold back for.
+                    let bytes_full = self.budget.full() && !events_tx.is_closed();
+                    let can_read = self.stash.len() < STASH_MAX && !bytes_full;
                     if rbuf.capacity() - rbuf.len() < 8 * 1024 {
                         rbuf.reserve(64 * 1024);
                     }
@@ -501,6 +520,8 @@ impl Driver {
                             self.send_stashed(permit.ok());
                             Ok(())
                         }
+                        // The consumer took enough bytes: read again.
+                        () = self.budget.room(), if bytes_full => Ok(()),
                         cmd = self.cmd_rx.recv() => match cmd {
                             Some(cmd) => self.command_online(cmd, &mut conn).map_err(End::Lost),
                             None => Err(End::Shutdown),
@@ -813,17 +834,109 @@ impl Driver {
         Ok(())
     }
 
-    /// Handles every whole packet in `rbuf`.
+    /// Handles every whole packet in `rbuf`, and skips the bytes of an oversized PUBLISH
+    /// as they arrive.
     fn incoming(&mut self, rbuf: &mut BytesMut, conn: &mut Conn) -> Result<(), End> {
         loop {
-            match codec::decode(rbuf, self.config.max_packet_size) {
-                Ok(Decoded::Packet(packet)) => self.packet(packet, conn).map_err(End::Lost)?,
-                Ok(Decoded::NeedMore(n)) => {
-                    rbuf.reserve(n);
+            if let Some(skip) = &mut conn.skip {
+                let n = skip.left.min(rbuf.len());
+                rbuf.advance(n);
+                skip.left -= n;
+                if skip.left > 0 {
                     return Ok(());
                 }
-                Err(e) => return Err(End::Lost(ConnectionError::Protocol(e))),
+                if let Some(skip) = conn.skip.take() {
+                    self.ack_inbound(skip.qos, skip.pkid, conn)
+                        .map_err(End::Lost)?;
+                }
+                continue;
             }
+            let header =
+                codec::peek_header(rbuf).map_err(|e| End::Lost(ConnectionError::Protocol(e)))?;
+            match header {
+                None => return Ok(()),
+                Some(header) if header.size() > self.config.max_inbound_packet => {
+                    if !self.oversized(header, rbuf, conn).map_err(End::Lost)? {
+                        return Ok(());
+                    }
+                }
+                Some(_) => match codec::decode(rbuf, self.config.max_inbound_packet) {
+                    Ok(Decoded::Packet(packet)) => {
+                        self.packet(packet, conn).map_err(End::Lost)?;
+                    }
+                    Ok(Decoded::NeedMore(n)) => {
+                        rbuf.reserve(n);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(End::Lost(ConnectionError::Protocol(e))),
+                },
+            }
+        }
+    }
+
+    /// Starts skipping an inbound packet beyond the size limit once its topic and packet
+    /// id are in `rbuf` (at most 64 KiB); `false` while they are not. Only a PUBLISH can
+    /// be skipped: the broker sends nothing else that large, and anything else that large
+    /// is a protocol error.
+    fn oversized(
+        &mut self,
+        header: codec::Header,
+        rbuf: &mut BytesMut,
+        conn: &mut Conn,
+    ) -> Result<bool, ConnectionError> {
+        let max = self.config.max_inbound_packet;
+        let size = header.size();
+        if !header.is_publish() {
+            return Err(ConnectionError::Protocol(format!(
+                "packet of type {} and {size} bytes exceeds the maximum inbound packet size of {max} bytes",
+                header.byte0 >> 4
+            )));
+        }
+        let Some(qos) = QoS::from_u8((header.byte0 >> 1) & 3) else {
+            return Err(ConnectionError::Protocol("publish with qos 3".to_owned()));
+        };
+        let Some(len) = rbuf.get(header.len..header.len + 2) else {
+            rbuf.reserve(header.len + 2);
+            return Ok(false);
+        };
+        let topic_len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        let id_len = if qos == QoS::AtMostOnce { 0 } else { 2 };
+        let start = header.len + 2 + topic_len + id_len;
+        if start > size {
+            return Err(ConnectionError::Protocol(format!(
+                "publish of {size} bytes with a topic of {topic_len} bytes"
+            )));
+        }
+        if rbuf.len() < start {
+            rbuf.reserve(start - rbuf.len());
+            return Ok(false);
+        }
+        let topic_end = header.len + 2 + topic_len;
+        let topic = String::from_utf8_lossy(&rbuf[header.len + 2..topic_end]).into_owned();
+        let pkid = match qos {
+            QoS::AtMostOnce => 0,
+            _ => u16::from_be_bytes([rbuf[topic_end], rbuf[topic_end + 1]]),
+        };
+        rbuf.advance(start);
+        // A QoS 2 message sent again before we acknowledged it is reported once.
+        if qos != QoS::ExactlyOnce || self.incoming_qos2.insert(pkid) {
+            bump(&self.counters.too_large, 1);
+            self.stash.push_back(Event::TooLarge { topic, size, max });
+        }
+        conn.skip = Some(Skip {
+            left: size - start,
+            qos,
+            pkid,
+        });
+        Ok(true)
+    }
+
+    /// Acknowledges an inbound PUBLISH as its QoS asks.
+    fn ack_inbound(&mut self, qos: QoS, pkid: u16, conn: &mut Conn) -> Result<(), ConnectionError> {
+        match qos {
+            QoS::AtMostOnce => Ok(()),
+            QoS::AtLeastOnce => conn.put(&Packet::PubAck(PubAck::new(pkid))),
+            QoS::ExactlyOnce => conn.put(&Packet::PubRec(PubRec::new(pkid))),
         }
     }
 
@@ -835,6 +948,7 @@ impl Driver {
                 let fresh = qos != QoS::ExactlyOnce || self.incoming_qos2.insert(pkid);
                 if fresh {
                     bump(&self.counters.received, 1);
+                    self.budget.add(p.payload.len());
                     self.stash.push_back(Event::Message(Message {
                         topic: p.topic,
                         payload: p.payload,
@@ -843,11 +957,7 @@ impl Driver {
                         priority: Priority::Bulk,
                     }));
                 }
-                match qos {
-                    QoS::AtMostOnce => {}
-                    QoS::AtLeastOnce => conn.put(&Packet::PubAck(PubAck::new(pkid)))?,
-                    QoS::ExactlyOnce => conn.put(&Packet::PubRec(PubRec::new(pkid)))?,
-                }
+                self.ack_inbound(qos, pkid, conn)?;
             }
             Packet::PubAck(PubAck { pkid }) | Packet::PubComp(PubComp { pkid }) => {
                 if let Some(entry) = self.in_flight.remove(&pkid) {
@@ -1037,7 +1147,7 @@ where
         stream.write_all(&buf).await?;
         let mut rbuf = BytesMut::with_capacity(64 * 1024);
         loop {
-            match codec::decode(&mut rbuf, config.max_packet_size)
+            match codec::decode(&mut rbuf, config.max_inbound_packet)
                 .map_err(ConnectionError::Protocol)?
             {
                 Decoded::Packet(Packet::ConnAck(ack)) => {

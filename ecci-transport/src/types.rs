@@ -4,8 +4,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::error::{ConnectionError, PublishError};
 
@@ -41,13 +44,16 @@ impl QoS {
 
 /// Which outgoing queue a message waits in.
 ///
-/// Control messages always leave before bulk ones, so a command or a file-transfer control
-/// message is never stuck behind a backlog of data or logs. Local only: it is not on the wire.
+/// Control messages always leave before bulk ones, so the SDK's handshake and file-transfer
+/// messages are never stuck behind a backlog of data or logs. Messages of one priority leave
+/// in the order they were queued: an application's data and commands share
+/// [`Priority::Bulk`] so that a receiver sees them in publish order, as with Python. Local
+/// only: it is not on the wire.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Priority {
-    /// Commands, readiness, file-transfer control.
+    /// The readiness handshake, file-transfer control, commands an application marks urgent.
     Control,
-    /// Application data and logs.
+    /// Application data and commands, logs.
     #[default]
     Bulk,
 }
@@ -141,6 +147,16 @@ pub enum Event {
     Connected,
     /// The connection was lost; the transport reconnects by itself.
     Disconnected(ConnectionError),
+    /// An inbound PUBLISH larger than [`MqttConfig::max_inbound_packet`](crate::MqttConfig::max_inbound_packet)
+    /// was skipped (and acknowledged); the connection and the messages after it are kept.
+    TooLarge {
+        /// Its topic.
+        topic: String,
+        /// The size of the PUBLISH packet, in bytes.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
     /// A connection attempt failed; the transport tries again after a delay. Reported for the
     /// first failure after a connection or start, and whenever the reason changes (so a
     /// broker that stays down does not flood the stream, but a wrong password is seen).
@@ -151,6 +167,48 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Events {
     rx: EventsRx,
+    budget: Option<Arc<ByteBudget>>,
+}
+
+/// The payload bytes of the messages a transport has read and its consumer has not taken
+/// yet; the transport stops reading from the broker while they reach the budget.
+#[derive(Debug)]
+pub(crate) struct ByteBudget {
+    held: AtomicUsize,
+    max: usize,
+    /// Woken when taking a message brings the bytes back under the budget.
+    room: Notify,
+}
+
+impl ByteBudget {
+    pub(crate) fn new(max: usize) -> ByteBudget {
+        ByteBudget {
+            held: AtomicUsize::new(0),
+            max: max.max(1),
+            room: Notify::new(),
+        }
+    }
+
+    pub(crate) fn add(&self, n: usize) {
+        self.held.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn take(&self, n: usize) {
+        let before = self.held.fetch_sub(n, Ordering::Relaxed);
+        if before >= self.max && before - n < self.max {
+            self.room.notify_one();
+        }
+    }
+
+    pub(crate) fn full(&self) -> bool {
+        self.held.load(Ordering::Relaxed) >= self.max
+    }
+
+    /// Resolves once a taken message brought the bytes under the budget (or at once, if
+    /// that happened since the last call).
+    pub(crate) async fn room(&self) {
+        self.room.notified().await;
+    }
 }
 
 #[derive(Debug)]
@@ -164,9 +222,10 @@ enum EventsRx {
 }
 
 impl Events {
-    pub(crate) fn new(rx: mpsc::Receiver<Event>) -> Events {
+    pub(crate) fn new(rx: mpsc::Receiver<Event>, budget: Arc<ByteBudget>) -> Events {
         Events {
             rx: EventsRx::Bounded(rx),
+            budget: Some(budget),
         }
     }
 
@@ -174,7 +233,15 @@ impl Events {
     pub(crate) fn unbounded(rx: mpsc::UnboundedReceiver<Event>) -> Events {
         Events {
             rx: EventsRx::Unbounded(rx),
+            budget: None,
         }
+    }
+
+    fn taken(&self, event: Option<Event>) -> Option<Event> {
+        if let (Some(Event::Message(m)), Some(budget)) = (&event, &self.budget) {
+            budget.take(m.payload.len());
+        }
+        event
     }
 
     /// The next event, or `None` once the transport is closed and every event was received.
@@ -182,18 +249,20 @@ impl Events {
     /// # Cancel safety
     /// Cancel-safe: no event is lost when the future is dropped.
     pub async fn recv(&mut self) -> Option<Event> {
-        match &mut self.rx {
+        let event = match &mut self.rx {
             EventsRx::Bounded(rx) => rx.recv().await,
             EventsRx::Unbounded(rx) => rx.recv().await,
-        }
+        };
+        self.taken(event)
     }
 
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> Option<Event> {
-        match &mut self.rx {
+        let event = match &mut self.rx {
             EventsRx::Bounded(rx) => rx.try_recv().ok(),
             EventsRx::Unbounded(rx) => rx.try_recv().ok(),
-        }
+        };
+        self.taken(event)
     }
 }
 
@@ -220,6 +289,9 @@ pub struct Metrics {
     pub acknowledged: u64,
     /// Inbound messages received (duplicates of QoS 2 messages not counted).
     pub received: u64,
+    /// Inbound messages skipped because they exceeded the maximum inbound packet size
+    /// (each reported as an [`Event::TooLarge`]).
+    pub too_large: u64,
     /// Bytes written to the broker.
     pub bytes_sent: u64,
     /// Bytes read from the broker.

@@ -75,10 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sums.insert(message.sender().to_string(), result.sum);
     }
     client.send_complete("tasks done").await?.await?;
-    client
-        .publish_cmd(&BTreeMap::from([("cmd", "exit")]), Targets::All)
-        .await?
-        .await?;
+    client.publish_cmd("exit", Targets::All).await?.await?;
     println!("done: {sums:?}");
     client.close().await;
     Ok(())

@@ -236,9 +236,7 @@ async fn controller(ctrl: &Client, work_dir: &Path) -> Result<usize, BoxError> {
     ctrl.send_data(&BTreeMap::from([("tasks", 2), ("files", 1)]), "quickstart")
         .await?
         .await?;
-    ctrl.publish_cmd(&BTreeMap::from([("cmd", "exit")]), Targets::All)
-        .await?
-        .await?;
+    ctrl.publish_cmd("exit", Targets::All).await?.await?;
     log::warn!(target: "ctrl", "asked every component to exit");
     Ok(answers)
 }

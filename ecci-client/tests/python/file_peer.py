@@ -14,16 +14,23 @@ ecci_env.py). MODE is one of:
 - receiver COUNT: on each resTransfer, GETs the URL with urllib, as the Python SDK's
   download_file / download_contents do: a name ending in '.bin' is a file, any other name an
   in-memory object, unpickled. Exits after COUNT transfers;
-- filemanager: the fileManager plugin of broker ECCI_LOCAL_BROKER_ID (ECCI_CONTAINER_NAME must
-  be 'fileManager'), with its own HTTP store on 127.0.0.1:0: answers reqPutURL with a PUT URL
-  to the store, which requires Content-Length and refuses chunked bodies, and reqTransfer with
-  a resTransfer carrying a GET URL to every target container. Targets on other brokers (a
-  relay) are not supported: they are reported as errors. Exits when its stdin closes.
+- filemanager [cloud|edge]: the fileManager plugin of broker ECCI_LOCAL_BROKER_ID
+  (ECCI_CONTAINER_NAME must be 'fileManager') in cloud (the default) or edge mode, with its own
+  HTTP store on 127.0.0.1:0 (a dict): answers reqPutURL with a PUT URL to the store, which
+  requires Content-Length and refuses chunked bodies, and reqTransfer as wire.md §6 step 5
+  says: in cloud mode, for a broker that is not its own and has more than one target
+  container, one relay {'cmd': 'resTransfer', 'target': [...], 'file_name', 'getURL'} to
+  that broker's fileManager; otherwise a resTransfer with a GET URL to each target container
+  directly. As the platform's plugin it iterates the target of a reqTransfer as a dict, so a
+  relay sent as reqTransfer kills it. In edge mode, a resTransfer addressed to it is a relay:
+  it downloads the getURL into its store and sends its own resTransfer to each container of
+  the target on its broker. Exits when its stdin closes.
 
 It tells the test what happens by printing one line per event on stdout:
 READY, SENT <name> <bytes>, FILE <name> <bytes> <sha256> <announced sha256 or ->,
 OBJECT <name> <repr, long bytes shown as their length and sha256>, STORED <name> <bytes>,
-TRANSFER <name> <container>..., ERROR <text>.
+TRANSFER <name> <container>..., RELAYED <name> <broker> <container>...,
+COPIED <name> <bytes> <container>..., ERROR <text>.
 """
 
 import hashlib
@@ -42,6 +49,8 @@ import paho.mqtt.client as mqtt
 from ecci_env import APP, HOST, ME, MY_B, PORT, TARGETS
 
 MODE = sys.argv[1]
+# The fileManager's mode (wire.md §6): cloud or edge.
+ROLE = sys.argv[2] if MODE == "filemanager" and len(sys.argv) > 2 else "cloud"
 FILE_MANAGER = "fileManager"
 # Bounds every wait, so that a peer that missed a message fails instead of hanging.
 WAIT = 60
@@ -193,15 +202,22 @@ class Store:
     def __init__(self):
         self.lock = threading.Lock()
         self.objects = {}
-        # (method, path) -> the token its URL carries.
+        # (method, path) -> the tokens its URLs carry (one per URL handed out).
         self.tokens = {}
         self.server = None
 
+    def path(self, name):
+        return f"/{APP.lower()}/{urllib.parse.quote(name, safe='')}"
+
+    def put(self, name, data):
+        with self.lock:
+            self.objects[self.path(name)] = data
+
     def url(self, method, name):
-        path = f"/{APP.lower()}/{urllib.parse.quote(name, safe='')}"
+        path = self.path(name)
         token = secrets.token_hex(16)
         with self.lock:
-            self.tokens[(method, path)] = token
+            self.tokens.setdefault((method, path), set()).add(token)
         host, port = self.server.server_address
         return f"http://{host}:{port}{path}?token={token}"
 
@@ -209,8 +225,8 @@ class Store:
         path, _, query = raw_path.partition("?")
         token = urllib.parse.parse_qs(query).get("token", [""])[0]
         with self.lock:
-            expected = self.tokens.get((method, path))
-        return path if expected is not None and secrets.compare_digest(expected, token) else None
+            expected = self.tokens.get((method, path), set())
+        return path if any(secrets.compare_digest(t, token) for t in expected) else None
 
 
 STORE = Store()
@@ -279,14 +295,31 @@ def serve_file_manager(client):
             topic = f"ECCI/{request['source_broker_id']}/{APP}/plugin/{FILE_MANAGER}/{sender}"
             publish(client, topic, reply)
         elif cmd == "reqTransfer":
+            # As the platform's plugin: the target is a dict (a list here raises).
             for broker, containers in request["target"].items():
-                if broker != MY_B:
-                    out("ERROR", "relay to", broker, "is not supported")
+                if ROLE == "cloud" and broker != MY_B and len(containers) > 1:
+                    relay = {
+                        "cmd": "resTransfer",
+                        "target": containers,
+                        "file_name": name,
+                        "getURL": STORE.url("GET", name),
+                    }
+                    publish(client, f"ECCI/{broker}/{APP}/plugin/{FILE_MANAGER}/{FILE_MANAGER}", relay)
+                    out("RELAYED", name, broker, *containers)
                     continue
                 for container in containers:
                     offer = {"cmd": "resTransfer", "file_name": name, "getURL": STORE.url("GET", name)}
                     publish(client, f"ECCI/{broker}/{APP}/plugin/{FILE_MANAGER}/{container}", offer)
                 out("TRANSFER", name, *containers)
+        elif cmd == "resTransfer" and ROLE == "edge":
+            # A cloud plugin's relay: copy the object here, then offer it on this broker.
+            with urllib.request.urlopen(request["getURL"], timeout=WAIT) as response:
+                data = response.read()
+            STORE.put(name, data)
+            for container in request["target"]:
+                offer = {"cmd": "resTransfer", "file_name": name, "getURL": STORE.url("GET", name)}
+                publish(client, f"ECCI/{MY_B}/{APP}/plugin/{FILE_MANAGER}/{container}", offer)
+            out("COPIED", name, len(data), *request["target"])
         else:
             out("ERROR", "unexpected request", repr(request))
     STORE.server.shutdown()

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use ecci_proto::config::ContainerType;
 use ecci_proto::file::{FileMessage, FileNameError, PresignedUrl, RelayCmd, validate_file_name};
 use ecci_proto::topic::{AppTopic, file_manager};
 use ecci_proto::{AppId, BrokerId, ContainerName};
@@ -143,6 +144,9 @@ pub struct FileManagerCore<S> {
     pub put_ttl: Duration,
     /// Validity of GET URLs (default [`GET_URL_TTL`]).
     pub get_ttl: Duration,
+    /// Whether this is the plugin of a cloud or an edge broker (default
+    /// [`ContainerType::Cloud`]): only a cloud plugin relays (wire.md §6 step 5).
+    pub mode: ContainerType,
 }
 
 impl<S: Signer> FileManagerCore<S> {
@@ -157,6 +161,7 @@ impl<S: Signer> FileManagerCore<S> {
             signer,
             put_ttl: PUT_URL_TTL,
             get_ttl: GET_URL_TTL,
+            mode: ContainerType::Cloud,
         }
     }
 
@@ -173,10 +178,18 @@ impl<S: Signer> FileManagerCore<S> {
     /// Handles `message` from `sender` (the topic's sender segment).
     ///
     /// - `reqPutURL`: a PUT URL, answered on the requester's broker.
-    /// - `reqTransfer`: for each target on this broker a `resTransfer` with a
-    ///   GET URL; for each other broker one relay to that broker's plugin.
-    /// - a relay from a cloud plugin: copy the object here (when it carries a
-    ///   URL), then a `resTransfer` to each local target.
+    /// - `reqTransfer`: exactly as the platform's plugin (wire.md §6 step 5): a
+    ///   plugin in cloud [`mode`](Self::mode), for a broker that is not its own
+    ///   and has more than one target container, relays one
+    ///   `{'cmd': 'resTransfer', 'target': [containers], 'file_name', 'getURL'}` to
+    ///   that broker's plugin (`ECCI/{b}/{app}/plugin/fileManager/fileManager`);
+    ///   otherwise it sends each target container a `resTransfer` with a GET URL
+    ///   directly, across brokers too. The relay's cmd is `resTransfer`: the
+    ///   platform's edge plugin dies on a `reqTransfer` whose target is a list.
+    /// - a relay from a cloud plugin (`resTransfer`, or an older `reqTransfer`,
+    ///   with a list of targets, addressed to this plugin): copy the object here
+    ///   (when it carries a URL), then a `resTransfer` with this plugin's GET URL
+    ///   to each listed container on this broker.
     /// - anything else is not for a plugin and is ignored.
     ///
     /// # Errors
@@ -219,27 +232,30 @@ impl<S: Signer> FileManagerCore<S> {
                 validate_file_name(&file_name).map_err(bad_name)?;
                 let mut publish = Vec::new();
                 for (broker, containers) in target {
-                    if broker == self.broker {
-                        for container in containers {
-                            let get_url = self.sign(cmd, Method::Get, &file_name, self.get_ttl)?;
-                            publish.push((
-                                AppTopic::file_reply(broker.clone(), self.app.clone(), container),
-                                FileMessage::ResTransfer {
-                                    file_name: file_name.clone(),
-                                    get_url,
-                                    sha256: sha256.clone(),
-                                },
-                            ));
-                        }
-                    } else {
+                    let relay = self.mode == ContainerType::Cloud
+                        && broker != self.broker
+                        && containers.len() > 1;
+                    if relay {
                         let get_url = self.sign(cmd, Method::Get, &file_name, self.get_ttl)?;
                         publish.push((
                             AppTopic::file_reply(broker, self.app.clone(), file_manager()),
                             FileMessage::RelayTransfer {
-                                cmd: RelayCmd::default(),
+                                cmd: RelayCmd::ResTransfer,
                                 file_name: file_name.clone(),
                                 get_url: Some(get_url),
                                 target: containers,
+                                sha256: sha256.clone(),
+                            },
+                        ));
+                        continue;
+                    }
+                    for container in containers {
+                        let get_url = self.sign(cmd, Method::Get, &file_name, self.get_ttl)?;
+                        publish.push((
+                            AppTopic::file_reply(broker.clone(), self.app.clone(), container),
+                            FileMessage::ResTransfer {
+                                file_name: file_name.clone(),
+                                get_url,
                                 sha256: sha256.clone(),
                             },
                         ));
@@ -388,49 +404,67 @@ mod tests {
             get_url: url(GET),
             sha256: sha.map(str::to_owned),
         };
+        let relay = |containers: Vec<ContainerName>| FileMessage::RelayTransfer {
+            cmd: RelayCmd::ResTransfer,
+            file_name: "f.bin".to_owned(),
+            get_url: Some(url(GET)),
+            target: containers,
+            sha256: Some("ab".to_owned()),
+        };
+        let request = FileMessage::ReqTransfer {
+            file_name: "f.bin".to_owned(),
+            target: vec![
+                (b("cloud"), vec![c("a"), c("b")]),
+                (b("edge1"), vec![c("x"), c("y")]),
+                (b("edge2"), vec![c("z")]),
+                (b("edge3"), vec![]),
+            ],
+            sha256: Some("ab".to_owned()),
+        };
+        // Cloud: its own broker's targets and a lone target elsewhere directly, a
+        // broker with two or more targets through its plugin, with cmd resTransfer.
         check(
-            FileMessage::ReqTransfer {
-                file_name: "f.bin".to_owned(),
-                target: vec![
-                    (b("cloud"), vec![c("a"), c("b")]),
-                    (b("edge1"), vec![c("x"), c("y")]),
-                    (b("edge2"), vec![]),
-                ],
-                sha256: Some("ab".to_owned()),
-            },
+            request.clone(),
             Ok(Handled {
                 copy: None,
                 publish: vec![
                     reply("cloud", c("a"), res(Some("ab"))),
                     reply("cloud", c("b"), res(Some("ab"))),
-                    reply(
-                        "edge1",
-                        file_manager(),
-                        FileMessage::RelayTransfer {
-                            cmd: RelayCmd::default(),
-                            file_name: "f.bin".to_owned(),
-                            get_url: Some(url(GET)),
-                            target: vec![c("x"), c("y")],
-                            sha256: Some("ab".to_owned()),
-                        },
-                    ),
-                    reply(
-                        "edge2",
-                        file_manager(),
-                        FileMessage::RelayTransfer {
-                            cmd: RelayCmd::default(),
-                            file_name: "f.bin".to_owned(),
-                            get_url: Some(url(GET)),
-                            target: vec![],
-                            sha256: Some("ab".to_owned()),
-                        },
-                    ),
+                    reply("edge1", file_manager(), relay(vec![c("x"), c("y")])),
+                    reply("edge2", c("z"), res(Some("ab"))),
                 ],
             }),
         );
+        let wire = relay(vec![c("x"), c("y")]).to_value();
+        assert_eq!(
+            wire.get("cmd").and_then(|v| v.as_str()),
+            Some("resTransfer")
+        );
+        // Edge: never relays.
+        let mut edge = core();
+        edge.mode = ContainerType::Edge;
+        let handled = edge.handle(&c("sender"), request).unwrap();
+        let receivers: Vec<String> = handled
+            .publish
+            .iter()
+            .map(|(topic, m)| {
+                assert_eq!(m.cmd(), "resTransfer");
+                topic.to_string()
+            })
+            .collect();
+        assert_eq!(
+            receivers,
+            [
+                "ECCI/cloud/App1/plugin/fileManager/a",
+                "ECCI/cloud/App1/plugin/fileManager/b",
+                "ECCI/edge1/App1/plugin/fileManager/x",
+                "ECCI/edge1/App1/plugin/fileManager/y",
+                "ECCI/edge2/App1/plugin/fileManager/z",
+            ]
+        );
         check(
             FileMessage::RelayTransfer {
-                cmd: RelayCmd::default(),
+                cmd: RelayCmd::ResTransfer,
                 file_name: "f.bin".to_owned(),
                 get_url: Some(url("http://cloud-store/f.bin?sig")),
                 target: vec![c("x")],

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ecci_proto::config::ContainerType;
 use ecci_proto::envelope::{Envelope, MessageType};
 use ecci_proto::file::FileMessage;
 use ecci_proto::pickle::DecodeLimits;
@@ -90,6 +91,10 @@ pub struct FileManagerOptions {
     /// relay copy holds its slot for as long as it takes, so leave room for
     /// quick requests (`reqPutURL`) beside the copies.
     pub max_requests: usize,
+    /// Whether it is the plugin of a cloud or an edge broker, as the platform
+    /// runs it (default [`ContainerType::Cloud`]); see
+    /// [`FileManagerCore::mode`]: only a cloud plugin relays.
+    pub mode: ContainerType,
 }
 
 /// The default [`FileManagerOptions::max_requests`]: enough for every container
@@ -108,6 +113,7 @@ impl Default for FileManagerOptions {
             limits: DecodeLimits::default(),
             transfer: TransferConfig::default(),
             max_requests: DEFAULT_MAX_REQUESTS,
+            mode: ContainerType::Cloud,
         }
     }
 }
@@ -143,9 +149,10 @@ type DynSigner = Arc<dyn Signer + Send + Sync>;
 ///
 /// It connects as the `fileManager` container: subscribes to
 /// `ECCI/{B}/{app}/plugin/+/fileManager` (and the same under each mountpoint),
-/// answers `reqPutURL` and `reqTransfer` as the platform's plugin does, relays
-/// transfers for other brokers to their plugins, and copies relayed objects
-/// into its own store before offering them. Run one per broker.
+/// answers `reqPutURL` and `reqTransfer` as the platform's plugin does (in
+/// cloud mode, a broker with several targets gets one `resTransfer` relay to
+/// its plugin), and, as an edge plugin, copies relayed objects into its own
+/// store before offering them. Run one per broker.
 ///
 /// The handle owns the task: [`shutdown`](Self::shutdown) stops and joins it
 /// (and the local store); dropping the handle aborts it.
@@ -245,6 +252,7 @@ impl LocalFileManager {
         let mut core = FileManagerCore::new(app, broker, signer);
         core.put_ttl = options.put_ttl;
         core.get_ttl = options.get_ttl;
+        core.mode = options.mode;
         let counters = Arc::new(Counters::default());
         let (stop, stopped) = watch::channel(false);
         let runner = Runner {

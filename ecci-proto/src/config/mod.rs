@@ -20,9 +20,10 @@
 //! | `ECCI_CONTAINER_TYPE` | [`Config::container_type`] | `None` |
 //! | `ECCI_APP_TYPE` | [`Config::app_type`] | `None` |
 //! | `ECCI_APP_CONTROLLER_CONTAINER` | [`Config::controller`] | `None` |
-//! | `ECCI_AGENT_ID` | [`Config::agent_id`] | `None` |
+//! | `ECCI_AGENT_ID` | [`Config::agent_id`] | `None` (set but empty: `""`, as Python) |
 //!
-//! A variable set to the empty string counts as unset: deployment templates
+//! A variable set to the empty string counts as unset (except `ECCI_AGENT_ID`, which
+//! Python reports as `""`): deployment templates
 //! often write `VAR=""` for "no value", and Python's SDK treats empty credentials
 //! the same way. Values are used as given (no trimming), except the port and the
 //! literals, which may have surrounding whitespace as in Python.
@@ -30,6 +31,13 @@
 //! `ECCI_CONTAINER_TYPE` is optional because only file transfer needs it (a
 //! Python container without it silently sends no file requests); the file code
 //! reports its absence when it matters. Reading stops at the first bad variable.
+//!
+//! What the Python SDK starts with, this starts with too: a broker id that is not a
+//! string (`{'a': 1}` → `1`, Python's `str()`), comments in the literals, an
+//! `ECCI_APP_TYPE` other than `controller`/`component` (no handshake), two or more
+//! controllers (the last one); each value that looks like a mistake adds a
+//! [`ConfigWarning`]. `ECCI_CONTAINER_NAME` is used as given unless
+//! [`EnvOptions::strip_platform_prefix`] asks to strip the `edgeai_<x>_` prefix.
 
 pub mod pyliteral;
 
@@ -159,7 +167,9 @@ pub enum ConfigError {
         #[source]
         source: PrefixError,
     },
-    /// More than one controller is configured.
+    /// More than one controller is configured. No longer raised by reading the
+    /// variables: the last entry is used with a [`ConfigWarning::SeveralControllers`],
+    /// as Python does.
     #[error("{variable} has {count} entries, but a container has at most one controller")]
     TooManyControllers {
         /// The variable.
@@ -388,28 +398,81 @@ impl Target {
 ///     ("ECCI_CONTAINER_NAME", "edgeai_x_worker"),
 /// ];
 /// let lookup = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
-/// let keep = EnvOptions { strip_platform_prefix: false };
-/// let c = Config::from_lookup_with(&keep, lookup).unwrap();
-/// assert_eq!(c.container_name(), "edgeai_x_worker");
+/// assert_eq!(Config::from_lookup(lookup).unwrap().container_name(), "edgeai_x_worker");
+/// let strip = EnvOptions { strip_platform_prefix: true };
+/// let c = Config::from_lookup_with(&strip, lookup).unwrap();
+/// assert_eq!(c.container_name(), "worker");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EnvOptions {
     /// Whether `ECCI_CONTAINER_NAME` loses an `edgeai_<x>_` prefix (see
-    /// [`ContainerName::from_platform_name`]). Default `true`, which agrees with both
-    /// generations of the Python SDK: the older one strips the prefix from the variable
-    /// itself; the newer one uses the variable as is, because the platform's compose
-    /// generator already strips the service name before setting it (so stripping is
-    /// a no-op there). Turn it off only for a short name that itself starts with
-    /// `edgeai_<x>_`.
+    /// [`ContainerName::from_platform_name`]). Default `false`: the name is used as
+    /// given, as the newer Python `Client` (the one with the readiness handshake) does;
+    /// a Rust component that strips under a Python controller that does not is never
+    /// started. Turn it on to talk to containers of the older `MqttClient`, which strips.
     pub strip_platform_prefix: bool,
 }
 
-impl Default for EnvOptions {
-    fn default() -> Self {
-        Self {
-            strip_platform_prefix: true,
-        }
-    }
+/// A value the Python SDK starts with but that looks like a mistake: the configuration
+/// is used as Python would use it, and the client logs the warning
+/// ([`Config::warnings`]).
+///
+/// ```
+/// use ecci_proto::config::Config;
+/// let c = Config::from_lookup(|k| match k {
+///     "ECCI_LOCAL_BROKER_IP" => Some("localhost".into()),
+///     "ECCI_LOCAL_BROKER_ID" => Some("b1".into()),
+///     "ECCI_APP_ID" => Some("app".into()),
+///     "ECCI_CONTAINER_NAME" => Some("me".into()),
+///     "ECCI_APP_TYPE" => Some("worker".into()),
+///     _ => None,
+/// })
+/// .unwrap();
+/// assert_eq!(c.app_type(), None);
+/// assert_eq!(
+///     c.warnings()[0].to_string(),
+///     "ECCI_APP_TYPE is \"worker\", neither controller nor component: this container takes no part in the readiness handshake (as in Python)"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigWarning {
+    /// A dict value that is not a string, used as Python's `str()` of it.
+    #[error(
+        "{variable}: the value of {key:?} is the {kind} {text}, not a string; used as {text:?} (as in Python)"
+    )]
+    NotAString {
+        /// The variable.
+        variable: &'static str,
+        /// The key whose value it is.
+        key: String,
+        /// The Python type of the value.
+        kind: &'static str,
+        /// `str(value)`, as used.
+        text: String,
+    },
+    /// `ECCI_APP_TYPE` is neither `controller` nor `component`: no handshake, as in Python.
+    #[error(
+        "{variable} is {value:?}, neither controller nor component: this container takes no part in the readiness handshake (as in Python)"
+    )]
+    UnknownAppType {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// More than one controller: the last one is used, as in Python.
+    #[error(
+        "{variable} has {count} entries, but a container has one controller; using the last, {used:?} (as in Python)"
+    )]
+    SeveralControllers {
+        /// The variable.
+        variable: &'static str,
+        /// How many entries it has.
+        count: usize,
+        /// The controller used.
+        used: String,
+    },
 }
 
 /// A container's whole configuration: wire notes §1, validated.
@@ -429,7 +492,7 @@ impl Default for EnvOptions {
 ///     ("ECCI_APP_TYPE", "controller"),
 /// ]);
 /// let c = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
-/// assert_eq!(c.container_name(), "ctrl");
+/// assert_eq!(c.container_name(), "edgeai_app_ctrl"); // as given, as the Python `Client`
 /// assert_eq!(c.broker_port(), 1883);
 /// assert_eq!(c.pub_targets().len(), 2);
 /// ```
@@ -448,9 +511,17 @@ pub struct Config {
     app_type: Option<AppType>,
     controller: Option<Target>,
     agent_id: Option<String>,
+    warnings: Vec<ConfigWarning>,
 }
 
 impl Config {
+    /// What looked like a mistake in the variables, though Python starts with it
+    /// (see [`ConfigWarning`]); empty for a configuration built in code. The client logs
+    /// each one when it connects.
+    pub fn warnings(&self) -> &[ConfigWarning] {
+        &self.warnings
+    }
+
     /// Reads the `ECCI_*` variables from the process environment, with default
     /// [`EnvOptions`].
     ///
@@ -600,6 +671,7 @@ impl Config {
                 app_type: None,
                 controller: None,
                 agent_id: None,
+                warnings: Vec::new(),
             },
             mountpoints: Vec::new(),
         }
@@ -1159,7 +1231,8 @@ fn load(options: &EnvOptions, lookup: &Lookup<'_>) -> Result<Config, ConfigError
     }
     .map_err(name_err(vars::CONTAINER_NAME))?;
 
-    let pub_targets = targets(vars::PUB_TARGETS, get(vars::PUB_TARGETS)?)?;
+    let mut warnings = Vec::new();
+    let pub_targets = targets(vars::PUB_TARGETS, get(vars::PUB_TARGETS)?, &mut warnings)?;
     let sub_objects = list(vars::SUB_OBJECTS, get(vars::SUB_OBJECTS)?)?
         .into_iter()
         .map(|n| ContainerName::new(n).map_err(name_err(vars::SUB_OBJECTS)))
@@ -1171,21 +1244,33 @@ fn load(options: &EnvOptions, lookup: &Lookup<'_>) -> Result<Config, ConfigError
     let container_type = get(vars::CONTAINER_TYPE)?
         .map(|v| v.parse::<ContainerType>())
         .transpose()?;
-    let app_type = get(vars::APP_TYPE)?
-        .map(|v| v.parse::<AppType>())
-        .transpose()?;
+    // Python compares with `==`: anything else means no handshake.
+    let app_type = get(vars::APP_TYPE)?.and_then(|v| match v.parse::<AppType>() {
+        Ok(t) => Some(t),
+        Err(_) => {
+            warnings.push(ConfigWarning::UnknownAppType {
+                variable: vars::APP_TYPE,
+                value: v,
+            });
+            None
+        }
+    });
     let mut controllers = targets(
         vars::APP_CONTROLLER_CONTAINER,
         get(vars::APP_CONTROLLER_CONTAINER)?,
+        &mut warnings,
     )?;
-    if controllers.len() > 1 {
-        return Err(ConfigError::TooManyControllers {
+    let count = controllers.len();
+    let controller = controllers.pop();
+    if let (true, Some(used)) = (count > 1, &controller) {
+        warnings.push(ConfigWarning::SeveralControllers {
             variable: vars::APP_CONTROLLER_CONTAINER,
-            count: controllers.len(),
+            count,
+            used: used.name.to_string(),
         });
     }
-    let controller = controllers.pop();
-    let agent_id = get(vars::AGENT_ID)?;
+    // Set but empty is `""`, as Python sends it; only unset is `None` (JSON null).
+    let agent_id = lookup(vars::AGENT_ID)?;
 
     Ok(Config {
         broker_host,
@@ -1201,15 +1286,21 @@ fn load(options: &EnvOptions, lookup: &Lookup<'_>) -> Result<Config, ConfigError
         app_type,
         controller,
         agent_id,
+        warnings,
     })
 }
 
-/// Parses a `name → broker id` dict variable.
-fn targets(variable: &'static str, value: Option<String>) -> Result<Vec<Target>, ConfigError> {
+/// Parses a `name → broker id` dict variable. A broker id that is not a string is
+/// used as Python's `str()` of it (`{'a': 1}` → `1`), with a warning.
+fn targets(
+    variable: &'static str,
+    value: Option<String>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Vec<Target>, ConfigError> {
     let Some(value) = value else {
         return Ok(Vec::new());
     };
-    let pairs = pyliteral::parse_dict(&value).map_err(|source| ConfigError::Literal {
+    let pairs = pyliteral::parse_str_dict(&value).map_err(|source| ConfigError::Literal {
         variable,
         shape: "dict",
         source,
@@ -1218,9 +1309,17 @@ fn targets(variable: &'static str, value: Option<String>) -> Result<Vec<Target>,
         .into_iter()
         .map(|(name, broker)| {
             let name_err = |source| ConfigError::Name { variable, source };
+            if broker.kind != "str" {
+                warnings.push(ConfigWarning::NotAString {
+                    variable,
+                    key: name.clone(),
+                    kind: broker.kind,
+                    text: broker.text.clone(),
+                });
+            }
             Ok(Target::new(
                 ContainerName::new(name).map_err(name_err)?,
-                BrokerId::new(broker).map_err(name_err)?,
+                BrokerId::new(broker.text).map_err(name_err)?,
             ))
         })
         .collect()

@@ -3,9 +3,11 @@
 //! The platform writes some variables as Python source (`ECCI_PUB_TARGETS` is
 //! `{'worker1': 'broker1'}`) and the Python SDK reads them with
 //! `ast.literal_eval`. This module accepts the subset of that syntax the variables
-//! use: one dict of strings to strings, or one list (or tuple) of strings. Anything
-//! else (numbers, nesting, sets, bytes, f-strings) is an error that says where the
-//! input went wrong and what was expected there.
+//! use: one dict of strings to strings, or one list (or tuple) of strings, with
+//! comments. [`parse_str_dict`] also takes numbers, `True`, `False` and `None` as
+//! values and turns them into what Python's `str()` shows, as the Python SDK does when
+//! it puts a broker id into a topic. Anything else (nesting, sets, bytes, f-strings)
+//! is an error that says where the input went wrong and what was expected there.
 //!
 //! Strings follow Python 3: single, double or triple quotes; `u` and `r` prefixes;
 //! the escapes `\\ \' \" \a \b \f \n \r \t \v \ooo \xhh \uhhhh \Uhhhhhhhh` and
@@ -17,6 +19,7 @@
 //!
 //! ```
 //! use ecci_proto::config::pyliteral::{parse_dict, parse_list};
+//! assert_eq!(parse_dict("{'a': 'b'}  # the targets").unwrap(), [("a".into(), "b".into())]);
 //! let d = parse_dict(r#"{'containerB': 'broker1', "worker2": "broker2",}"#).unwrap();
 //! assert_eq!(d, [("containerB".into(), "broker1".into()), ("worker2".into(), "broker2".into())]);
 //! assert_eq!(parse_list("['a', \"b\"]").unwrap(), ["a", "b"]);
@@ -108,10 +111,48 @@ impl fmt::Display for Found {
 /// A [`LiteralError`] if `src` is anything but one such dict, surrounded by
 /// optional whitespace.
 pub fn parse_dict(src: &str) -> Result<Vec<(String, String)>, LiteralError> {
+    dict(src, false).map(|pairs| pairs.into_iter().map(|(k, v)| (k, v.text)).collect())
+}
+
+/// A dict value as Python's `str()` shows it, and what kind of literal it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrValue {
+    /// `str(value)`: the string itself, or e.g. `1`, `2.5`, `True`, `None`.
+    pub text: String,
+    /// The Python type of the literal: `str`, `int`, `float`, `bool` or `NoneType`.
+    pub kind: &'static str,
+}
+
+/// Parses a Python dict literal with string keys whose values are strings, numbers
+/// (`int` and `float`, with an optional sign), `True`, `False` or `None`; each value
+/// comes back as Python's `str()` of it (`{'a': 0x1F}` → `"31"`, `{'a': 1e16}` →
+/// `"1e+16"`) with its kind. Keys as in [`parse_dict`].
+///
+/// ```
+/// use ecci_proto::config::pyliteral::parse_str_dict;
+/// let d = parse_str_dict("{'a': 1, 'b': 'x', 'c': 2.50, 'd': None}").unwrap();
+/// let shown: Vec<(&str, &str, &str)> =
+///     d.iter().map(|(k, v)| (k.as_str(), v.text.as_str(), v.kind)).collect();
+/// assert_eq!(
+///     shown,
+///     [("a", "1", "int"), ("b", "x", "str"), ("c", "2.5", "float"), ("d", "None", "NoneType")]
+/// );
+/// assert!(parse_str_dict("{'a': [1]}").is_err());
+/// ```
+///
+/// # Errors
+///
+/// A [`LiteralError`] if `src` is anything but one such dict, surrounded by
+/// optional whitespace.
+pub fn parse_str_dict(src: &str) -> Result<Vec<(String, StrValue)>, LiteralError> {
+    dict(src, true)
+}
+
+fn dict(src: &str, scalars: bool) -> Result<Vec<(String, StrValue)>, LiteralError> {
     let mut p = Parser::new(src);
     p.skip_ws();
     p.expect('{', "'{'")?;
-    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut pairs: Vec<(String, StrValue)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     loop {
         p.skip_ws();
@@ -122,7 +163,18 @@ pub fn parse_dict(src: &str) -> Result<Vec<(String, String)>, LiteralError> {
         p.skip_ws();
         p.expect(':', "':'")?;
         p.skip_ws();
-        let value = p.string("a string")?;
+        let value = if scalars && p.string_start().is_none() {
+            p.scalar()?
+        } else {
+            StrValue {
+                text: p.string(if scalars {
+                    "a string, number, True, False or None"
+                } else {
+                    "a string"
+                })?,
+                kind: "str",
+            }
+        };
         match index.get(&key) {
             Some(&i) => {
                 if let Some(pair) = pairs.get_mut(i) {
@@ -249,11 +301,82 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Skips what Python's tokenizer treats as whitespace inside brackets.
+    /// Skips what Python's tokenizer treats as whitespace inside brackets, and
+    /// comments (`#` to the end of the line).
     fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(' ' | '\t' | '\n' | '\r' | '\x0c')) {
-            self.pos += 1;
+        loop {
+            match self.peek() {
+                Some(' ' | '\t' | '\n' | '\r' | '\x0c') => self.pos += 1,
+                Some('#') => {
+                    let line = self.rest().find(['\n', '\r']).unwrap_or(self.rest().len());
+                    self.pos += line;
+                }
+                _ => return,
+            }
         }
+    }
+
+    /// A number, `True`, `False` or `None` at the cursor, as Python's `str()` shows it.
+    fn scalar(&mut self) -> Result<StrValue, LiteralError> {
+        let rest = self.rest();
+        let word_len = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        for (word, kind) in [("True", "bool"), ("False", "bool"), ("None", "NoneType")] {
+            if &rest[..word_len] == word {
+                self.pos += word.len();
+                return Ok(StrValue {
+                    text: word.to_owned(),
+                    kind,
+                });
+            }
+        }
+        let negative = match self.peek() {
+            Some(sign @ ('-' | '+')) => {
+                self.pos += 1;
+                // Python allows whitespace between a sign and its number.
+                self.skip_ws();
+                sign == '-'
+            }
+            _ => false,
+        };
+        let start = self.pos;
+        if !matches!(self.peek(), Some('0'..='9' | '.')) {
+            return Err(self.unexpected("a string, number, True, False or None"));
+        }
+        // The token: digits, letters, `_`, `.`, and a sign right after the exponent's
+        // `e` of a decimal number.
+        let bytes = self.src.as_bytes();
+        let hex = self.rest().starts_with("0x") || self.rest().starts_with("0X");
+        let mut end = start;
+        while let Some(&b) = bytes.get(end) {
+            let sign_ok = !hex && end > start && matches!(bytes[end - 1], b'e' | b'E');
+            if b.is_ascii_alphanumeric()
+                || b == b'_'
+                || b == b'.'
+                || (sign_ok && matches!(b, b'+' | b'-'))
+            {
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        let Some((text, kind)) = python_number(&self.src[start..end]) else {
+            return Err(LiteralError::Unexpected {
+                offset: start,
+                expected: "a Python int or float",
+                found: self.peek().map_or(Found::End, Found::Char),
+            });
+        };
+        self.pos = end;
+        let text = match (negative, text.strip_prefix('-')) {
+            (false, _) => text,
+            (true, Some(positive)) => positive.to_owned(),
+            // Python's str(-0) is '0'; str(-0.0) is '-0.0'.
+            (true, None) if text == "0" => text,
+            (true, None) => format!("-{text}"),
+        };
+        Ok(StrValue { text, kind })
     }
 
     fn end(&mut self) -> Result<(), LiteralError> {
@@ -420,3 +543,101 @@ impl<'a> Parser<'a> {
 
 #[cfg(test)]
 mod tests;
+
+/// Python's `str()` of the int or float literal `token` (no sign), and its type; `None`
+/// for what is not one (or an int beyond 128 bits).
+fn python_number(token: &str) -> Option<(String, &'static str)> {
+    // Underscores only between digits, or right after a base prefix (PEP 515).
+    let b = token.as_bytes();
+    let underscores_ok = b.iter().enumerate().all(|(i, &c)| {
+        c != b'_'
+            || (i > 0
+                && i + 1 < b.len()
+                && b[i - 1].is_ascii_alphanumeric()
+                && b[i + 1].is_ascii_alphanumeric())
+    });
+    if !underscores_ok {
+        return None;
+    }
+    let lower: String = token
+        .chars()
+        .filter(|&c| c != '_')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(digits) = lower.strip_prefix(prefix) {
+            if digits.is_empty() {
+                return None;
+            }
+            return u128::from_str_radix(digits, radix)
+                .ok()
+                .map(|n| (n.to_string(), "int"));
+        }
+    }
+    if lower.bytes().all(|b| b.is_ascii_digit()) {
+        let digits = lower.trim_start_matches('0');
+        // Python 3 refuses leading zeros in a non-zero decimal int.
+        if digits.len() != lower.len() && !digits.is_empty() {
+            return None;
+        }
+        let digits = if digits.is_empty() { "0" } else { digits };
+        return Some((digits.to_owned(), "int"));
+    }
+    // A float: digits with a point and/or an exponent, nothing else.
+    let (mantissa, exponent) = match lower.split_once('e') {
+        Some((m, e)) => (m, Some(e)),
+        None => (lower.as_str(), None),
+    };
+    let mantissa_ok = mantissa.bytes().any(|b| b.is_ascii_digit())
+        && mantissa.bytes().filter(|&b| b == b'.').count() <= 1
+        && mantissa.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let exponent_ok = exponent.is_none_or(|e| {
+        let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !mantissa_ok || !exponent_ok || (exponent.is_none() && !mantissa.contains('.')) {
+        return None;
+    }
+    let value: f64 = lower.parse().ok()?;
+    Some((python_float_repr(value), "float"))
+}
+
+/// Python's `repr()` (and `str()`) of a float: the shortest digits that read back to it,
+/// in fixed notation when the decimal point falls within 16 digits of the first one
+/// (with `.0` for a whole number), else as `d.ddde±XX`.
+fn python_float_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".to_owned();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    let sci = format!("{:e}", x.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let sign = if x.is_sign_negative() { "-" } else { "" };
+    let decpt = exp + 1;
+    let n = i64::try_from(digits.len()).unwrap_or(i64::MAX);
+    let zeros = |k: i64| "0".repeat(usize::try_from(k).unwrap_or(0));
+    let body = if -4 < decpt && decpt <= 16 {
+        if decpt <= 0 {
+            format!("0.{}{digits}", zeros(-decpt))
+        } else if decpt >= n {
+            format!("{digits}{}.0", zeros(decpt - n))
+        } else {
+            let (int, frac) = digits.split_at(usize::try_from(decpt).unwrap_or(0));
+            format!("{int}.{frac}")
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let mantissa = if rest.is_empty() {
+            first.to_owned()
+        } else {
+            format!("{first}.{rest}")
+        };
+        let exp_sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{exp_sign}{:02}", exp.unsigned_abs())
+    };
+    format!("{sign}{body}")
+}

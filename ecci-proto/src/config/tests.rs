@@ -40,16 +40,31 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Reads [`BASE`] overridden by `vars` (an empty value unsets a variable).
+/// Reads [`BASE`] overridden by `vars` (an empty value unsets a variable); no warnings.
 #[track_caller]
 fn check(vars: &[(&str, &str)], expected: Result<ConfigBuilder, &str>) {
+    check_warn(vars, expected, &[]);
+}
+
+/// As [`check`], with these warnings.
+#[track_caller]
+fn check_warn(vars: &[(&str, &str)], expected: Result<ConfigBuilder, &str>, warnings: &[&str]) {
     let mut env: HashMap<&str, &str> = BASE.iter().copied().collect();
     env.extend(vars.iter().copied());
-    let got = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).map_err(|e| chain(&e));
+    let mut got =
+        Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).map_err(|e| chain(&e));
+    let got_warnings: Vec<String> = got
+        .as_mut()
+        .map(|c| std::mem::take(&mut c.warnings))
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let expected = expected
         .map(|b| b.build().expect("expected config builds"))
         .map_err(str::to_owned);
     assert_eq!(got, expected, "vars {vars:?}");
+    assert_eq!(got_warnings, warnings, "vars {vars:?}");
 }
 
 #[test]
@@ -76,7 +91,7 @@ fn minimal_and_full() {
             "10.0.0.1",
             broker("b1"),
             AppId::new("app").expect("valid app id"),
-            name("ctrl"),
+            name("edgeai_app_ctrl"),
         )
         .port(1884)
         .credentials(Credentials::new("user", "pw"))
@@ -187,35 +202,43 @@ fn password_is_not_in_debug() {
 
 #[test]
 fn container_name_prefix() {
-    check(&[("ECCI_CONTAINER_NAME", "edgeai_app_me")], Ok(base()));
-    check(&[("ECCI_CONTAINER_NAME", "edgeai_3f9a_me")], Ok(base()));
-    check(
-        &[("ECCI_CONTAINER_NAME", "edgeai_app_worker_1")],
-        Ok(Config::builder(
-            "10.0.0.1",
-            broker("b1"),
-            AppId::new("app").expect("valid app id"),
-            name("worker_1"),
-        )),
-    );
-    check(
-        &[("ECCI_CONTAINER_NAME", "edgeai_app_")],
-        Err("ECCI_CONTAINER_NAME holds an invalid name: container name is empty"),
-    );
+    // As given by default, as the newer Python `Client`.
+    for given in ["edgeai_app_me", "edgeai_app1_w1", "edgeai_app_"] {
+        check(
+            &[("ECCI_CONTAINER_NAME", given)],
+            Ok(Config::builder(
+                "10.0.0.1",
+                broker("b1"),
+                AppId::new("app").expect("valid app id"),
+                name(given),
+            )),
+        );
+    }
+    assert!(!EnvOptions::default().strip_platform_prefix);
 
-    let keep = EnvOptions {
-        strip_platform_prefix: false,
+    // Stripped on request, as the older `MqttClient`.
+    let strip = EnvOptions {
+        strip_platform_prefix: true,
     };
-    let lookup = |k: &str| match k {
-        "ECCI_CONTAINER_NAME" => Some("edgeai_app_me".to_owned()),
-        _ => BASE
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| (*v).to_owned()),
+    let stripped = |given: &str| {
+        let lookup = |k: &str| match k {
+            "ECCI_CONTAINER_NAME" => Some(given.to_owned()),
+            _ => BASE
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned()),
+        };
+        Config::from_lookup_with(&strip, lookup)
+            .map(|c| c.container_name().to_string())
+            .map_err(|e| chain(&e))
     };
-    let config = Config::from_lookup_with(&keep, lookup).expect("valid config");
-    assert_eq!(config.container_name(), "edgeai_app_me");
-    assert!(EnvOptions::default().strip_platform_prefix);
+    assert_eq!(stripped("edgeai_app_me").as_deref(), Ok("me"));
+    assert_eq!(stripped("edgeai_3f9a_me").as_deref(), Ok("me"));
+    assert_eq!(stripped("edgeai_app_worker_1").as_deref(), Ok("worker_1"));
+    assert_eq!(
+        stripped("edgeai_app_"),
+        Err("ECCI_CONTAINER_NAME holds an invalid name: container name is empty".to_owned())
+    );
 }
 
 #[test]
@@ -247,10 +270,19 @@ fn pub_targets() {
             "ECCI_PUB_TARGETS is not a Python dict literal of strings: expected '{' at offset 0, found '['",
         ),
     );
+    check_warn(
+        &[("ECCI_PUB_TARGETS", "{'a': 1, 'b': 'b2'}  # two targets")],
+        Ok(base()
+            .pub_target(name("a"), broker("1"))
+            .pub_target(name("b"), broker("b2"))),
+        &[
+            "ECCI_PUB_TARGETS: the value of \"a\" is the int 1, not a string; used as \"1\" (as in Python)",
+        ],
+    );
     check(
-        &[("ECCI_PUB_TARGETS", "{'a': 1}")],
+        &[("ECCI_PUB_TARGETS", "{'a': [1]}")],
         Err(
-            "ECCI_PUB_TARGETS is not a Python dict literal of strings: expected a string at offset 6, found '1'",
+            "ECCI_PUB_TARGETS is not a Python dict literal of strings: expected a string, number, True, False or None at offset 6, found '['",
         ),
     );
     check(
@@ -355,10 +387,15 @@ fn container_and_app_type() {
         Ok(base().app_type(AppType::Component)),
     );
     check(&[("ECCI_APP_TYPE", "")], Ok(base()));
-    check(
-        &[("ECCI_APP_TYPE", "ctrl")],
-        Err("ECCI_APP_TYPE: \"ctrl\" is not one of controller, component"),
-    );
+    for other in ["ctrl", "worker", "Controller"] {
+        check_warn(
+            &[("ECCI_APP_TYPE", other)],
+            Ok(base()),
+            &[&format!(
+                "ECCI_APP_TYPE is {other:?}, neither controller nor component: this container takes no part in the readiness handshake (as in Python)"
+            )],
+        );
+    }
 }
 
 #[test]
@@ -375,11 +412,12 @@ fn controller() {
         )],
         Ok(base().controller(name("ctrl"), broker("b2"))),
     );
-    check(
-        &[("ECCI_APP_CONTROLLER_CONTAINER", "{'c1': 'b0', 'c2': 'b0'}")],
-        Err(
-            "ECCI_APP_CONTROLLER_CONTAINER has 2 entries, but a container has at most one controller",
-        ),
+    check_warn(
+        &[("ECCI_APP_CONTROLLER_CONTAINER", "{'c1': 'b0', 'c2': 'b3'}")],
+        Ok(base().controller(name("c2"), broker("b3"))),
+        &[
+            "ECCI_APP_CONTROLLER_CONTAINER has 2 entries, but a container has one controller; using the last, \"c2\" (as in Python)",
+        ],
     );
     check(
         &[("ECCI_APP_CONTROLLER_CONTAINER", "{'c1': 'b0'")],
@@ -395,7 +433,9 @@ fn agent_id() {
         &[("ECCI_AGENT_ID", "agent 1")],
         Ok(base().agent_id("agent 1")),
     );
-    check(&[("ECCI_AGENT_ID", "")], Ok(base()));
+    // Set but empty is "", as Python sends it; unset is None (JSON null).
+    check(&[("ECCI_AGENT_ID", "")], Ok(base().agent_id("")));
+    check(&[], Ok(base()));
 }
 
 #[test]
@@ -692,4 +732,101 @@ fn identity_reads_only_what_names_the_container_and_its_broker() {
     // And the full read still refuses what the identity read ignores.
     let full: HashMap<&str, &str> = BASE.iter().copied().chain(not_needed).collect();
     assert!(Config::from_lookup(|k| full.get(k).map(|v| (*v).to_owned())).is_err());
+}
+
+/// Config parity with the Python SDK: each case is read by `Config::from_lookup` and by
+/// CPython with wire.md §1's rules (`ast.literal_eval` of the literals, a broker id used
+/// as `str(value)`, the last controller entry, a handshake only for `controller` or
+/// `component`, the container name and agent id as given), and both must agree; the
+/// values that look like mistakes must carry a warning.
+#[test]
+fn parity_with_the_python_sdk() {
+    // (variables over BASE, how many warnings)
+    let cases: &[(&[(&str, &str)], usize)] = &[
+        (&[], 0),
+        (&[("ECCI_PUB_TARGETS", "{'a': 1}")], 1),
+        (&[("ECCI_PUB_TARGETS", "{'a': 1, 'b': 2.5, 'c': 'b3'}")], 2),
+        (
+            &[(
+                "ECCI_PUB_TARGETS",
+                "{'w1': 'b1', 'w2': 'b2'}  # the workers",
+            )],
+            0,
+        ),
+        (
+            &[("ECCI_PUB_TARGETS", "{'w1': 'b1', # first\n 'w2': 'b2'}")],
+            0,
+        ),
+        (&[("ECCI_PUB_TARGETS", "{'w': 'b1', 'w': 'b2'}")], 0),
+        (&[("ECCI_APP_TYPE", "worker")], 1),
+        (&[("ECCI_APP_TYPE", "Component")], 1),
+        (
+            &[
+                ("ECCI_APP_TYPE", "component"),
+                ("ECCI_APP_CONTROLLER_CONTAINER", "{'ctrl': 'b0'}"),
+            ],
+            0,
+        ),
+        (
+            &[
+                ("ECCI_APP_TYPE", "component"),
+                ("ECCI_APP_CONTROLLER_CONTAINER", "{'c1': 'b0', 'c2': 'b9'}"),
+            ],
+            1,
+        ),
+        (
+            &[(
+                "ECCI_APP_CONTROLLER_CONTAINER",
+                "{'c1': 7, 'c2': 'b9', 'c3': 'b8'}",
+            )],
+            2,
+        ),
+        (&[("ECCI_CONTAINER_NAME", "edgeai_app1_w1")], 0),
+        (&[("ECCI_AGENT_ID", "")], 0),
+        (&[("ECCI_AGENT_ID", "agent-7")], 0),
+    ];
+    let script = r#"
+import ast, json, sys
+out = []
+for env in json.load(sys.stdin):
+    targets = ast.literal_eval(env.get("ECCI_PUB_TARGETS") or "{}")
+    ctrl = [[k, str(v)] for k, v in ast.literal_eval(env.get("ECCI_APP_CONTROLLER_CONTAINER") or "{}").items()]
+    app_type = env.get("ECCI_APP_TYPE")
+    out.append({
+        "name": env["ECCI_CONTAINER_NAME"],
+        "targets": [[k, str(v)] for k, v in targets.items()],
+        "controller": ctrl[-1] if ctrl else None,
+        "app_type": app_type if app_type in ("controller", "component") else None,
+        "agent_id": env.get("ECCI_AGENT_ID"),
+    })
+json.dump(out, sys.stdout)
+"#;
+    let envs: Vec<HashMap<&str, &str>> = cases
+        .iter()
+        .map(|(vars, _)| BASE.iter().chain(vars.iter()).copied().collect())
+        .collect();
+    let input = serde_json::to_vec(&envs).expect("cases as JSON");
+    let output = crate::testutil::python(script, &input);
+    let python: Vec<serde_json::Value> =
+        serde_json::from_slice(&output).expect("python3 prints JSON");
+    assert_eq!(python.len(), cases.len());
+    for ((env, (vars, warnings)), py) in envs.iter().zip(cases).zip(python) {
+        let config = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned()))
+            .unwrap_or_else(|e| panic!("{vars:?}: python starts, rust refuses: {}", chain(&e)));
+        let pair = |t: &Target| serde_json::json!([t.name.as_str(), t.broker.as_str()]);
+        let ours = serde_json::json!({
+            "name": config.container_name().as_str(),
+            "targets": config.pub_targets().iter().map(pair).collect::<Vec<_>>(),
+            "controller": config.controller().map(pair),
+            "app_type": config.app_type().map(AppType::as_str),
+            "agent_id": config.agent_id(),
+        });
+        assert_eq!(ours, py, "vars {vars:?}");
+        assert_eq!(
+            config.warnings().len(),
+            *warnings,
+            "vars {vars:?}: {:?}",
+            config.warnings()
+        );
+    }
 }

@@ -404,6 +404,12 @@ proptest! {
     fn never_panics_on_any_string(src in any::<String>()) {
         let _ = parse_dict(&src);
         let _ = parse_list(&src);
+        let _ = parse_str_dict(&src);
+    }
+
+    #[test]
+    fn numbers_never_panic(src in "\\{'a': [-+ ]{0,2}[0-9a-fA-FxXoObBeEjJ_.+-]{0,12}\\}") {
+        let _ = parse_str_dict(&src);
     }
 }
 
@@ -441,6 +447,12 @@ fn agrees_with_cpython() {
         "['''a''' 'b']",
         "{'''a'''': ''}",
         "{'a': 'b' 'c', '\\x61': 'd'}",
+        "{'a': 'b'}  # trailing comment",
+        "# leading comment\n{'a': 'b'}",
+        "{'a': 'b', # why\n 'c': 'd'}",
+        "{'a#': '#b'} # c",
+        "['a', # x\n 'b'] # y",
+        "{'a': 'b' # unterminated bracket }",
     ];
     let script = r#"
 import ast, json, sys
@@ -469,6 +481,88 @@ json.dump(out, sys.stdout)
             (Ok(pairs), _) => serde_json::json!({ "dict": pairs }),
             (_, Ok(items)) => serde_json::json!({ "list": items }),
             _ => serde_json::Value::Null,
+        };
+        assert_eq!(ours, py, "input {src:?}");
+    }
+}
+
+/// Values that are not strings become Python's `str()` of them: compared with CPython's
+/// `{k: str(v) for k, v in ast.literal_eval(src).items()}` (what the Python SDK puts in
+/// a topic), and refused where Python's value is not a string, number, bool or None.
+#[test]
+fn str_values_agree_with_cpython() {
+    let inputs: &[&str] = &[
+        "{'a': 1}",
+        "{'a': 1, 'b': 'b2'}",
+        "{'a': -7}",
+        "{'a': +7}",
+        "{'a': - 7}",
+        "{'a': 0}",
+        "{'a': -0}",
+        "{'a': 000}",
+        "{'a': 007}",
+        "{'a': 1_000}",
+        "{'a': 1__0}",
+        "{'a': 0x1F}",
+        "{'a': 0o17}",
+        "{'a': 0b101}",
+        "{'a': 0x_ff}",
+        "{'a': 123456789012345678901234567890}",
+        "{'a': 1.0}",
+        "{'a': 2.50}",
+        "{'a': -0.0}",
+        "{'a': 1.}",
+        "{'a': .5}",
+        "{'a': 1e5}",
+        "{'a': 1e16}",
+        "{'a': 1e15}",
+        "{'a': 1.5e-5}",
+        "{'a': 0.0001}",
+        "{'a': 0.00001}",
+        "{'a': 1234567890123456789.0}",
+        "{'a': 0.1}",
+        "{'a': 1/3}",
+        "{'a': 1e999}",
+        "{'a': 1E+3}",
+        "{'a': True, 'b': False, 'c': None}",
+        "{'a': Truth}",
+        "{'a': 1j}",
+        "{'a': [1]}",
+        "{'a': (1,)}",
+        "{'a': {'b': 1}}",
+        "{'a': 1,} # comment",
+        "{'a': 1 2}",
+        "{'a': 'b1'}",
+    ];
+    let script = r#"
+import ast, json, sys
+out = []
+for src in json.load(sys.stdin):
+    try:
+        v = ast.literal_eval(src)
+    except Exception:
+        out.append(None)
+        continue
+    ok = isinstance(v, dict) and all(
+        isinstance(k, str) and (x is None or type(x) in (str, int, float, bool))
+        for k, x in v.items())
+    out.append([[k, str(x), type(x).__name__] for k, x in v.items()] if ok else None)
+json.dump(out, sys.stdout)
+"#;
+    let input = serde_json::to_vec(inputs).expect("inputs as JSON");
+    let output = crate::testutil::python(script, &input);
+    let python: Vec<serde_json::Value> =
+        serde_json::from_slice(&output).expect("python3 prints JSON");
+    assert_eq!(python.len(), inputs.len());
+    for (src, py) in inputs.iter().zip(python) {
+        let ours = match parse_str_dict(src) {
+            Ok(pairs) => serde_json::json!(
+                pairs
+                    .iter()
+                    .map(|(k, v)| [k.as_str(), v.text.as_str(), v.kind])
+                    .collect::<Vec<_>>()
+            ),
+            Err(_) => serde_json::Value::Null,
         };
         assert_eq!(ours, py, "input {src:?}");
     }
