@@ -101,8 +101,7 @@ Options:
                              (default: $ECCI_LOCAL_BROKER_IP:$ECCI_LOCAL_BROKER_PORT)
       --app APP              the app id (default: $ECCI_APP_ID)
       --broker-id B          the receiver's broker id (default: $ECCI_LOCAL_BROKER_ID)
-      --from NAME            the sender's container name (default: $ECCI_CONTAINER_NAME,
-                             without an edgeai_<x>_ prefix)
+      --from NAME            the sender's container name (default: $ECCI_CONTAINER_NAME)
       --to NAME              the receiver's container name
       --data LITERAL         the contents: a Python literal or JSON, e.g. \"{'a': [1, b'x', None]}\"
       --cmd NAME             send the command NAME (ready, start, exit, req_ready, …)
@@ -578,8 +577,9 @@ fn send(p: lexopt::Parser, env: Env<'_>) -> Result<Command, UsageError> {
         }
     }
     use ecci_proto::config::vars;
+    // As given, as `Config::from_env` reads it by default.
     let from = o.or_env(from, vars::CONTAINER_NAME, |v| {
-        ContainerName::from_platform_name(v).map_err(|e| format!("not a container name ({e})"))
+        ContainerName::new(v).map_err(|e| format!("not a container name ({e})"))
     })?;
     Ok(Command::Send(SendArgs {
         broker: o.broker(broker)?,
@@ -741,7 +741,7 @@ mod tests {
             DEV,
             "error: ecci send: missing --from NAME (or ECCI_CONTAINER_NAME)",
         );
-        let me = [DEV, &[("ECCI_CONTAINER_NAME", "edgeai_x_ctrl")]].concat();
+        let me = [DEV, &[("ECCI_CONTAINER_NAME", "ctrl")]].concat();
         check_env(
             &["send", "--to", "worker1", "--cmd", "start"],
             &me,

@@ -544,7 +544,7 @@ async fn send_and_watch_take_the_settings_dev_prints() {
         "ecci send: missing --from NAME (or ECCI_CONTAINER_NAME) (see ecci send --help)\n"
     );
 
-    env.push(("ECCI_CONTAINER_NAME".into(), "edgeai_x_ctrl".into()));
+    env.push(("ECCI_CONTAINER_NAME".into(), "ctrl".into()));
     let (code, out, err) = ecci_env(&["send", "--to", "worker1", "--data", "[1]"], &env).await;
     assert_eq!(code, 0, "{err}");
     assert!(

@@ -109,6 +109,11 @@ pub struct ClientOptions {
     pub files: ExchangeOptions,
     /// Capacity of the error event queue. Default 256.
     pub error_queue: usize,
+    /// Payload bytes of the error event queue (each event carries the raw payload it is
+    /// about). An event that does not fit is dropped and counted in
+    /// [`Metrics::errors_dropped`], as one beyond [`error_queue`](Self::error_queue); one
+    /// larger than the whole budget goes only into an empty queue. Default 64 MiB.
+    pub error_queue_bytes: usize,
     /// Bounds for decoding inbound pickles. Default [`DecodeLimits::default`].
     pub decode_limits: DecodeLimits,
     /// The pickle protocol written. Default 4 (what Python 3.8+ writes).
@@ -135,6 +140,7 @@ impl Default for ClientOptions {
             file_queue: 256,
             max_file_message: 64 * 1024,
             error_queue: 256,
+            error_queue_bytes: 64 * 1024 * 1024,
             files: ExchangeOptions::default(),
             decode_limits: DecodeLimits::default(),
             protocol: Protocol::default(),
@@ -317,8 +323,7 @@ impl ClientBuilder {
         let (error_tx, error_rx) = mpsc::channel(options.error_queue.max(1));
         let data_bytes = QueueBytes::new(options.data_queue_bytes);
         let command_bytes = QueueBytes::new(options.command_queue_bytes);
-        // Error events are small (a topic and a reason) and bounded by count.
-        let error_bytes = QueueBytes::new(usize::MAX);
+        let error_bytes = QueueBytes::new(options.error_queue_bytes);
         let handshake = role.is_some();
         let readiness = role.map(Readiness::new);
         let (status_tx, status_rx) = watch::channel(Status {
@@ -344,6 +349,7 @@ impl ClientBuilder {
                 errors: error_tx,
                 data_bytes: Arc::clone(&data_bytes),
                 command_bytes: Arc::clone(&command_bytes),
+                error_bytes: Arc::clone(&error_bytes),
             },
             parked: Parked::default(),
             counters: Arc::clone(&counters),

@@ -212,7 +212,11 @@ pub enum InboundError {
 /// use ecci_client::{ErrorEvent, InboundError};
 /// use ecci_proto::topic::AppTopic;
 /// let err = AppTopic::parse("not/an/ecci/topic").unwrap_err();
-/// let ev = ErrorEvent { topic: "not/an/ecci/topic".into(), error: InboundError::Topic(err) };
+/// let ev = ErrorEvent {
+///     topic: "not/an/ecci/topic".into(),
+///     payload: bytes::Bytes::from_static(b"raw"),
+///     error: InboundError::Topic(err),
+/// };
 /// assert_eq!(ev.to_string(), "message on \"not/an/ecci/topic\" rejected");
 /// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -220,6 +224,13 @@ pub enum InboundError {
 pub struct ErrorEvent {
     /// The topic of the message concerned.
     pub topic: String,
+    /// The raw payload of the message concerned, exactly as it arrived, so that
+    /// nothing is lost: a payload the decoder refused (say, under
+    /// [`ObjectPolicy::Refuse`](ecci_proto::pickle::ObjectPolicy)) can still be
+    /// kept, forwarded or decoded otherwise. Empty for an error about a message
+    /// the handshake had to send or a command it could not accept, and for a
+    /// message over the size limit (its bytes were skipped, never held).
+    pub payload: bytes::Bytes,
     /// What was wrong.
     #[source]
     pub error: InboundError,
@@ -266,6 +277,12 @@ impl QueueBytes {
         self.held.load(Ordering::Relaxed) >= self.max
     }
 
+    /// Whether `n` more bytes fit: within `max`, or alone in an empty queue.
+    pub(crate) fn has_room(&self, n: usize) -> bool {
+        let held = self.held.load(Ordering::Relaxed);
+        held == 0 || held.saturating_add(n) <= self.max
+    }
+
     /// Resolves once a taken message brought the bytes under `max` (or at once, if that
     /// happened since the last call).
     pub(crate) async fn room(&self) {
@@ -273,8 +290,52 @@ impl QueueBytes {
     }
 }
 
-/// An item in an inbound queue, with the payload bytes it counts for.
+/// An item in an inbound queue, with the bytes it counts for.
 pub(crate) type Weighed<T> = (T, usize);
+
+/// About the memory a received message takes in a queue: the larger of its payload (which
+/// a numpy array's data may still be a view on) and its decoded value, counted as one
+/// [`Value`] per node plus the length of its text and bytes. The decoder lets a payload of
+/// `n` bytes grow to about 160·`n` (many small values); counting the value, not only the
+/// payload, keeps such messages within the queue's byte bound. Iterative: the depth of a
+/// value is bounded only by the decode limits.
+pub(crate) fn weight(value: &Value, payload: usize) -> usize {
+    const NODE: usize = std::mem::size_of::<Value>();
+    let mut total = 0usize;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        total = total.saturating_add(NODE);
+        match v {
+            Value::Str(s) => total = total.saturating_add(s.len()),
+            Value::Bytes(b) | Value::ByteArray(b) | Value::SurrogateStr(b) => {
+                total = total.saturating_add(b.len());
+            }
+            Value::List(items)
+            | Value::Tuple(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => {
+                stack.extend(items);
+            }
+            Value::Dict(pairs) => stack.extend(pairs.iter().flat_map(|(k, v)| [k, v])),
+            Value::Mapping(m) => stack.extend(m.pairs.iter().flat_map(|(k, v)| [k, v])),
+            Value::Deque(d) => stack.extend(&d.items),
+            Value::Global(g) => total = total.saturating_add(g.module.len() + g.name.len()),
+            Value::Object(o) => {
+                total = total.saturating_add(o.class.module.len() + o.class.name.len());
+                stack.extend(&o.args);
+                stack.extend(o.kwargs.iter().flat_map(|(k, v)| [k, v]));
+                stack.extend(&o.state);
+                stack.extend(&o.items);
+                stack.extend(o.dict_items.iter().flat_map(|(k, v)| [k, v]));
+            }
+            // Scalars, and values whose data is a view on the payload (numpy arrays) or
+            // small and fixed (dates, times, decimals, numpy scalars): the node and the
+            // payload count for them.
+            _ => {}
+        }
+    }
+    total.max(payload)
+}
 
 /// A queue of inbound items ([`Received`] messages or [`ErrorEvent`]s), shared by every
 /// clone of the [`Client`](crate::Client) that filled it.

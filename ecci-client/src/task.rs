@@ -55,9 +55,10 @@ pub(crate) struct Senders {
     pub(crate) commands: mpsc::Sender<Weighed<Received>>,
     pub(crate) files: mpsc::Sender<InboundFile>,
     pub(crate) errors: mpsc::Sender<Weighed<ErrorEvent>>,
-    /// The payload bytes in the data and command queues (not those parked).
+    /// The payload bytes in the data, command and error queues (not those parked).
     pub(crate) data_bytes: Arc<QueueBytes>,
     pub(crate) command_bytes: Arc<QueueBytes>,
+    pub(crate) error_bytes: Arc<QueueBytes>,
 }
 
 /// Messages waiting for room in one full queue, oldest first, with their payload bytes.
@@ -335,7 +336,12 @@ impl Task {
                     self.me
                 );
                 bump(&self.counters.received);
-                self.report(topic, InboundError::TooLarge { size, max });
+                // Its bytes were skipped as they arrived, never held: no payload to carry.
+                self.report(
+                    topic,
+                    bytes::Bytes::new(),
+                    InboundError::TooLarge { size, max },
+                );
             }
             Event::DuplicateDropped { topic, pkid } => {
                 log::warn!(
@@ -343,7 +349,12 @@ impl Task {
                      on {topic:?}; dropped as mqtt requires (lost)",
                     self.me
                 );
-                self.report(topic, InboundError::DuplicatePacketId { pkid });
+                // The message was dropped unread: there is no payload to carry.
+                self.report(
+                    topic,
+                    bytes::Bytes::new(),
+                    InboundError::DuplicatePacketId { pkid },
+                );
             }
             Event::Message(message) => self.on_message(message),
             _ => {}
@@ -356,17 +367,20 @@ impl Task {
         let topic = match AppTopic::parse(&message.topic) {
             Ok(topic) => topic,
             Err(e) => {
-                self.report(message.topic, InboundError::Topic(e));
+                self.report(message.topic, message.payload, InboundError::Topic(e));
                 return;
             }
         };
-        let envelope = match Envelope::from_pickle(&message.payload, &self.limits) {
+        // From the payload's `Bytes`: a numpy frame's pixels stay a view on it.
+        let envelope = match Envelope::from_bytes(&message.payload, &self.limits) {
             Ok(envelope) => envelope,
             Err(e) => {
-                self.report(message.topic, InboundError::Envelope(e));
+                self.report(message.topic, message.payload, InboundError::Envelope(e));
                 return;
             }
         };
+        // What the queues count: the payload, or the decoded value if that is larger.
+        let weight = crate::inbound::weight(&envelope.contents, weight);
         let received = Received::new(topic, Contents::from(envelope.contents));
         match envelope.kind {
             MessageType::Data => {
@@ -381,11 +395,13 @@ impl Task {
             }
             MessageType::File => {
                 bump(&self.counters.files);
-                if weight > self.max_file_message {
+                let size = message.payload.len();
+                if size > self.max_file_message {
                     let max = self.max_file_message;
                     self.report(
                         message.topic,
-                        InboundError::FileTooLarge { size: weight, max },
+                        message.payload,
+                        InboundError::FileTooLarge { size, max },
                     );
                     return;
                 }
@@ -398,7 +414,7 @@ impl Task {
                         };
                         put_file(&mut self.parked.files, &self.senders.files, inbound);
                     }
-                    Err(e) => self.report(message.topic, InboundError::File(e)),
+                    Err(e) => self.report(message.topic, message.payload, InboundError::File(e)),
                 }
             }
             MessageType::Cmd => {
@@ -447,15 +463,25 @@ impl Task {
         }
     }
 
-    /// Raises an error event; never waits.
-    fn report(&self, topic: String, error: InboundError) {
+    /// Raises an error event carrying the raw payload concerned; never waits. Beyond the
+    /// error queue's count or bytes (an event larger than the whole budget only into an
+    /// empty queue), the event is dropped and counted.
+    fn report(&self, topic: String, payload: bytes::Bytes, error: InboundError) {
         bump(&self.counters.errors);
-        if self
-            .senders
-            .errors
-            .try_send((ErrorEvent { topic, error }, 0))
-            .is_err()
-        {
+        let bytes = &self.senders.error_bytes;
+        let weight = payload.len();
+        if !bytes.has_room(weight) {
+            bump(&self.counters.errors_dropped);
+            return;
+        }
+        bytes.add(weight);
+        let event = ErrorEvent {
+            topic,
+            payload,
+            error,
+        };
+        if self.senders.errors.try_send((event, weight)).is_err() {
+            bytes.take(weight);
             bump(&self.counters.errors_dropped);
         }
     }
@@ -506,7 +532,11 @@ impl Task {
                 self.send(topic.to_string(), report.to_json());
             }
             Action::Unexpected(unexpected) => {
-                self.report(topic.to_owned(), InboundError::Readiness(unexpected));
+                self.report(
+                    topic.to_owned(),
+                    bytes::Bytes::new(),
+                    InboundError::Readiness(unexpected),
+                );
             }
             // Reflected in the status by `drive`.
             Action::Started | Action::ExitRequested => {}
@@ -518,7 +548,7 @@ impl Task {
             Message::new(topic.clone(), payload, QoS::ExactlyOnce).with_priority(Priority::Control);
         // The receipt is not awaited: a lost handshake message is made up for by retries.
         if let Err(e) = self.transport.try_publish(message) {
-            self.report(topic, InboundError::Queue(e));
+            self.report(topic, bytes::Bytes::new(), InboundError::Queue(e));
         }
     }
 }

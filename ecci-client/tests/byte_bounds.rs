@@ -67,6 +67,44 @@ async fn a_queue_full_of_bytes_parks_then_stops_reading_and_loses_nothing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn small_payloads_that_decode_large_count_as_decoded() {
+    let hub = Hub::new();
+    let options = ClientOptions {
+        data_queue_bytes: 8 * 1024 * KIB,
+        ..ClientOptions::default()
+    };
+    let (worker, _w) = on_hub_with(&hub, plain("worker", "b1", &[]), options).await;
+    let raw = hub.transport();
+    // 100,000 empty lists: a few hundred KB of pickle, some MB once decoded.
+    let contents = Value::List((0..100_000).map(|_| Value::List(Vec::new())).collect());
+    let payload = Envelope::new(MessageType::Data, contents).to_pickle(Protocol::default());
+    assert!(payload.len() < 512 * KIB, "{}", payload.len());
+    let topic = "ECCI/b1/app1/app/peer/worker";
+    for _ in 0..10 {
+        raw.publish(Message::new(topic, payload.clone(), QoS::ExactlyOnce))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // By payload all ten would fit in 8 MiB; by decoded size only a few do.
+    let queued = worker.data().len();
+    assert!(
+        queued <= 4,
+        "{queued} decoded lists of 100,000 queued in 8 MiB"
+    );
+    for _ in 0..10 {
+        let got = tokio::time::timeout(WAIT, worker.recv_data())
+            .await
+            .expect("every message arrives once read")
+            .unwrap();
+        assert!(matches!(got.contents.value(), Value::List(l) if l.len() == 100_000));
+    }
+    assert!(worker.errors().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_oversized_file_message_is_an_error_event() {
     let hub = Hub::new();
     let options = ClientOptions {
@@ -167,4 +205,45 @@ async fn reused_live_packet_ids_are_one_error_event_per_burst() {
     assert_eq!(worker.metrics().transport.duplicates_dropped, 5);
     worker.close().await;
     publisher.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_events_carry_payloads_within_their_byte_bound() {
+    let hub = Hub::new();
+    let options = ClientOptions {
+        error_queue_bytes: 1024 * KIB,
+        ..ClientOptions::default()
+    };
+    let (worker, _w) = on_hub_with(&hub, plain("worker", "b1", &[]), options).await;
+    let raw = hub.transport();
+    // Not pickles: each an error event carrying its 400 KiB; two fit in 1 MiB.
+    for i in 0..5u8 {
+        raw.publish(Message::new(
+            "ECCI/b1/app1/app/peer/worker",
+            vec![i; 400 * KIB],
+            QoS::ExactlyOnce,
+        ))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(worker.errors().len(), 2);
+    let metrics = worker.metrics();
+    assert_eq!((metrics.errors, metrics.errors_dropped), (5, 3));
+    // Taking one makes room for the next.
+    let first = worker.errors().try_recv().unwrap();
+    assert_eq!(first.payload.len(), 400 * KIB);
+    raw.publish(Message::new(
+        "ECCI/b1/app1/app/peer/worker",
+        vec![9; 400 * KIB],
+        QoS::ExactlyOnce,
+    ))
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(worker.errors().len(), 2);
 }

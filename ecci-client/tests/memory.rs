@@ -573,10 +573,11 @@ async fn bad_payloads_on_every_topic_are_error_events() {
     let bad: Vec<(Vec<u8>, Expect)> = vec![
         (b"hello, not a pickle".to_vec(), Expect::NotPickle),
         (Vec::new(), Expect::NotPickle),
-        // What `pickle.dumps` writes for a call to os.system: refused, never run.
+        // What `pickle.dumps` writes for a call to os.system: an inert object
+        // (never run), which is not an envelope.
         (
             b"cos\nsystem\n(S'echo pwned'\ntR.".to_vec(),
-            Expect::NotPickle,
+            Expect::NotADict,
         ),
         (
             envelope("data", Value::from(1))[..10].to_vec(),
@@ -602,7 +603,7 @@ async fn bad_payloads_on_every_topic_are_error_events() {
                 .unwrap()
                 .await
                 .unwrap();
-            expected_errors.push((topic.to_owned(), format!("{expect:?}")));
+            expected_errors.push((topic.to_owned(), format!("{expect:?}"), payload.clone()));
             raw.publish(Message::new(
                 topic,
                 envelope("data", Value::from(sent)),
@@ -625,7 +626,11 @@ async fn bad_payloads_on_every_topic_are_error_events() {
     .unwrap()
     .await
     .unwrap();
-    expected_errors.push(("ECCI/b1/app1/app//me".to_owned(), "Topic".to_owned()));
+    expected_errors.push((
+        "ECCI/b1/app1/app//me".to_owned(),
+        "Topic".to_owned(),
+        envelope("data", Value::None),
+    ));
     raw.publish(Message::new(
         topics[0],
         envelope("data", Value::from(sent)),
@@ -658,7 +663,8 @@ async fn bad_payloads_on_every_topic_are_error_events() {
             other => panic!("unexpected {other:?}"),
         };
         assert!(e.source().is_some());
-        got.push((e.topic, kind.to_owned()));
+        // The event carries the raw payload: nothing is lost.
+        got.push((e.topic, kind.to_owned(), e.payload.to_vec()));
     }
     assert_eq!(got, expected_errors);
     let m = c.metrics();

@@ -528,7 +528,9 @@ impl Transfers {
     }
 
     /// Downloads an in-memory object sent as a pickle and decodes it with the
-    /// data-only codec, within `limits` (its `max_input` bounds the download).
+    /// safe codec (objects inert, nothing called), within `limits` (its
+    /// `max_input` bounds the download). numpy array data stays a view on the
+    /// downloaded bytes.
     ///
     /// # Errors
     ///
@@ -546,7 +548,9 @@ impl Transfers {
     ) -> Result<Value, TransferError> {
         let max = u64::try_from(limits.max_input).unwrap_or(u64::MAX);
         let (bytes, _) = self.download_bytes(name, url, max, options).await?;
-        ecci_proto::pickle::decode(&bytes, limits).map_err(|source| {
+        // The Vec becomes Bytes without a copy.
+        let bytes = bytes::Bytes::from(bytes);
+        ecci_proto::pickle::decode_bytes(&bytes, limits).map_err(|source| {
             TransferError::new(name, Step::Download, ErrorKind::Decode { source })
         })
     }

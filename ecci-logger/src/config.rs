@@ -260,3 +260,49 @@ pub enum InitError {
     #[error("a global logger is already installed")]
     AlreadyInstalled,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    /// [`child`]'s output in a copy of this test binary with `ECCI_LOG_FILTER` set to
+    /// `value` (unset: `None`).
+    fn filter_in_child(value: Option<&str>) -> String {
+        let mut command = Command::new(std::env::current_exe().expect("test binary"));
+        command
+            .args(["--exact", "config::tests::child", "--nocapture"])
+            .env("ECCI_LOGGER_TEST_CHILD", "1")
+            .env_remove(super::FILTER_VAR);
+        if let Some(value) = value {
+            command.env(super::FILTER_VAR, value);
+        }
+        let out = command.output().expect("test binary runs");
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("filter: "))
+            .expect("the child reports")
+            .to_owned()
+    }
+
+    /// The child's side of [`reads_ecci_log_filter`]; does nothing in a normal run.
+    #[test]
+    fn child() {
+        use std::io::Write as _;
+        if std::env::var_os("ECCI_LOGGER_TEST_CHILD").is_some() {
+            let filter = super::LoggerConfig::filter_from_env().expect("unicode");
+            let _ = writeln!(std::io::stderr(), "filter: {filter:?}");
+        }
+    }
+
+    #[test]
+    fn reads_ecci_log_filter() {
+        assert_eq!(
+            filter_in_child(Some("info,my_app=debug,hyper=off")),
+            r#"Some("info,my_app=debug,hyper=off")"#
+        );
+        assert_eq!(filter_in_child(Some("")), "None");
+        assert_eq!(filter_in_child(None), "None");
+    }
+}

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 use crate::pickle::{self, DecodeError, DecodeLimits, Protocol, Value};
 
 /// The longest prefix of an unknown `type` quoted in an error, in characters.
@@ -225,6 +227,17 @@ impl Envelope {
     /// [`Envelope::from_value`] reports.
     pub fn from_pickle(payload: &[u8], limits: &DecodeLimits) -> Result<Self, EnvelopeError> {
         let value = pickle::decode(payload, limits).map_err(EnvelopeError::NotPickle)?;
+        Self::from_value(value)
+    }
+
+    /// Like [`Envelope::from_pickle`], from the payload's [`Bytes`]: numpy array
+    /// data in the contents stays a view on `payload` (no copy of the pixels).
+    ///
+    /// # Errors
+    ///
+    /// As [`Envelope::from_pickle`].
+    pub fn from_bytes(payload: &Bytes, limits: &DecodeLimits) -> Result<Self, EnvelopeError> {
+        let value = pickle::decode_bytes(payload, limits).map_err(EnvelopeError::NotPickle)?;
         Self::from_value(value)
     }
 }

@@ -32,7 +32,8 @@ use crate::MqttConfig;
 #[derive(Debug)]
 pub struct Mosquitto {
     binary: PathBuf,
-    dir: PathBuf,
+    /// Removed when the broker is dropped (after the child is killed).
+    dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
 }
@@ -73,14 +74,13 @@ impl Mosquitto {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let dir = std::env::temp_dir().join(format!(
-            "mosquitto-{}-{:016x}",
-            std::process::id(),
-            crate::backoff::random_u64()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("mosquitto-")
+            .tempdir()
+            .expect("temp dir");
         // Started as root, mosquitto drops to its own user, which must be able to save here.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
         let m = Mosquitto {
             binary,
             dir,
@@ -89,7 +89,7 @@ impl Mosquitto {
         };
         m.configure(&format!(
             "allow_anonymous true\npersistence true\npersistence_location {}/\n",
-            m.dir.display()
+            m.dir.path().display()
         ));
         Some(m)
     }
@@ -108,12 +108,13 @@ impl Mosquitto {
     /// When the file cannot be written.
     pub fn configure(&self, lines: &str) {
         let config = format!("listener {} 127.0.0.1\n{lines}", self.port);
-        std::fs::write(self.dir.join("mosquitto.conf"), config).expect("write mosquitto.conf");
+        std::fs::write(self.dir.path().join("mosquitto.conf"), config)
+            .expect("write mosquitto.conf");
     }
 
     /// The broker's own directory (config, persistence, log), readable by mosquitto's user.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     /// The listener's port (the same across restarts).
@@ -131,10 +132,10 @@ impl Mosquitto {
     /// # Panics
     /// When it cannot be started or does not listen in time; the panic shows its log.
     pub fn up(&mut self) {
-        let log = std::fs::File::create(self.dir.join("mosquitto.log")).expect("log file");
+        let log = std::fs::File::create(self.dir.path().join("mosquitto.log")).expect("log file");
         let child = Command::new(&self.binary)
             .arg("-c")
-            .arg(self.dir.join("mosquitto.conf"))
+            .arg(self.dir.path().join("mosquitto.conf"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -151,7 +152,7 @@ impl Mosquitto {
 
     /// What mosquitto logged since the last [`up`](Self::up).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
     /// SIGTERM, as a service manager stops it: it saves its sessions and exits. Waits for it.
@@ -192,6 +193,5 @@ impl Mosquitto {
 impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

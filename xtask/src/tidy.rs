@@ -18,14 +18,7 @@ const ONLY_IN: &[(&str, &[&str])] = &[
 /// Crates that must not depend on the given crates at all.
 const NEVER_IN: &[(&str, &[&str])] = &[(
     "ecci-proto",
-    &[
-        "tokio",
-        "rumqttc",
-        "rumqttd",
-        "reqwest",
-        "async-trait",
-        "bytes",
-    ],
+    &["tokio", "rumqttc", "rumqttd", "reqwest", "async-trait"],
 )];
 
 /// A dependency as declared in a manifest.

@@ -5,7 +5,8 @@ Rust SDK interoperates with Python peers.
 Usage: peer.py MODE, with the ECCI_* variables of wire.md §1 set (read in ecci_env.py). MODE is
 one of:
 
-- echo: sends two bad payloads (a pickled list, a pickle that would call os.system), then
+- echo: sends a bad payload (a pickled list) and an object whose unpickling would call
+  os.system (inert data to a Rust receiver), then
   a hello (data and cmd) to every target once subscribed, answers every data
   message with {'echo': contents} and every command with {'cmd': 'ack', 'of': contents};
   exits on the command 'quit';

@@ -10,8 +10,126 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::py::NdArray;
 use super::ser::{Bytes, bigint_to_u128, int_from_i128, int_from_u128};
 use super::value::{BigInt, Value};
+
+/// The newtype-struct name through which a typed [`Value`] (a numpy array, a
+/// datetime, …) passes serde between `Value` and `Value`/[`NdArray`] without
+/// being converted or copied: the value itself waits in [`STASH`].
+pub(crate) const VALUE_TOKEN: &str = "$ecci_proto::pickle::Value";
+
+thread_local! {
+    /// The value in transit under [`VALUE_TOKEN`].
+    pub(crate) static STASH: std::cell::RefCell<Option<Value>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Value {
+    /// Whether this is one of the plain data variants (no typed value at the top).
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(
+            self,
+            Value::None
+                | Value::Bool(_)
+                | Value::Int(_)
+                | Value::BigInt(_)
+                | Value::Float(_)
+                | Value::Str(_)
+                | Value::Bytes(_)
+                | Value::ByteArray(_)
+                | Value::List(_)
+                | Value::Tuple(_)
+                | Value::Set(_)
+                | Value::FrozenSet(_)
+                | Value::Dict(_)
+        )
+    }
+
+    /// The value as plain data, for a Rust type that asks serde for plain data:
+    /// a `str` with lone surrogates as a lossy string, numpy scalars as their
+    /// Python value, `Decimal` and the `datetime` values as their ISO strings, a
+    /// `timedelta` as its seconds (as `total_seconds()`), `complex` as
+    /// `(re, im)`, `range` as `(start, stop, step)`, the `collections` types as
+    /// dict and list, a global as `'module.name'`, an array as
+    /// `{'dtype', 'shape', 'order', 'data'}`, and an inert object as its state
+    /// dict (when it has only that), its arguments (when it has only those:
+    /// a namedtuple), or `{'__class__': …, 'args': …, …}`.
+    pub(crate) fn into_plain(self) -> Value {
+        match self {
+            Value::SurrogateStr(b) => Value::Str(super::py::wtf8_lossy(&b)),
+            Value::NumpyScalar(s) => s.to_value(),
+            Value::Decimal(d) => Value::Str(d.as_str().to_owned()),
+            Value::DateTime(d) => Value::Str(d.isoformat()),
+            Value::Date(d) => Value::Str(d.to_string()),
+            Value::Time(t) => Value::Str(t.isoformat()),
+            #[expect(clippy::cast_precision_loss, reason = "as Python's total_seconds()")]
+            Value::TimeDelta(d) => Value::Float(d.total_microseconds() as f64 / 1e6),
+            Value::TimeZone(tz) => Value::Str(tz.to_string()),
+            Value::Complex { re, im } => Value::Tuple(vec![Value::Float(re), Value::Float(im)]),
+            Value::Range { start, stop, step } => {
+                Value::Tuple(vec![Value::Int(start), Value::Int(stop), Value::Int(step)])
+            }
+            Value::Mapping(m) => Value::Dict(m.pairs),
+            Value::Deque(d) => Value::List(d.items),
+            Value::Global(g) => Value::Str(g.to_string()),
+            Value::NdArray(a) => {
+                let shape = a
+                    .shape()
+                    .iter()
+                    .map(|&d| Value::Int(i64::try_from(d).unwrap_or(i64::MAX)))
+                    .collect();
+                Value::dict([
+                    ("dtype", Value::Str(a.dtype().to_string())),
+                    ("shape", Value::Tuple(shape)),
+                    (
+                        "order",
+                        Value::from(match a.order() {
+                            super::py::Order::C => "C",
+                            super::py::Order::F => "F",
+                        }),
+                    ),
+                    ("data", Value::Bytes(a.data().to_vec())),
+                ])
+            }
+            Value::Object(o) => {
+                let o = *o;
+                let only_state = o.args.is_empty()
+                    && o.kwargs.is_empty()
+                    && o.items.is_empty()
+                    && o.dict_items.is_empty();
+                match o.state {
+                    Some(state @ Value::Dict(_)) if only_state => state,
+                    None if o.kwargs.is_empty()
+                        && o.items.is_empty()
+                        && o.dict_items.is_empty() =>
+                    {
+                        Value::Tuple(o.args)
+                    }
+                    state => {
+                        let mut pairs = vec![
+                            (Value::from("__class__"), Value::Str(o.class.to_string())),
+                            (Value::from("args"), Value::Tuple(o.args)),
+                        ];
+                        if !o.kwargs.is_empty() {
+                            pairs.push((Value::from("kwargs"), Value::Dict(o.kwargs)));
+                        }
+                        if let Some(state) = state {
+                            pairs.push((Value::from("state"), state));
+                        }
+                        if !o.items.is_empty() {
+                            pairs.push((Value::from("items"), Value::List(o.items)));
+                        }
+                        if !o.dict_items.is_empty() {
+                            pairs.push((Value::from("dict_items"), Value::Dict(o.dict_items)));
+                        }
+                        Value::Dict(pairs)
+                    }
+                }
+            }
+            plain => plain,
+        }
+    }
+}
 
 /// Why a Rust value could not be converted to or from a [`Value`].
 ///
@@ -163,7 +281,7 @@ impl<'de> Deserializer<'de> for Value {
     type Error = ValueError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
-        match self {
+        match self.into_plain() {
             Value::None => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(b),
             Value::Int(i) => visitor.visit_i64(i),
@@ -187,11 +305,12 @@ impl<'de> Deserializer<'de> for Value {
             | Value::Set(items)
             | Value::FrozenSet(items) => visit_seq(items, visitor),
             Value::Dict(pairs) => visit_dict(pairs, visitor),
+            other => Err(ValueError::invalid_type("plain data", &other)),
         }
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
-        match self {
+        match self.into_plain() {
             Value::Bool(b) => visitor.visit_bool(b),
             other => Err(ValueError::invalid_type("bool", &other)),
         }
@@ -266,7 +385,7 @@ impl<'de> Deserializer<'de> for Value {
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
-        match self {
+        match self.into_plain() {
             Value::Str(s) => visitor.visit_string(s),
             other => Err(ValueError::invalid_type("str", &other)),
         }
@@ -309,14 +428,21 @@ impl<'de> Deserializer<'de> for Value {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, ValueError> {
+        if name == VALUE_TOKEN && !self.is_plain() {
+            // A `Value` or an `NdArray` takes a typed value as it is.
+            STASH.with(|s| *s.borrow_mut() = Some(self));
+            let out = visitor.visit_unit();
+            STASH.with(|s| s.borrow_mut().take());
+            return out;
+        }
         visitor.visit_newtype_struct(self)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
-        match self {
+        match self.into_plain() {
             Value::List(items)
             | Value::Tuple(items)
             | Value::Set(items)
@@ -351,7 +477,7 @@ impl<'de> Deserializer<'de> for Value {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
-        match self {
+        match self.into_plain() {
             Value::Dict(pairs) => visit_dict(pairs, visitor),
             other => Err(ValueError::invalid_type("dict", &other)),
         }
@@ -363,7 +489,7 @@ impl<'de> Deserializer<'de> for Value {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, ValueError> {
-        match self {
+        match self.into_plain() {
             Value::Dict(pairs) => visit_dict(pairs, visitor),
             Value::List(items) | Value::Tuple(items) => visit_seq(items, visitor),
             other => Err(ValueError::invalid_type(
@@ -427,6 +553,9 @@ fn integer<N>(value: &Value, what: &str) -> Result<N, ValueError>
 where
     N: TryFrom<i128> + TryFrom<u128>,
 {
+    if let Value::NumpyScalar(s) = value {
+        return integer(&s.to_value(), what);
+    }
     let converted = match value {
         Value::Int(i) => N::try_from(i128::from(*i)).ok(),
         Value::BigInt(big) => match big.to_i128() {
@@ -463,6 +592,15 @@ fn big_out_of_range(big: &BigInt, what: &str) -> ValueError {
 /// The number as an `f64`: Python code freely passes `1` where `1.0` is meant.
 fn float(value: &Value, what: &str) -> Result<f64, ValueError> {
     match value {
+        Value::NumpyScalar(s) => float(&s.to_value(), what),
+        Value::TimeDelta(_) => float(&value.clone().into_plain(), what),
+        // `Decimal` to float, as Python's float(Decimal) (nearest).
+        Value::Decimal(d) => d
+            .as_str()
+            .to_ascii_lowercase()
+            .replace("infinity", "inf")
+            .parse()
+            .map_err(|_| ValueError::new(format!("decimal {} is not a {what}", d.as_str()))),
         Value::Float(f) => Ok(*f),
         #[expect(clippy::cast_precision_loss, reason = "as Python's float(int)")]
         Value::Int(i) => Ok(*i as f64),
@@ -735,7 +873,96 @@ impl<'de> de::VariantAccess<'de> for VariantAccess {
 /// ```
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
+        // From a `Value`, typed values come through unchanged (see VALUE_TOKEN);
+        // every other deserializer treats the newtype as transparent.
+        deserializer.deserialize_newtype_struct(VALUE_TOKEN, ValueVisitor)
+    }
+}
+
+/// An array from a [`Value::NdArray`] (no copy), or from its plain form
+/// `{'dtype': '<u2', 'shape': [..], 'order': 'C', 'data': bytes}` as any other
+/// serde format carries it.
+///
+/// ```
+/// use ecci_proto::pickle::{ByteOrder, DType, NdArray, Order, Scalar, Value, from_value, to_value};
+/// #[derive(serde::Deserialize, serde::Serialize)]
+/// struct Msg { frame: NdArray, ts: f64 }
+///
+/// let frame = NdArray::new(DType::new(Scalar::U8, ByteOrder::Little), vec![2, 2, 3], Order::C, vec![7u8; 12])?;
+/// let v = Value::dict([("frame", Value::NdArray(Box::new(frame.clone()))), ("ts", Value::Float(1.5))]);
+/// let msg: Msg = from_value(v.clone())?;
+/// assert_eq!((msg.frame.shape(), msg.ts), (&[2, 2, 3][..], 1.5));
+/// assert_eq!(to_value(&msg)?, v);
+/// let json = serde_json::to_string(&msg)?;
+/// let back: Msg = serde_json::from_str(&json)?;
+/// assert_eq!(back.frame, frame);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<'de> Deserialize<'de> for NdArray {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<NdArray, D::Error> {
+        deserializer.deserialize_newtype_struct(VALUE_TOKEN, NdArrayVisitor)
+    }
+}
+
+/// The plain form of an array, for serde formats other than [`Value`].
+#[derive(serde::Deserialize, serde::Serialize)]
+pub(crate) struct PlainArray {
+    pub(crate) dtype: String,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) order: String,
+    pub(crate) data: Bytes,
+}
+
+impl PlainArray {
+    fn into_array<E: de::Error>(self) -> Result<NdArray, E> {
+        use super::py::{ByteOrder, DType, Order, Scalar};
+        let (order_char, code) = self.dtype.split_at(self.dtype.len().min(1));
+        let order = match order_char {
+            "<" | "|" | "=" => ByteOrder::Little,
+            ">" => ByteOrder::Big,
+            _ => return Err(E::custom(format!("unknown dtype {:?}", self.dtype))),
+        };
+        let scalar = Scalar::from_code(code)
+            .ok_or_else(|| E::custom(format!("unknown dtype {:?}", self.dtype)))?;
+        let layout = match self.order.as_str() {
+            "C" => Order::C,
+            "F" => Order::F,
+            other => return Err(E::custom(format!("unknown order {other:?}"))),
+        };
+        NdArray::new(DType::new(scalar, order), self.shape, layout, self.data.0).map_err(E::custom)
+    }
+}
+
+struct NdArrayVisitor;
+
+impl<'de> Visitor<'de> for NdArrayVisitor {
+    type Value = NdArray;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a numpy ndarray")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<NdArray, E> {
+        match STASH.with(|s| s.borrow_mut().take()) {
+            Some(Value::NdArray(a)) => Ok(*a),
+            Some(other) => {
+                let found = other.type_name();
+                PlainArray::deserialize(other)
+                    .map_err(|_| {
+                        E::custom(format!("invalid type: expected ndarray, found {found}"))
+                    })?
+                    .into_array()
+            }
+            None => Err(E::custom("invalid type: expected ndarray, found None")),
+        }
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<NdArray, D::Error> {
+        PlainArray::deserialize(d)?.into_array()
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<NdArray, A::Error> {
+        PlainArray::deserialize(de::value::MapAccessDeserializer::new(map))?.into_array()
     }
 }
 
@@ -793,7 +1020,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::None)
+        // Under VALUE_TOKEN the value waits in the stash, typed as it was.
+        Ok(STASH.with(|s| s.borrow_mut().take()).unwrap_or(Value::None))
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -804,7 +1032,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         self,
         deserializer: D,
     ) -> Result<Value, D::Error> {
-        Value::deserialize(deserializer)
+        deserializer.deserialize_any(ValueVisitor)
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {

@@ -1,4 +1,4 @@
-//! The data-only pickle decoder.
+//! The pickle decoder: every value as inert data, nothing ever called.
 //!
 //! The stream is run on a small virtual machine whose stack and memo hold ids
 //! into an arena of nodes, so that a container memoized right after its
@@ -6,14 +6,22 @@
 //! CPython. The tree is materialized at `STOP` by an explicit-stack walk that
 //! counts depth, detects cycles and charges a budget, so that neither deep
 //! nesting nor a shared-reference bomb can overflow the stack or exhaust
-//! memory. Nothing named by the stream is ever called: the few globals Python 3
-//! needs for plain data (`bytes`, `bytearray`, `set`, `frozenset` below protocol
-//! 4) are recognized by name and interpreted here.
+//! memory. Nothing named by the stream is ever called or looked up: the few
+//! globals Python 3 needs for plain data (`bytes`, `bytearray`, `set`,
+//! `frozenset` below protocol 4) are interpreted here, every other
+//! class-building opcode records an inert [`Object`] (class name, arguments,
+//! state, items), and [`py`](super::py) maps the well-known classes to typed
+//! values. `bytes` payloads stay ranges of the input until the result is built,
+//! so that a numpy array's data is a view on a [`Bytes`] input.
 
 use std::collections::HashMap;
 use std::mem::size_of;
 
+use bytes::Bytes;
+
 use super::op;
+use super::py::numpy::{self as np, Graph, View};
+use super::py::{self, Construct, Global, Object};
 use super::{BigInt, Value};
 
 /// Bounds applied while decoding untrusted input.
@@ -29,13 +37,17 @@ use super::{BigInt, Value};
 pub struct DecodeLimits {
     /// Largest accepted input, in bytes (default 64 MiB). Checked before anything else.
     pub max_input: usize,
-    /// Deepest accepted nesting of containers (default 128): a list of lists has depth 2.
+    /// Deepest accepted nesting of containers and objects (default 1000, above
+    /// the 999 levels of tuples CPython's `pickle.dumps` writes at its default
+    /// recursion limit): a list of lists has depth 2.
     ///
     /// The decoder itself never recurses, but dropping, comparing or encoding a
-    /// [`Value`] does, once per level: keep this in the hundreds.
+    /// [`Value`] does, once per level (tested at 1000 levels on a 256 KiB
+    /// stack): keep this in the thousands at most.
     pub max_depth: usize,
     /// Budget for the memory the decoder builds, in approximate bytes (default 256 MiB,
-    /// four times `max_input`).
+    /// four times `max_input`). Whatever this says, a payload of `n` bytes is
+    /// never given more than [`DECODED_PER_INPUT_BYTE`]` · n + `[`DECODED_BASE`].
     ///
     /// Both the values the stream creates and the values of the result count
     /// their in-memory size (a few dozen bytes each) plus the length of their
@@ -46,17 +58,61 @@ pub struct DecodeLimits {
     /// holds once is moved into it, not copied); raise the budget to accept
     /// payloads of many millions of small values.
     pub max_decoded: usize,
+    /// What to do with instances of classes (default [`ObjectPolicy::Inert`]).
+    pub objects: ObjectPolicy,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         Self {
             max_input: 64 << 20,
-            max_depth: 128,
+            max_depth: 1000,
             max_decoded: 256 << 20,
+            objects: ObjectPolicy::default(),
         }
     }
 }
+
+/// What the decoder does with a class-building opcode. It never calls
+/// anything, whatever the policy: the choice is only what to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ObjectPolicy {
+    /// Every object decodes: well-known classes to typed values, every other
+    /// class to an inert [`Object`].
+    #[default]
+    Inert,
+    /// Plain data and the well-known types only; any other class is refused
+    /// ([`DecodeError::RefusedGlobal`]).
+    WellKnown,
+    /// Plain data only, as Python's `json` would carry it: every global but the
+    /// constructors of `bytes`, `bytearray`, `set` and `frozenset` is refused.
+    Refuse,
+}
+
+/// The memory bound's multiple: decoding a payload of `n` bytes never holds
+/// more than `DECODED_PER_INPUT_BYTE · n + DECODED_BASE` bytes (measured by
+/// `tests/pickle_memory.rs`), whatever [`DecodeLimits::max_decoded`] allows.
+///
+/// The multiple covers the densest legitimate pickle: a list of one-byte
+/// `None`s costs a node, a stack slot and a list slot (each charged twice, for
+/// the vectors' growth), bookkeeping and a [`Value`] per input byte (152
+/// bytes). A payload of large `bytes`, `str` or numpy arrays costs about its
+/// length once (arrays decoded with [`decode_bytes`] are views: nothing). A memo
+/// reference (two bytes) that would copy a large value is charged for the copy,
+/// so a payload that refers to one 1 MB string 250 times is refused instead of
+/// growing to 250 MB.
+pub const DECODED_PER_INPUT_BYTE: usize = 160;
+
+/// How much of the budget may go to building values a second time: a memo
+/// reference that copies a shared value (a repeated dict key, a string or list
+/// referred to twice) is charged against `COPIES_PER_INPUT_BYTE · n +
+/// DECODED_BASE` too, so that one 1 MB string referred to 250 times is refused
+/// once its copies reach 32 MB, and many small shared keys (what CPython writes
+/// for a list of records) fit.
+pub const COPIES_PER_INPUT_BYTE: usize = 32;
+
+/// The constant part of the memory bound; see [`DECODED_PER_INPUT_BYTE`].
+pub const DECODED_BASE: usize = 64 << 10;
 
 /// The most decimal digits accepted in a protocol 0 `INT`/`LONG`, as CPython's
 /// default `sys.get_int_max_str_digits()`: longer ones cost quadratic time.
@@ -117,7 +173,7 @@ pub enum DecodeError {
         /// Where it is.
         offset: usize,
     },
-    /// A `GLOBAL`/`STACK_GLOBAL` naming anything but the few data constructors.
+    /// A `GLOBAL`/`STACK_GLOBAL` the [`ObjectPolicy`] does not accept.
     #[error("refused global {module}.{name} at byte {offset}")]
     RefusedGlobal {
         /// The module, as named by the stream.
@@ -203,9 +259,18 @@ pub enum DecodeError {
         /// Open marks.
         marks: usize,
     },
-    /// A whitelisted global (such as `builtins.set`) used as a value instead of called.
+    /// Under [`ObjectPolicy::Refuse`], a data constructor (such as
+    /// `builtins.set`) used as a value instead of called.
     #[error("global {0} used as a value")]
     GlobalAsValue(&'static str),
+    /// An object of a class [`ObjectPolicy::WellKnown`] does not accept.
+    #[error("refused object of class {module}.{name}")]
+    RefusedObject {
+        /// The module.
+        module: String,
+        /// The class name.
+        name: String,
+    },
     /// Containers nested deeper than [`DecodeLimits::max_depth`].
     #[error("nesting deeper than {max}")]
     TooDeep {
@@ -215,6 +280,13 @@ pub enum DecodeError {
     /// The decoded value would exceed [`DecodeLimits::max_decoded`].
     #[error("decoded size exceeds the budget of {max} bytes")]
     TooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// Values shared through the memo would be copied beyond
+    /// [`COPIES_PER_INPUT_BYTE`] times the input.
+    #[error("shared values would be copied beyond {max} bytes")]
+    SharedTooLarge {
         /// The limit.
         max: usize,
     },
@@ -233,15 +305,19 @@ pub enum DecodeError {
     },
 }
 
-/// Decodes a data-only pickle of any protocol (0–5).
+/// Decodes a pickle of any protocol (0–5) into inert data; nothing named by
+/// the stream is ever called or looked up.
 ///
-/// Supported: `None`, `bool`, `int` (any size), `float`, `str`, `bytes`,
-/// `bytearray`, `list`, `tuple`, `dict`, `set`, `frozenset`, with shared
-/// references. Refused: every opcode that builds objects or loads code
-/// (`BUILD`, `INST`, `OBJ`, `NEWOBJ`, `NEWOBJ_EX`, `PERSID`, `BINPERSID`,
-/// `EXT1/2/4`, out-of-band buffers), `GLOBAL`/`STACK_GLOBAL` of anything but
-/// `_codecs.encode` and `builtins` (or `__builtin__`) `bytes`, `bytearray`,
-/// `set` and `frozenset`, and `REDUCE` of anything else.
+/// Plain data: `None`, `bool`, `int` (any size), `float`, `str` (lone
+/// surrogates as [`Value::SurrogateStr`]), `bytes`, `bytearray`, `list`,
+/// `tuple`, `dict`, `set`, `frozenset`, with shared references. Every
+/// class-building opcode (`GLOBAL`/`STACK_GLOBAL` with `REDUCE`, `NEWOBJ`,
+/// `NEWOBJ_EX`, `BUILD`, `INST`, `OBJ`) records an inert [`Object`]; numpy
+/// arrays and scalars, `datetime` values, `Decimal`, `complex`, `range` and
+/// the `collections` types become typed values. [`DecodeLimits::objects`]
+/// can refuse objects instead. Always refused: `PERSID`, `BINPERSID`,
+/// `EXT1/2/4` and out-of-band buffers (`NEXT_BUFFER`, `READONLY_BUFFER`), and
+/// a container that contains itself.
 ///
 /// Protocol 0–2 `STRING`/`BINSTRING`/`SHORT_BINSTRING` (Python 2 `str`) decode
 /// as Python 3's default `encoding='ASCII'` does: to a `str`, refusing non-ASCII.
@@ -250,15 +326,19 @@ pub enum DecodeError {
 /// The stream must end with `STOP` leaving exactly one value on the stack.
 ///
 /// ```
-/// use ecci_proto::pickle::{DecodeLimits, Value, decode};
+/// use ecci_proto::pickle::{DecodeLimits, ObjectPolicy, Value, decode};
 /// // pickle.dumps({'type': 'cmd'}, 2)
 /// let v = decode(b"\x80\x02}q\x00X\x04\x00\x00\x00typeq\x01X\x03\x00\x00\x00cmdq\x02s.",
 ///                &DecodeLimits::default())?;
 /// assert_eq!(v, Value::dict([("type", Value::from("cmd"))]));
 ///
-/// // pickle.dumps of a class whose __reduce__ returns (os.system, ('echo pwned',))
-/// let err = decode(b"\x80\x02cposix\nsystem\nX\x0a\x00\x00\x00echo pwned\x85R.",
-///                  &DecodeLimits::default()).unwrap_err();
+/// // pickle.dumps of a class whose __reduce__ returns (os.system, ('echo pwned',)):
+/// // recorded, never called.
+/// let evil = b"\x80\x02cposix\nsystem\nX\x0a\x00\x00\x00echo pwned\x85R.";
+/// let v = decode(evil, &DecodeLimits::default())?;
+/// assert_eq!(v.to_string(), "posix.system('echo pwned')");
+/// let refuse = DecodeLimits { objects: ObjectPolicy::Refuse, ..DecodeLimits::default() };
+/// let err = decode(evil, &refuse).unwrap_err();
 /// assert_eq!(err.to_string(), "refused global posix.system at byte 2");
 /// # Ok::<(), ecci_proto::pickle::DecodeError>(())
 /// ```
@@ -267,6 +347,34 @@ pub enum DecodeError {
 ///
 /// A [`DecodeError`] saying why the input was refused.
 pub fn decode(input: &[u8], limits: &DecodeLimits) -> Result<Value, DecodeError> {
+    decode_from(input, None, limits)
+}
+
+/// Like [`decode`], from a [`Bytes`] payload: `bytes` data that a numpy array
+/// carries verbatim (protocol 3 and up) becomes a view on `input`, not a copy.
+///
+/// ```
+/// use bytes::Bytes;
+/// use ecci_proto::pickle::{DecodeLimits, Value, decode_bytes};
+/// # let wire = ecci_proto::pickle::encode(&Value::None, Default::default());
+/// let payload = Bytes::from(wire);
+/// let value = decode_bytes(&payload, &DecodeLimits::default())?;
+/// # assert_eq!(value, Value::None);
+/// # Ok::<(), ecci_proto::pickle::DecodeError>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`decode`].
+pub fn decode_bytes(input: &Bytes, limits: &DecodeLimits) -> Result<Value, DecodeError> {
+    decode_from(input, Some(input), limits)
+}
+
+fn decode_from(
+    input: &[u8],
+    owner: Option<&Bytes>,
+    limits: &DecodeLimits,
+) -> Result<Value, DecodeError> {
     if input.len() > limits.max_input {
         return Err(DecodeError::InputTooLarge {
             len: input.len(),
@@ -277,6 +385,7 @@ pub fn decode(input: &[u8], limits: &DecodeLimits) -> Result<Value, DecodeError>
         return Err(DecodeError::Empty);
     }
     let mut machine = Machine::new(input, limits);
+    machine.owner = owner;
     let root = machine.run()?;
     machine.materialize(root)
 }
@@ -288,13 +397,63 @@ type NodeId = usize;
 #[derive(Debug)]
 enum Node {
     Leaf(Value),
+    /// `bytes` (or a `bytearray`) still in the input: `input[start..end]`.
+    Slice {
+        start: usize,
+        end: usize,
+        bytearray: bool,
+    },
     List(Vec<NodeId>),
     Tuple(Vec<NodeId>),
     Set(Vec<NodeId>),
     FrozenSet(Vec<NodeId>),
     /// Keys and values alternate.
     Dict(Vec<NodeId>),
-    Global(Callable),
+    /// A data constructor interpreted here.
+    Builtin(Callable),
+    /// Any other global, by name.
+    Global(Box<Global>),
+    Object(Box<ObjectNode>),
+}
+
+/// An inert object under construction; see [`Object`].
+#[derive(Debug)]
+struct ObjectNode {
+    class: Global,
+    construct: Construct,
+    args: Vec<NodeId>,
+    /// Keys and values alternate.
+    kwargs: Vec<NodeId>,
+    state: Option<NodeId>,
+    items: Vec<NodeId>,
+    /// Keys and values alternate.
+    dict_items: Vec<NodeId>,
+}
+
+impl ObjectNode {
+    fn len(&self) -> usize {
+        self.args.len()
+            + self.kwargs.len()
+            + usize::from(self.state.is_some())
+            + self.items.len()
+            + self.dict_items.len()
+    }
+
+    /// The `i`-th child, in the order of [`Value::child`].
+    fn child(&self, i: usize) -> Option<NodeId> {
+        let state: &[NodeId] = self.state.as_slice();
+        [
+            &self.args[..],
+            &self.kwargs,
+            state,
+            &self.items,
+            &self.dict_items,
+        ]
+        .into_iter()
+        .flatten()
+        .nth(i)
+        .copied()
+    }
 }
 
 /// The only callables a stream may name: constructors of plain data.
@@ -341,8 +500,13 @@ enum Target {
 /// What every value costs against [`DecodeLimits::max_decoded`], besides its payload.
 const VALUE_COST: usize = size_of::<Value>();
 
+/// What [`Machine::materialize`] keeps per node: path counts, in-degrees and flags.
+const PER_NODE_BOOKKEEPING: usize = 8;
+
 struct Machine<'a> {
     input: &'a [u8],
+    /// The input as [`Bytes`], when the caller has it, for zero-copy views.
+    owner: Option<&'a Bytes>,
     pos: usize,
     limits: &'a DecodeLimits,
     budget: Budget,
@@ -438,15 +602,38 @@ impl Memo {
 struct Budget {
     left: usize,
     max: usize,
+    /// What is left for building values a second time (shared through the memo).
+    copies_left: usize,
+    copies_max: usize,
 }
 
 impl Budget {
+    fn new(max: usize, copies_max: usize) -> Self {
+        Self {
+            left: max,
+            max,
+            copies_left: copies_max,
+            copies_max,
+        }
+    }
+
     fn charge(&mut self, cost: usize) -> Result<(), DecodeError> {
         self.left = self
             .left
             .checked_sub(cost)
             .ok_or(DecodeError::TooLarge { max: self.max })?;
         Ok(())
+    }
+
+    /// Charges a copy of a shared value, to both budgets.
+    fn charge_copy(&mut self, cost: usize) -> Result<(), DecodeError> {
+        self.copies_left =
+            self.copies_left
+                .checked_sub(cost)
+                .ok_or(DecodeError::SharedTooLarge {
+                    max: self.copies_max,
+                })?;
+        self.charge(cost)
     }
 }
 
@@ -491,14 +678,25 @@ impl At {
 
 impl<'a> Machine<'a> {
     fn new(input: &'a [u8], limits: &'a DecodeLimits) -> Self {
+        let max = limits.max_decoded.min(
+            input
+                .len()
+                .saturating_mul(DECODED_PER_INPUT_BYTE)
+                .saturating_add(DECODED_BASE),
+        );
         Machine {
             input,
+            owner: None,
             pos: 0,
             limits,
-            budget: Budget {
-                left: limits.max_decoded,
-                max: limits.max_decoded,
-            },
+            budget: Budget::new(
+                max,
+                input
+                    .len()
+                    .saturating_mul(COPIES_PER_INPUT_BYTE)
+                    .saturating_add(DECODED_BASE)
+                    .min(max),
+            ),
             nodes: Vec::new(),
             stack: Vec::new(),
             marks: Vec::new(),
@@ -584,7 +782,7 @@ impl<'a> Machine<'a> {
             }
             op::DUP => {
                 let top = self.peek(at)?;
-                self.budget.charge(size_of::<NodeId>())?;
+                self.budget.charge(2 * size_of::<NodeId>())?;
                 self.stack.push(top);
             }
 
@@ -697,7 +895,7 @@ impl<'a> Machine<'a> {
             op::UNICODE => {
                 let line = self.read_line(at)?;
                 let s = raw_unicode_escape_decode(line).map_err(|reason| at.bad(reason))?;
-                self.push_str(s)?;
+                self.push_text(s)?;
             }
             op::SHORT_BINUNICODE => {
                 let len = self.read_u8(at)?;
@@ -713,23 +911,19 @@ impl<'a> Machine<'a> {
             }
             op::SHORT_BINBYTES => {
                 let len = self.read_u8(at)?;
-                let bytes = self.read_bytes(len.into(), at)?.to_vec();
-                self.push_bytes(Value::Bytes, bytes)?;
+                self.push_slice(len.into(), false, at)?;
             }
             op::BINBYTES => {
                 let len = self.read_u32(at)?;
-                let bytes = self.read_bytes(len.into(), at)?.to_vec();
-                self.push_bytes(Value::Bytes, bytes)?;
+                self.push_slice(len.into(), false, at)?;
             }
             op::BINBYTES8 => {
                 let len = self.read_u64(at)?;
-                let bytes = self.read_bytes(len, at)?.to_vec();
-                self.push_bytes(Value::Bytes, bytes)?;
+                self.push_slice(len, false, at)?;
             }
             op::BYTEARRAY8 => {
                 let len = self.read_u64(at)?;
-                let bytes = self.read_bytes(len, at)?.to_vec();
-                self.push_bytes(Value::ByteArray, bytes)?;
+                self.push_slice(len, true, at)?;
             }
 
             // Containers.
@@ -792,7 +986,7 @@ impl<'a> Machine<'a> {
                 self.extend(at, Target::Dict, items)?;
             }
 
-            // The whitelisted globals.
+            // Globals and objects: named, recorded, never called.
             op::GLOBAL => {
                 let module = self.read_line(at)?;
                 let name = self.read_line(at)?;
@@ -814,6 +1008,55 @@ impl<'a> Machine<'a> {
                 self.push_global(&module, &name, at)?;
             }
             op::REDUCE => self.reduce(at)?,
+            op::BUILD => {
+                self.allow_objects(at)?;
+                let state = self.pop(at)?;
+                let target = self.peek(at)?;
+                let Node::Object(obj) = &mut self.nodes[target] else {
+                    return Err(at.wrong_type("an object"));
+                };
+                if obj.state.replace(state).is_some() {
+                    return Err(at.bad("a second BUILD on one object"));
+                }
+                self.budget.charge(size_of::<NodeId>())?;
+            }
+            op::NEWOBJ => {
+                let args = self.pop(at)?;
+                let class = self.pop(at)?;
+                let args = self.tuple_items(args, at)?;
+                self.push_object(class, Construct::New, args, Vec::new(), at)?;
+            }
+            op::NEWOBJ_EX => {
+                let kwargs = self.pop(at)?;
+                let args = self.pop(at)?;
+                let class = self.pop(at)?;
+                let args = self.tuple_items(args, at)?;
+                let Node::Dict(kwargs) = &self.nodes[kwargs] else {
+                    return Err(at.wrong_type("a keyword dict"));
+                };
+                let kwargs = kwargs.clone();
+                self.push_object(class, Construct::New, args, kwargs, at)?;
+            }
+            op::INST => {
+                let module = self.read_line(at)?;
+                let name = self.read_line(at)?;
+                let (module, name) = (
+                    String::from_utf8_lossy(module).into_owned(),
+                    String::from_utf8_lossy(name).into_owned(),
+                );
+                let args = self.pop_mark(at)?;
+                self.push_global(&module, &name, at)?;
+                let class = self.pop(at)?;
+                self.push_object(class, Construct::Call, args, Vec::new(), at)?;
+            }
+            op::OBJ => {
+                let mut args = self.pop_mark(at)?;
+                if args.is_empty() {
+                    return Err(at.underflow());
+                }
+                let class = args.remove(0);
+                self.push_object(class, Construct::Call, args, Vec::new(), at)?;
+            }
 
             _ => {
                 return Err(DecodeError::RefusedOpcode {
@@ -892,11 +1135,105 @@ impl<'a> Machine<'a> {
             .ok_or_else(|| at.bad("not a memo index"))
     }
 
+    /// UTF-8 text; lone surrogates (Python's `surrogatepass`) make a
+    /// [`Value::SurrogateStr`].
     fn read_utf8(&mut self, len: u64, at: At) -> Result<(), DecodeError> {
         let bytes = self.read_bytes(len, at)?;
-        let s = std::str::from_utf8(bytes).map_err(|_| at.bad("invalid utf-8"))?;
-        let s = s.to_owned();
-        self.push_str(s)
+        match std::str::from_utf8(bytes) {
+            Ok(s) => self.push_str(s.to_owned()),
+            Err(_) if py::is_wtf8(bytes) => {
+                let bytes = bytes.to_vec();
+                let len = bytes.len();
+                self.push_leaf(Value::SurrogateStr(bytes), len)
+            }
+            Err(_) => Err(at.bad("invalid utf-8")),
+        }
+    }
+
+    /// Text from a protocol 0 `UNICODE`, possibly with lone surrogates.
+    fn push_text(&mut self, wtf8: Vec<u8>) -> Result<(), DecodeError> {
+        match String::from_utf8(wtf8) {
+            Ok(s) => self.push_str(s),
+            Err(e) => {
+                let bytes = e.into_bytes();
+                let len = bytes.len();
+                self.push_leaf(Value::SurrogateStr(bytes), len)
+            }
+        }
+    }
+
+    /// `bytes` or a `bytearray` of `len` bytes, left in the input until the result is built.
+    fn push_slice(&mut self, len: u64, bytearray: bool, at: At) -> Result<(), DecodeError> {
+        let start = self.pos;
+        let end = start + self.read_bytes(len, at)?.len();
+        self.push_node(Node::Slice {
+            start,
+            end,
+            bytearray,
+        })
+    }
+
+    /// The bytes of a `bytes`/`bytearray` node.
+    fn bytes_of(&self, id: NodeId) -> Option<&[u8]> {
+        match &self.nodes[id] {
+            Node::Slice { start, end, .. } => self.input.get(*start..*end),
+            Node::Leaf(Value::Bytes(b) | Value::ByteArray(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The items of an argument tuple.
+    fn tuple_items(&self, id: NodeId, at: At) -> Result<Vec<NodeId>, DecodeError> {
+        match &self.nodes[id] {
+            Node::Tuple(items) => Ok(items.clone()),
+            _ => Err(at.wrong_type("an argument tuple")),
+        }
+    }
+
+    /// Refuses the class-building opcode at `at` under [`ObjectPolicy::Refuse`].
+    fn allow_objects(&self, at: At) -> Result<(), DecodeError> {
+        match self.limits.objects {
+            ObjectPolicy::Refuse => Err(DecodeError::RefusedOpcode {
+                opcode: at.opcode,
+                offset: at.offset,
+            }),
+            ObjectPolicy::Inert | ObjectPolicy::WellKnown => Ok(()),
+        }
+    }
+
+    /// An inert object of class `class` (a global node).
+    fn push_object(
+        &mut self,
+        class: NodeId,
+        construct: Construct,
+        args: Vec<NodeId>,
+        kwargs: Vec<NodeId>,
+        at: At,
+    ) -> Result<(), DecodeError> {
+        self.allow_objects(at)?;
+        let class = match &self.nodes[class] {
+            Node::Global(g) => (**g).clone(),
+            Node::Builtin(c) => {
+                let (module, name) = c.name().split_once('.').unwrap_or(("builtins", c.name()));
+                Global::new(module, name)
+            }
+            _ => return Err(at.wrong_type("a class")),
+        };
+        self.budget.charge(
+            size_of::<ObjectNode>()
+                + class.module.len()
+                + class.name.len()
+                + (args.len() + kwargs.len()) * size_of::<NodeId>(),
+        )?;
+        self.push_node(Node::Object(Box::new(ObjectNode {
+            class,
+            construct,
+            args,
+            kwargs,
+            state: None,
+            items: Vec::new(),
+            dict_items: Vec::new(),
+        })))
     }
 
     // The stack.
@@ -931,8 +1268,10 @@ impl<'a> Machine<'a> {
     }
 
     fn push_node(&mut self, node: Node) -> Result<(), DecodeError> {
+        // The node and its stack slot, twice (a growing vector may hold twice
+        // its length), and what building the result keeps per node.
         self.budget
-            .charge(size_of::<Node>() + size_of::<NodeId>())?;
+            .charge(2 * (size_of::<Node>() + size_of::<NodeId>()) + PER_NODE_BOOKKEEPING)?;
         self.stack.push(self.nodes.len());
         self.nodes.push(node);
         Ok(())
@@ -946,15 +1285,6 @@ impl<'a> Machine<'a> {
     fn push_str(&mut self, s: String) -> Result<(), DecodeError> {
         let len = s.len();
         self.push_leaf(Value::Str(s), len)
-    }
-
-    fn push_bytes(
-        &mut self,
-        kind: fn(Vec<u8>) -> Value,
-        bytes: Vec<u8>,
-    ) -> Result<(), DecodeError> {
-        let len = bytes.len();
-        self.push_leaf(kind(bytes), len)
     }
 
     /// Python 2 `str` as Python 3 loads it by default: ASCII text.
@@ -977,7 +1307,7 @@ impl<'a> Machine<'a> {
             offset: at.offset,
             index,
         })?;
-        self.budget.charge(size_of::<NodeId>())?;
+        self.budget.charge(2 * size_of::<NodeId>())?;
         self.stack.push(id);
         Ok(())
     }
@@ -985,12 +1315,23 @@ impl<'a> Machine<'a> {
     /// `APPEND(S)`, `SETITEM(S)` and `ADDITEMS`: adds `items` to the container below them.
     fn extend(&mut self, at: At, into: Target, items: Vec<NodeId>) -> Result<(), DecodeError> {
         let target = self.peek(at)?;
-        self.budget.charge(items.len() * size_of::<NodeId>())?;
+        // Twice: the container's vector may grow to twice its length.
+        self.budget.charge(2 * items.len() * size_of::<NodeId>())?;
         match (&mut self.nodes[target], into) {
             (Node::List(existing), Target::List)
             | (Node::Dict(existing), Target::Dict)
             | (Node::Set(existing), Target::Set) => {
                 existing.extend(items);
+                Ok(())
+            }
+            // CPython calls the object's `extend`/`append`, `__setitem__` or `add`:
+            // recorded instead.
+            (Node::Object(obj), Target::List | Target::Set) => {
+                obj.items.extend(items);
+                Ok(())
+            }
+            (Node::Object(obj), Target::Dict) => {
+                obj.dict_items.extend(items);
                 Ok(())
             }
             (_, Target::List) => Err(at.wrong_type("a list")),
@@ -1000,30 +1341,43 @@ impl<'a> Machine<'a> {
     }
 
     fn push_global(&mut self, module: &str, name: &str, at: At) -> Result<(), DecodeError> {
-        let callable =
-            Callable::lookup(module, name).ok_or_else(|| DecodeError::RefusedGlobal {
+        if let Some(callable) = Callable::lookup(module, name) {
+            return self.push_node(Node::Builtin(callable));
+        }
+        let refused = match self.limits.objects {
+            ObjectPolicy::Inert => false,
+            ObjectPolicy::WellKnown => !py::is_well_known_global(module, name),
+            ObjectPolicy::Refuse => true,
+        };
+        if refused {
+            return Err(DecodeError::RefusedGlobal {
                 module: shorten(module),
                 name: shorten(name),
                 offset: at.offset,
-            })?;
-        self.push_node(Node::Global(callable))
+            });
+        }
+        self.budget
+            .charge(size_of::<Global>() + module.len() + name.len())?;
+        self.push_node(Node::Global(Box::new(Global::new(module, name))))
     }
 
-    /// `REDUCE` of a whitelisted constructor, interpreted here.
+    /// `REDUCE`: a data constructor interpreted here, or an inert object.
     fn reduce(&mut self, at: At) -> Result<(), DecodeError> {
         let args = self.pop(at)?;
         let callable = self.pop(at)?;
-        let Node::Global(callable) = self.nodes[callable] else {
-            return Err(at.wrong_type("a whitelisted global"));
+        let callable = match &self.nodes[callable] {
+            Node::Builtin(c) => *c,
+            Node::Global(_) => {
+                let args = self.tuple_items(args, at)?;
+                return self.push_object(callable, Construct::Call, args, Vec::new(), at);
+            }
+            _ => return Err(at.wrong_type("a global")),
         };
-        let Node::Tuple(args) = &self.nodes[args] else {
+        let Node::Tuple(arg_ids) = &self.nodes[args] else {
             return Err(at.wrong_type("an argument tuple"));
         };
-        let args: Vec<&Node> = args.iter().map(|&id| &self.nodes[id]).collect();
-        let leaf = |value: &Value| match value {
-            Value::Bytes(b) | Value::ByteArray(b) => Some(b.clone()),
-            _ => None,
-        };
+        let leaf = |id: NodeId| self.bytes_of(id).map(<[u8]>::to_vec);
+        let args: Vec<&Node> = arg_ids.iter().map(|&id| &self.nodes[id]).collect();
         let node = match (callable, args.as_slice()) {
             (Callable::CodecsEncode, [Node::Leaf(Value::Str(s)), Node::Leaf(Value::Str(enc))]) => {
                 Node::Leaf(Value::Bytes(
@@ -1032,11 +1386,11 @@ impl<'a> Machine<'a> {
             }
             (Callable::Bytes, []) => Node::Leaf(Value::Bytes(Vec::new())),
             (Callable::ByteArray, []) => Node::Leaf(Value::ByteArray(Vec::new())),
-            (Callable::Bytes, [Node::Leaf(v)]) => Node::Leaf(Value::Bytes(
-                leaf(v).ok_or_else(|| at.bad("bytes argument"))?,
+            (Callable::Bytes, [_]) => Node::Leaf(Value::Bytes(
+                leaf(arg_ids[0]).ok_or_else(|| at.bad("bytes argument"))?,
             )),
-            (Callable::ByteArray, [Node::Leaf(v)]) => Node::Leaf(Value::ByteArray(
-                leaf(v).ok_or_else(|| at.bad("bytearray argument"))?,
+            (Callable::ByteArray, [_]) => Node::Leaf(Value::ByteArray(
+                leaf(arg_ids[0]).ok_or_else(|| at.bad("bytearray argument"))?,
             )),
             // Python 2's bytearray.__reduce__: bytearray(u'…', 'latin-1').
             (Callable::ByteArray, [Node::Leaf(Value::Str(s)), Node::Leaf(Value::Str(enc))]) => {
@@ -1065,14 +1419,20 @@ impl<'a> Machine<'a> {
     /// budget: a container reached through several references is built (and
     /// charged) once per reference. A leaf the result holds once is moved
     /// into it; only shared leaves are cloned. Dict keys and set items must be
-    /// hashable, as CPython's `pickle.loads` requires.
+    /// hashable, as CPython's `pickle.loads` requires. Objects of well-known
+    /// classes become typed values as they are finished.
     fn materialize(mut self, root: NodeId) -> Result<Value, DecodeError> {
         let single_use = single_use_leaves(&self.nodes, root);
+        let owner = self.owner;
         let mut builder = Builder {
             on_path: vec![false; self.nodes.len()],
             nodes: &mut self.nodes,
+            input: self.input,
+            owner,
             budget: &mut self.budget,
             max_depth: self.limits.max_depth,
+            policy: self.limits.objects,
+            built: vec![false; single_use.len()],
             single_use,
         };
         let mut frame = match builder.enter(root, 0)? {
@@ -1081,9 +1441,7 @@ impl<'a> Machine<'a> {
         };
         let mut parents: Vec<Frame> = Vec::new();
         loop {
-            let next = children(&builder.nodes[frame.id])
-                .get(frame.items.len())
-                .copied();
+            let next = child(&builder.nodes[frame.id], frame.items.len());
             if let Some(child) = next {
                 match builder.enter(child, parents.len() + 1)? {
                     Entered::Value(value) => {
@@ -1095,7 +1453,7 @@ impl<'a> Machine<'a> {
                 continue;
             }
             builder.on_path[frame.id] = false;
-            let (value, unhashable) = frame.finish();
+            let (value, unhashable) = builder.finish(frame)?;
             match parents.pop() {
                 Some(parent) => {
                     frame = parent;
@@ -1107,15 +1465,26 @@ impl<'a> Machine<'a> {
     }
 }
 
-/// The items of a container node (none for a leaf or a global).
-fn children(node: &Node) -> &[NodeId] {
+/// The `i`-th child of a node (none for a leaf or a global), in the order of
+/// [`Value::child`].
+fn child(node: &Node, i: usize) -> Option<NodeId> {
     match node {
         Node::List(items)
         | Node::Tuple(items)
         | Node::Set(items)
         | Node::FrozenSet(items)
-        | Node::Dict(items) => items,
-        Node::Leaf(_) | Node::Global(_) => &[],
+        | Node::Dict(items) => items.get(i).copied(),
+        Node::Object(obj) => obj.child(i),
+        Node::Leaf(_) | Node::Slice { .. } | Node::Builtin(_) | Node::Global(_) => None,
+    }
+}
+
+/// Calls `f` on every child of a node.
+fn for_each_child(node: &Node, mut f: impl FnMut(NodeId)) {
+    let mut i = 0;
+    while let Some(c) = child(node, i) {
+        f(c);
+        i += 1;
     }
 }
 
@@ -1133,13 +1502,13 @@ fn single_use_leaves(nodes: &[Node], root: NodeId) -> Vec<bool> {
     reached[root] = true;
     let mut todo = vec![root];
     while let Some(id) = todo.pop() {
-        for &child in children(&nodes[id]) {
+        for_each_child(&nodes[id], |child| {
             indegree[child] = indegree[child].saturating_add(1);
             if !reached[child] {
                 reached[child] = true;
                 todo.push(child);
             }
-        }
+        });
     }
     // 0, 1, or 2 meaning "more than one".
     let mut paths = vec![0u8; nodes.len()];
@@ -1152,13 +1521,13 @@ fn single_use_leaves(nodes: &[Node], root: NodeId) -> Vec<bool> {
         if let Node::Leaf(_) = nodes[id] {
             single[id] = paths[id] == 1;
         }
-        for &child in children(&nodes[id]) {
+        for_each_child(&nodes[id], |child| {
             paths[child] = paths[child].saturating_add(paths[id]).min(2);
             indegree[child] = indegree[child].saturating_sub(1);
             if indegree[child] == 0 {
                 todo.push(child);
             }
-        }
+        });
     }
     single
 }
@@ -1166,12 +1535,17 @@ fn single_use_leaves(nodes: &[Node], root: NodeId) -> Vec<bool> {
 /// The state of [`Machine::materialize`].
 struct Builder<'n> {
     nodes: &'n mut [Node],
+    input: &'n [u8],
+    owner: Option<&'n Bytes>,
     budget: &'n mut Budget,
     max_depth: usize,
+    policy: ObjectPolicy,
     /// The containers being built, to tell a cycle from a shared reference.
     on_path: Vec<bool>,
     /// The leaves that may be moved out of `nodes`, from [`single_use_leaves`].
     single_use: Vec<bool>,
+    /// The nodes built at least once: building one again is a copy.
+    built: Vec<bool>,
 }
 
 /// The kinds of container.
@@ -1182,6 +1556,7 @@ enum Kind {
     Set,
     FrozenSet,
     Dict,
+    Object,
 }
 
 /// A container being built: its node and the values built for its children so far.
@@ -1211,17 +1586,6 @@ impl Frame {
         self.items.push(value);
         Ok(())
     }
-
-    /// The container's value, and the type that makes it unhashable, if any.
-    fn finish(self) -> (Value, Option<&'static str>) {
-        match self.kind {
-            Kind::List => (Value::List(self.items), Some("list")),
-            Kind::Tuple => (Value::Tuple(self.items), self.unhashable),
-            Kind::Set => (Value::Set(self.items), Some("set")),
-            Kind::FrozenSet => (Value::FrozenSet(self.items), self.unhashable),
-            Kind::Dict => (dict_from_flat(self.items), Some("dict")),
-        }
-    }
 }
 
 enum Entered {
@@ -1229,25 +1593,100 @@ enum Entered {
     Container(Frame),
 }
 
+/// The decoder's graph as the numpy recognizer reads it.
+struct GraphView<'b> {
+    nodes: &'b [Node],
+    input: &'b [u8],
+    owner: Option<&'b Bytes>,
+}
+
+impl Graph for GraphView<'_> {
+    fn view(&self, id: usize) -> View<'_> {
+        match &self.nodes[id] {
+            Node::Leaf(Value::Int(i)) => View::Int(*i),
+            Node::Leaf(Value::Bool(b)) => View::Bool(*b),
+            Node::Leaf(Value::None) => View::None,
+            Node::Leaf(Value::Str(s)) => View::Str(s),
+            Node::Leaf(Value::Bytes(_) | Value::ByteArray(_)) | Node::Slice { .. } => View::Bytes,
+            Node::Tuple(items) => View::Tuple(items),
+            Node::Global(g) => View::Global(g),
+            Node::Object(obj) => View::Object {
+                class: &obj.class,
+                args: &obj.args,
+                state: obj.state,
+                extra: !(obj.kwargs.is_empty()
+                    && obj.items.is_empty()
+                    && obj.dict_items.is_empty()),
+            },
+            _ => View::Other,
+        }
+    }
+
+    fn bytes(&self, id: usize) -> Option<Bytes> {
+        match &self.nodes[id] {
+            Node::Slice { start, end, .. } => Some(match self.owner {
+                Some(owner) => owner.slice(*start..*end),
+                None => Bytes::copy_from_slice(self.input.get(*start..*end)?),
+            }),
+            Node::Leaf(Value::Bytes(b) | Value::ByteArray(b)) => Some(Bytes::copy_from_slice(b)),
+            _ => None,
+        }
+    }
+}
+
 impl Builder<'_> {
     /// Starts building node `id`, under `depth` open containers.
     fn enter(&mut self, id: NodeId, depth: usize) -> Result<Entered, DecodeError> {
-        self.budget.charge(VALUE_COST)?;
+        let copy = std::mem::replace(&mut self.built[id], true);
+        let cost = VALUE_COST
+            + match &self.nodes[id] {
+                Node::Leaf(value) if !self.single_use[id] => payload_len(value),
+                Node::Slice { start, end, .. } => end - start,
+                _ => 0,
+            };
+        if copy {
+            self.budget.charge_copy(cost)?;
+        } else {
+            self.budget.charge(cost)?;
+        }
         let (kind, len) = match &mut self.nodes[id] {
             Node::Leaf(value) if self.single_use[id] => {
                 // Its payload was charged when the stream created it.
                 return Ok(Entered::Value(std::mem::take(value)));
             }
-            Node::Leaf(value) => {
-                self.budget.charge(payload_len(value))?;
-                return Ok(Entered::Value(value.clone()));
+            Node::Leaf(value) => return Ok(Entered::Value(value.clone())),
+            Node::Slice {
+                start,
+                end,
+                bytearray,
+            } => {
+                let bytes = self.input.get(*start..*end).unwrap_or_default();
+                let bytes = bytes.to_vec();
+                return Ok(Entered::Value(if *bytearray {
+                    Value::ByteArray(bytes)
+                } else {
+                    Value::Bytes(bytes)
+                }));
             }
-            Node::Global(callable) => return Err(DecodeError::GlobalAsValue(callable.name())),
+            Node::Builtin(callable) => {
+                if self.policy == ObjectPolicy::Refuse {
+                    return Err(DecodeError::GlobalAsValue(callable.name()));
+                }
+                let (module, name) = callable.name().split_once('.').unwrap_or_default();
+                return Ok(Entered::Value(Value::Global(Box::new(Global::new(
+                    module, name,
+                )))));
+            }
+            Node::Global(g) => {
+                self.budget.charge(g.module.len() + g.name.len())?;
+                return Ok(Entered::Value(Value::Global(g.clone())));
+            }
             Node::List(items) => (Kind::List, items.len()),
             Node::Tuple(items) => (Kind::Tuple, items.len()),
             Node::Set(items) => (Kind::Set, items.len()),
             Node::FrozenSet(items) => (Kind::FrozenSet, items.len()),
             Node::Dict(items) => (Kind::Dict, items.len()),
+            Node::Object(obj) => (Kind::Object, obj.len()),
         };
         if self.on_path[id] {
             return Err(DecodeError::Cycle);
@@ -1257,6 +1696,26 @@ impl Builder<'_> {
                 max: self.max_depth,
             });
         }
+        if let Kind::Object = kind {
+            let graph = GraphView {
+                nodes: self.nodes,
+                input: self.input,
+                owner: self.owner,
+            };
+            if let Some(array) = np::array_from_graph(&graph, id) {
+                // A view on the input costs nothing more; a copy costs its length.
+                if self.owner.is_none() || !self.is_view(array.data()) {
+                    self.budget.charge(array.data().len())?;
+                }
+                self.budget
+                    .charge(size_of::<py::NdArray>() + array.shape().len() * 8)?;
+                return Ok(Entered::Value(Value::NdArray(Box::new(array))));
+            }
+            if let Some(scalar) = np::scalar_from_graph(&graph, id) {
+                self.budget.charge(size_of::<py::NumpyScalar>() + 16)?;
+                return Ok(Entered::Value(Value::NumpyScalar(Box::new(scalar))));
+            }
+        }
         self.on_path[id] = true;
         Ok(Entered::Container(Frame {
             id,
@@ -1265,16 +1724,68 @@ impl Builder<'_> {
             unhashable: None,
         }))
     }
+
+    /// Whether `data` lies inside the caller's input buffer.
+    fn is_view(&self, data: &Bytes) -> bool {
+        let range = self.input.as_ptr_range();
+        data.is_empty() || range.contains(&data.as_ptr())
+    }
+
+    /// The finished container's value, and the type that makes it unhashable, if any.
+    fn finish(&mut self, frame: Frame) -> Result<(Value, Option<&'static str>), DecodeError> {
+        Ok(match frame.kind {
+            Kind::List => (Value::List(frame.items), Some("list")),
+            Kind::Tuple => (Value::Tuple(frame.items), frame.unhashable),
+            Kind::Set => (Value::Set(frame.items), Some("set")),
+            Kind::FrozenSet => (Value::FrozenSet(frame.items), frame.unhashable),
+            Kind::Dict => (dict_from_flat(frame.items), Some("dict")),
+            Kind::Object => {
+                let Node::Object(node) = &self.nodes[frame.id] else {
+                    return Err(DecodeError::Cycle);
+                };
+                let mut items = frame.items.into_iter();
+                let args: Vec<Value> = items.by_ref().take(node.args.len()).collect();
+                let kwargs = pairs(items.by_ref().take(node.kwargs.len()));
+                let state = node.state.and_then(|_| items.next());
+                let list_items: Vec<Value> = items.by_ref().take(node.items.len()).collect();
+                let dict_items = pairs(items);
+                let obj = Object {
+                    class: node.class.clone(),
+                    construct: node.construct,
+                    args,
+                    kwargs,
+                    state,
+                    items: list_items,
+                    dict_items,
+                };
+                self.budget.charge(size_of::<Object>())?;
+                let value = py::typed(obj);
+                if let (Value::Object(obj), ObjectPolicy::WellKnown) = (&value, self.policy) {
+                    return Err(DecodeError::RefusedObject {
+                        module: shorten(&obj.class.module),
+                        name: shorten(&obj.class.name),
+                    });
+                }
+                let unhashable = value.unhashable_part();
+                (value, unhashable)
+            }
+        })
+    }
+}
+
+/// Pairs from keys and values, alternating.
+fn pairs(items: impl Iterator<Item = Value>) -> Vec<(Value, Value)> {
+    let mut items = items;
+    let mut pairs = Vec::with_capacity(items.size_hint().0 / 2);
+    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+        pairs.push((k, v));
+    }
+    pairs
 }
 
 /// A dict's value from its keys and values, alternating.
 fn dict_from_flat(items: Vec<Value>) -> Value {
-    let mut items = items.into_iter();
-    let mut pairs = Vec::with_capacity(items.len() / 2);
-    while let (Some(k), Some(v)) = (items.next(), items.next()) {
-        pairs.push((k, v));
-    }
-    Value::Dict(pairs)
+    Value::Dict(pairs(items.into_iter()))
 }
 
 /// A name from the stream, cut to a length fit for an error message.
@@ -1416,9 +1927,10 @@ fn escape_decode(s: &[u8]) -> Result<Vec<u8>, &'static str> {
 
 /// Python's `raw-unicode-escape` decoding, as protocol 0 `UNICODE` uses it:
 /// Latin-1 bytes, with `\uXXXX` and `\UXXXXXXXX` escapes after an odd number of
-/// backslashes.
-fn raw_unicode_escape_decode(s: &[u8]) -> Result<String, &'static str> {
-    let mut out = String::with_capacity(s.len());
+/// backslashes. The result is generalized UTF-8: a `\ud800` escape is a lone
+/// surrogate, encoded on its own.
+fn raw_unicode_escape_decode(s: &[u8]) -> Result<Vec<u8>, &'static str> {
+    let mut out = Vec::with_capacity(s.len());
     let mut rest = s;
     while let Some((&c, tail)) = rest.split_first() {
         rest = tail;
@@ -1426,12 +1938,12 @@ fn raw_unicode_escape_decode(s: &[u8]) -> Result<String, &'static str> {
             (b'\\', Some(b'u')) => 4,
             (b'\\', Some(b'U')) => 8,
             (b'\\', Some(b'\\')) => {
-                out.push_str("\\\\");
+                out.extend(b"\\\\");
                 rest = rest.get(1..).unwrap_or_default();
                 continue;
             }
             _ => {
-                out.push(char::from(c));
+                py::push_wtf8(&mut out, c.into());
                 continue;
             }
         };
@@ -1441,7 +1953,10 @@ fn raw_unicode_escape_decode(s: &[u8]) -> Result<String, &'static str> {
             return Err("bad \\u escape");
         }
         let code = u32::from_str_radix(hex, 16).map_err(|_| "bad \\u escape")?;
-        out.push(char::from_u32(code).ok_or("\\u escape out of range or a lone surrogate")?);
+        if code > 0x10ffff {
+            return Err("\\u escape out of range");
+        }
+        py::push_wtf8(&mut out, code);
         rest = rest.get(1 + digits..).unwrap_or_default();
     }
     Ok(out)
@@ -1486,7 +2001,11 @@ mod tests {
         );
         check(
             b"V\\ud800\n.",
-            Err("bad UNICODE at byte 0: \\u escape out of range or a lone surrogate"),
+            Ok(Value::SurrogateStr(b"\xed\xa0\x80".to_vec())),
+        );
+        check(
+            b"V\\U00110000\n.",
+            Err("bad UNICODE at byte 0: \\u escape out of range"),
         );
         check(b"\x8a\x00.", Ok(Value::Int(0)));
         check(b"\x8a\x02\xff\x7f.", Ok(Value::Int(0x7fff)));
@@ -1517,11 +2036,23 @@ mod tests {
         check(b"\xff", Err("unknown opcode 0xff at byte 0"));
         check(
             b"c__builtin__\nset\n.",
-            Err("global builtins.set used as a value"),
+            Ok(Value::Global(Box::new(Global::new("builtins", "set")))),
+        );
+        let refuse = DecodeLimits {
+            objects: ObjectPolicy::Refuse,
+            ..DecodeLimits::default()
+        };
+        assert_eq!(
+            decode(b"c__builtin__\nset\n.", &refuse).map_err(|e| e.to_string()),
+            Err("global builtins.set used as a value".to_owned())
         );
         check(
             b"\x8c\x08builtins\x8c\x04eval\x93.",
-            Err("refused global builtins.eval at byte 16"),
+            Ok(Value::Global(Box::new(Global::new("builtins", "eval")))),
+        );
+        assert_eq!(
+            decode(b"\x8c\x08builtins\x8c\x04eval\x93.", &refuse).map_err(|e| e.to_string()),
+            Err("refused global builtins.eval at byte 16".to_owned())
         );
     }
 
@@ -1662,8 +2193,8 @@ mod tests {
             b"(]q\x00C\x03abcah\x00l.",
             Ok(Value::List(vec![abc(), abc()])),
         );
-        // A megabyte of bytes costs its length once when it is moved, and once
-        // more per copy when it is shared.
+        // A megabyte of bytes stays in the input until the result is built,
+        // and costs its length once per copy the result holds.
         let mut one = b"\x80\x04B\x00\x00\x10\x00".to_vec();
         one.extend(std::iter::repeat_n(7, 1 << 20));
         let mut twice = b"\x80\x04(".to_vec();
@@ -1677,11 +2208,11 @@ mod tests {
         let bytes = Value::Bytes(vec![7; 1 << 20]);
         assert_eq!(decode(&one, &limits(3 << 19)), Ok(bytes.clone()));
         assert_eq!(
-            decode(&twice, &limits(3 << 20)),
-            Err(DecodeError::TooLarge { max: 3 << 20 })
+            decode(&twice, &limits(2 << 20)),
+            Err(DecodeError::TooLarge { max: 2 << 20 })
         );
         assert_eq!(
-            decode(&twice, &limits(4 << 20)),
+            decode(&twice, &limits(3 << 20)),
             Ok(Value::List(vec![bytes.clone(), bytes]))
         );
     }

@@ -1,12 +1,17 @@
-//! The pickle encoder: writes protocol 2, 3 or 4 without a memo, so that any
+//! The pickle encoder: writes protocol 2, 3, 4 or 5 without a memo, so that any
 //! Python 3 `pickle.loads` rebuilds the value.
 //!
 //! The output follows what CPython writes for the same value, minus `FRAME`
 //! and the memo: `bytes` in protocol 2 is `_codecs.encode(str, 'latin1')`,
 //! `bytearray` and (below protocol 4) `set`/`frozenset` are a global called
 //! through `REDUCE`, and lists, dicts and sets are filled in batches of 1000.
+//! Typed values are written as their classes pickle themselves (numpy arrays
+//! under the `numpy.core.multiarray` names, which numpy 1.x and 2.x both
+//! load). Inert objects are written as data unless the caller allows objects
+//! ([`encode_with_objects`]).
 
 use super::op;
+use super::py::{self, Construct, DType, Global, MappingKind, NdArray, Order, TimeZone};
 use super::{BigInt, Value};
 
 /// The pickle protocol to write.
@@ -19,6 +24,9 @@ pub enum Protocol {
     /// Protocol 4: Python 3.4+, the default of Python 3.8+.
     #[default]
     V4,
+    /// Protocol 5: Python 3.8+; numpy arrays as `_frombuffer` of an in-band
+    /// `bytearray` (`BYTEARRAY8`), as numpy writes them.
+    V5,
 }
 
 /// Items per `APPENDS`/`SETITEMS`/`ADDITEMS`, as CPython's `_BATCHSIZE`.
@@ -49,20 +57,130 @@ const BATCH: usize = 1000;
 /// }
 /// assert_eq!(encode(&Value::None, Protocol::V2), b"\x80\x02N.");
 /// ```
+///
+/// Typed values are written so that Python unpickles the very type (a numpy
+/// array, a `datetime`, a `Decimal`, …). An inert [`Object`](super::Object)
+/// (or a [`Value::Global`] of a class that is not a well-known data type) is
+/// **not** written as an object, so that a Rust relay never sends a Python
+/// peer something that runs code when loaded: it becomes the dict
+/// `{'__class__': 'module.name', 'args': (…), …}` holding its data, and
+/// [`Value::check_encodable`] reports it. [`encode_with_objects`] writes
+/// objects as objects.
 pub fn encode(value: &Value, protocol: Protocol) -> Vec<u8> {
-    let mut out = Vec::new();
+    encode_inner(value, protocol, false)
+}
+
+/// Like [`encode`], but writes inert objects and globals back as the objects
+/// they were (class, arguments, state), so that the Python peer calls those
+/// classes when it loads the pickle. Use it only for values from a peer you
+/// trust as much as you trust the receiver.
+///
+/// ```
+/// use ecci_proto::pickle::{DecodeLimits, Protocol, decode, encode, encode_with_objects};
+/// let wire = b"\x80\x02c__main__\nPoint\nK\x01K\x02\x86R.";
+/// let point = decode(wire, &DecodeLimits::default())?;
+/// assert_eq!(point.to_string(), "__main__.Point(1, 2)");
+/// let as_data = decode(&encode(&point, Protocol::V2), &DecodeLimits::default())?;
+/// assert_eq!(as_data.to_string(), "{'__class__': '__main__.Point', 'args': (1, 2)}");
+/// assert_eq!(decode(&encode_with_objects(&point, Protocol::V2), &DecodeLimits::default())?, point);
+/// # Ok::<(), ecci_proto::pickle::DecodeError>(())
+/// ```
+pub fn encode_with_objects(value: &Value, protocol: Protocol) -> Vec<u8> {
+    encode_inner(value, protocol, true)
+}
+
+fn encode_inner(value: &Value, protocol: Protocol, objects: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + payload_hint(value));
     let version = match protocol {
         Protocol::V2 => 2,
         Protocol::V3 => 3,
         Protocol::V4 => 4,
+        Protocol::V5 => 5,
     };
     out.extend([op::PROTO, version]);
-    Encoder { out, protocol }.value(value)
+    Encoder {
+        out,
+        protocol,
+        objects,
+    }
+    .value(value)
+}
+
+/// Whether a global is a well-known data type that is safe to name to a Python
+/// peer (loading it imports a standard module and calls nothing).
+fn is_safe_global(g: &Global) -> bool {
+    py::is_well_known_global(&g.module, &g.name)
+}
+
+/// The bytes a value's large leaves need, to size the output once (a frame
+/// envelope is one big array).
+fn payload_hint(value: &Value) -> usize {
+    match value {
+        Value::NdArray(a) => a.data().len(),
+        Value::Bytes(b) | Value::ByteArray(b) => b.len(),
+        Value::Dict(pairs) => pairs
+            .iter()
+            .map(|(_, v)| payload_hint(v).min(1 << 30))
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// What is left to write after a value's opening opcodes.
+enum Task<'v> {
+    Value(&'v Value),
+    Op(u8),
+    Str(&'static str),
+}
+
+/// A tuple's items and closing opcode, as CPython writes it.
+fn tuple_tasks<'v>(items: &'v [Value], rest: &mut Vec<Task<'v>>) {
+    match items {
+        [] => rest.push(Task::Op(op::EMPTY_TUPLE)),
+        [_] | [_, _] | [_, _, _] => {
+            rest.extend(items.iter().map(Task::Value));
+            rest.push(Task::Op(op::TUPLE1 + (items.len() - 1) as u8));
+        }
+        _ => {
+            rest.push(Task::Op(op::MARK));
+            rest.extend(items.iter().map(Task::Value));
+            rest.push(Task::Op(op::TUPLE));
+        }
+    }
+}
+
+/// A list's items after `EMPTY_LIST`, in batches of 1000.
+fn list_tasks<'v>(items: &'v [Value], rest: &mut Vec<Task<'v>>) {
+    for batch in items.chunks(BATCH) {
+        if let [item] = batch {
+            rest.extend([Task::Value(item), Task::Op(op::APPEND)]);
+        } else {
+            rest.push(Task::Op(op::MARK));
+            rest.extend(batch.iter().map(Task::Value));
+            rest.push(Task::Op(op::APPENDS));
+        }
+    }
+}
+
+/// A dict's pairs after `EMPTY_DICT`, in batches of 1000.
+fn pair_tasks<'v>(pairs: &'v [(Value, Value)], rest: &mut Vec<Task<'v>>) {
+    for batch in pairs.chunks(BATCH) {
+        if let [(k, v)] = batch {
+            rest.extend([Task::Value(k), Task::Value(v), Task::Op(op::SETITEM)]);
+        } else {
+            rest.push(Task::Op(op::MARK));
+            for (k, v) in batch {
+                rest.extend([Task::Value(k), Task::Value(v)]);
+            }
+            rest.push(Task::Op(op::SETITEMS));
+        }
+    }
 }
 
 struct Encoder {
     out: Vec<u8>,
     protocol: Protocol,
+    objects: bool,
 }
 
 impl Encoder {
@@ -72,17 +190,37 @@ impl Encoder {
         self.out
     }
 
+    /// Writes `value` without recursion: containers push their children and
+    /// closing opcodes as tasks, so any depth is written on a small stack.
     fn write(&mut self, value: &Value) {
+        let mut stack = vec![Task::Value(value)];
+        while let Some(task) = stack.pop() {
+            let value = match task {
+                Task::Value(v) => v,
+                Task::Op(op) => {
+                    self.out.push(op);
+                    continue;
+                }
+                Task::Str(s) => {
+                    self.str(s);
+                    continue;
+                }
+            };
+            let mut rest = Vec::new();
+            self.step(value, &mut rest);
+            stack.extend(rest.into_iter().rev());
+        }
+    }
+
+    /// Writes what `value` starts with and adds, in order, what must follow it.
+    fn step<'v>(&mut self, value: &'v Value, rest: &mut Vec<Task<'v>>) {
         match value {
             Value::None => self.out.push(op::NONE),
             Value::Bool(true) => self.out.push(op::NEWTRUE),
             Value::Bool(false) => self.out.push(op::NEWFALSE),
             Value::Int(i) => self.int(*i),
             Value::BigInt(big) => self.big_int(big),
-            Value::Float(f) => {
-                self.out.push(op::BINFLOAT);
-                self.out.extend(f.to_be_bytes());
-            }
+            Value::Float(f) => self.float(*f),
             Value::Str(s) => self.str(s),
             Value::Bytes(b) => self.bytes(b),
             Value::ByteArray(b) => {
@@ -95,48 +233,279 @@ impl Encoder {
                 }
                 self.out.push(op::REDUCE);
             }
-            Value::Tuple(items) => self.tuple(items),
+            Value::Tuple(items) => tuple_tasks(items, rest),
             Value::List(items) => {
                 self.out.push(op::EMPTY_LIST);
-                self.list_items(items);
+                list_tasks(items, rest);
             }
             Value::Dict(pairs) => {
                 self.out.push(op::EMPTY_DICT);
-                for batch in pairs.chunks(BATCH) {
-                    if let [(k, v)] = batch {
-                        self.write(k);
-                        self.write(v);
-                        self.out.push(op::SETITEM);
-                    } else {
-                        self.out.push(op::MARK);
-                        for (k, v) in batch {
-                            self.write(k);
-                            self.write(v);
-                        }
-                        self.out.push(op::SETITEMS);
-                    }
-                }
+                pair_tasks(pairs, rest);
             }
             Value::Set(items) => match self.protocol {
-                Protocol::V4 => {
+                Protocol::V4 | Protocol::V5 => {
                     self.out.push(op::EMPTY_SET);
                     for batch in items.chunks(BATCH) {
-                        self.out.push(op::MARK);
-                        batch.iter().for_each(|item| self.write(item));
-                        self.out.push(op::ADDITEMS);
+                        rest.push(Task::Op(op::MARK));
+                        rest.extend(batch.iter().map(Task::Value));
+                        rest.push(Task::Op(op::ADDITEMS));
                     }
                 }
-                Protocol::V2 | Protocol::V3 => self.set_by_reduce("set", items),
+                Protocol::V2 | Protocol::V3 => self.set_by_reduce("set", items, rest),
             },
             Value::FrozenSet(items) => match self.protocol {
-                Protocol::V4 => {
+                Protocol::V4 | Protocol::V5 => {
                     self.out.push(op::MARK);
-                    items.iter().for_each(|item| self.write(item));
-                    self.out.push(op::FROZENSET);
+                    rest.extend(items.iter().map(Task::Value));
+                    rest.push(Task::Op(op::FROZENSET));
                 }
-                Protocol::V2 | Protocol::V3 => self.set_by_reduce("frozenset", items),
+                Protocol::V2 | Protocol::V3 => self.set_by_reduce("frozenset", items, rest),
             },
+            Value::SurrogateStr(b) => self.str_bytes(b),
+            Value::Complex { re, im } => {
+                self.global("complex");
+                self.float(*re);
+                self.float(*im);
+                self.out.extend([op::TUPLE2, op::REDUCE]);
+            }
+            Value::Range { start, stop, step } => {
+                self.global("range");
+                self.int(*start);
+                self.int(*stop);
+                self.int(*step);
+                self.out.extend([op::TUPLE3, op::REDUCE]);
+            }
+            Value::Decimal(d) => {
+                self.global_of("decimal", "Decimal");
+                self.str(d.as_str());
+                self.out.extend([op::TUPLE1, op::REDUCE]);
+            }
+            Value::Date(d) => {
+                self.global_of("datetime", "date");
+                self.bytes(&py::datetime::pack_date(*d));
+                self.out.extend([op::TUPLE1, op::REDUCE]);
+            }
+            Value::Time(t) => {
+                self.global_of("datetime", "time");
+                self.bytes(&py::datetime::pack_time(t));
+                self.tz_args(t.tz.as_ref());
+            }
+            Value::DateTime(dt) => {
+                self.global_of("datetime", "datetime");
+                self.bytes(&py::datetime::pack_datetime(dt));
+                self.tz_args(dt.time.tz.as_ref());
+            }
+            Value::TimeDelta(d) => self.timedelta(*d),
+            Value::TimeZone(tz) => self.timezone(tz),
+            Value::NdArray(a) => self.ndarray(a),
+            Value::NumpyScalar(s) => {
+                self.global_of("numpy.core.multiarray", "scalar");
+                self.dtype(s.dtype());
+                self.bytes(s.data());
+                self.out.extend([op::TUPLE2, op::REDUCE]);
+            }
+            Value::Mapping(m) => match &m.kind {
+                MappingKind::OrderedDict => {
+                    self.global_of("collections", "OrderedDict");
+                    self.out.extend([op::EMPTY_TUPLE, op::REDUCE]);
+                    pair_tasks(&m.pairs, rest);
+                }
+                MappingKind::DefaultDict { factory } => {
+                    self.global_of("collections", "defaultdict");
+                    match factory {
+                        Some(g) => self.global_value(g),
+                        None => self.out.push(op::NONE),
+                    }
+                    self.out.extend([op::TUPLE1, op::REDUCE]);
+                    pair_tasks(&m.pairs, rest);
+                }
+                MappingKind::Counter => {
+                    self.global_of("collections", "Counter");
+                    self.out.push(op::EMPTY_DICT);
+                    pair_tasks(&m.pairs, rest);
+                    rest.extend([Task::Op(op::TUPLE1), Task::Op(op::REDUCE)]);
+                }
+            },
+            Value::Deque(d) => {
+                self.global_of("collections", "deque");
+                self.out.push(op::EMPTY_LIST);
+                list_tasks(&d.items, rest);
+                match d.maxlen {
+                    Some(n) => {
+                        // A maxlen beyond i64 cannot exist in Python.
+                        let n = i64::try_from(n).unwrap_or(i64::MAX);
+                        let mut tmp = Encoder {
+                            out: Vec::new(),
+                            protocol: self.protocol,
+                            objects: false,
+                        };
+                        tmp.int(n);
+                        rest.extend(tmp.out.into_iter().map(Task::Op));
+                    }
+                    None => rest.push(Task::Op(op::NONE)),
+                }
+                rest.extend([Task::Op(op::TUPLE2), Task::Op(op::REDUCE)]);
+            }
+            Value::Global(g) => self.global_value(g),
+            Value::Object(o) => {
+                if self.objects {
+                    self.object(o, rest);
+                } else {
+                    self.object_as_data(o, rest);
+                }
+            }
         }
+    }
+
+    /// A class or function as a value: by name when it is a well-known data type
+    /// (or objects are allowed), else its name as text.
+    fn global_value(&mut self, g: &Global) {
+        if self.objects || is_safe_global(g) {
+            self.global_of(&g.module, &g.name);
+        } else {
+            self.str(&g.to_string());
+        }
+    }
+
+    fn float(&mut self, f: f64) {
+        self.out.push(op::BINFLOAT);
+        self.out.extend(f.to_be_bytes());
+    }
+
+    fn timedelta(&mut self, d: py::TimeDelta) {
+        self.global_of("datetime", "timedelta");
+        self.int(d.days.into());
+        self.int(d.seconds.into());
+        self.int(d.microseconds.into());
+        self.out.extend([op::TUPLE3, op::REDUCE]);
+    }
+
+    fn timezone(&mut self, tz: &TimeZone) {
+        self.global_of("datetime", "timezone");
+        self.timedelta(tz.offset);
+        match &tz.name {
+            Some(name) => {
+                self.str(name);
+                self.out.push(op::TUPLE2);
+            }
+            None => self.out.push(op::TUPLE1),
+        }
+        self.out.push(op::REDUCE);
+    }
+
+    /// The rest of a `date`/`time`/`datetime` argument tuple after the packed state.
+    fn tz_args(&mut self, tz: Option<&TimeZone>) {
+        match tz {
+            Some(tz) => {
+                self.timezone(tz);
+                self.out.push(op::TUPLE2);
+            }
+            None => self.out.push(op::TUPLE1),
+        }
+        self.out.push(op::REDUCE);
+    }
+
+    /// `numpy.dtype(code, False, True)` with its `BUILD` state, as numpy writes it.
+    fn dtype(&mut self, dtype: DType) {
+        self.global_of("numpy", "dtype");
+        self.str(dtype.scalar.code());
+        self.out
+            .extend([op::NEWFALSE, op::NEWTRUE, op::TUPLE3, op::REDUCE, op::MARK]);
+        self.int(3);
+        self.str(&dtype.order_char().to_string());
+        self.out.extend([op::NONE, op::NONE, op::NONE]);
+        self.int(-1);
+        self.int(-1);
+        self.int(0);
+        self.out.extend([op::TUPLE, op::BUILD]);
+    }
+
+    fn shape(&mut self, shape: &[usize]) {
+        let dims: Vec<Value> = shape
+            .iter()
+            .map(|&d| Value::Int(i64::try_from(d).unwrap_or(i64::MAX)))
+            .collect();
+        self.tuple(&dims);
+    }
+
+    fn ndarray(&mut self, a: &NdArray) {
+        if self.protocol == Protocol::V5 {
+            // _frombuffer(bytearray, dtype, shape, order), the buffer in-band.
+            self.global_of("numpy.core.numeric", "_frombuffer");
+            self.out.extend([op::MARK, op::BYTEARRAY8]);
+            self.out.extend((a.data().len() as u64).to_le_bytes());
+            self.out.extend_from_slice(a.data());
+            self.dtype(a.dtype());
+            self.shape(a.shape());
+            self.str(match a.order() {
+                Order::C => "C",
+                Order::F => "F",
+            });
+            self.out.extend([op::TUPLE, op::REDUCE]);
+            return;
+        }
+        // _reconstruct(ndarray, (0,), b'b') + BUILD (1, shape, dtype, is_fortran, data)
+        self.global_of("numpy.core.multiarray", "_reconstruct");
+        self.global_of("numpy", "ndarray");
+        self.int(0);
+        self.out.push(op::TUPLE1);
+        self.bytes(b"b");
+        self.out.extend([op::TUPLE3, op::REDUCE, op::MARK]);
+        self.int(1);
+        self.shape(a.shape());
+        self.dtype(a.dtype());
+        self.out.push(if a.order() == Order::F {
+            op::NEWTRUE
+        } else {
+            op::NEWFALSE
+        });
+        self.bytes(a.data());
+        self.out.extend([op::TUPLE, op::BUILD]);
+    }
+
+    fn object<'v>(&mut self, o: &'v py::Object, rest: &mut Vec<Task<'v>>) {
+        self.global_of(&o.class.module, &o.class.name);
+        tuple_tasks(&o.args, rest);
+        match (o.construct, o.kwargs.is_empty()) {
+            (Construct::Call, true) => rest.push(Task::Op(op::REDUCE)),
+            (Construct::New, true) => rest.push(Task::Op(op::NEWOBJ)),
+            (_, false) => {
+                rest.push(Task::Op(op::EMPTY_DICT));
+                pair_tasks(&o.kwargs, rest);
+                rest.push(Task::Op(op::NEWOBJ_EX));
+            }
+        }
+        list_tasks(&o.items, rest);
+        pair_tasks(&o.dict_items, rest);
+        if let Some(state) = &o.state {
+            rest.extend([Task::Value(state), Task::Op(op::BUILD)]);
+        }
+    }
+
+    /// `{'__class__': 'module.name', 'args': (…)[, 'kwargs': {…}][, 'state': …]
+    /// [, 'items': […]][, 'dict_items': {…}]}`.
+    fn object_as_data<'v>(&mut self, o: &'v py::Object, rest: &mut Vec<Task<'v>>) {
+        self.out.extend([op::EMPTY_DICT, op::MARK]);
+        self.str("__class__");
+        self.str(&o.class.to_string());
+        self.str("args");
+        tuple_tasks(&o.args, rest);
+        if !o.kwargs.is_empty() {
+            rest.extend([Task::Str("kwargs"), Task::Op(op::EMPTY_DICT)]);
+            pair_tasks(&o.kwargs, rest);
+        }
+        if let Some(state) = &o.state {
+            rest.extend([Task::Str("state"), Task::Value(state)]);
+        }
+        if !o.items.is_empty() {
+            rest.extend([Task::Str("items"), Task::Op(op::EMPTY_LIST)]);
+            list_tasks(&o.items, rest);
+        }
+        if !o.dict_items.is_empty() {
+            rest.extend([Task::Str("dict_items"), Task::Op(op::EMPTY_DICT)]);
+            pair_tasks(&o.dict_items, rest);
+        }
+        rest.push(Task::Op(op::SETITEMS));
     }
 
     fn int(&mut self, i: i64) {
@@ -169,9 +538,14 @@ impl Encoder {
     }
 
     fn str(&mut self, s: &str) {
+        self.str_bytes(s.as_bytes());
+    }
+
+    /// A `str` from its (generalized) UTF-8 bytes.
+    fn str_bytes(&mut self, s: &[u8]) {
         let len = s.len();
         match (u8::try_from(len), u32::try_from(len)) {
-            (Ok(short), _) if self.protocol == Protocol::V4 => {
+            (Ok(short), _) if matches!(self.protocol, Protocol::V4 | Protocol::V5) => {
                 self.out.extend([op::SHORT_BINUNICODE, short]);
             }
             (_, Ok(len)) => {
@@ -183,7 +557,7 @@ impl Encoder {
                 self.out.extend((len as u64).to_le_bytes());
             }
         }
-        self.out.extend(s.as_bytes());
+        self.out.extend(s);
     }
 
     fn bytes(&mut self, b: &[u8]) {
@@ -216,53 +590,54 @@ impl Encoder {
         self.out.extend(b);
     }
 
+    /// A tuple of leaves (shapes, argument lists), written at once.
     fn tuple(&mut self, items: &[Value]) {
-        match items {
-            [] => self.out.push(op::EMPTY_TUPLE),
-            [_] | [_, _] | [_, _, _] => {
-                items.iter().for_each(|item| self.write(item));
-                self.out.push(op::TUPLE1 + (items.len() - 1) as u8);
-            }
-            _ => {
-                self.out.push(op::MARK);
-                items.iter().for_each(|item| self.write(item));
-                self.out.push(op::TUPLE);
-            }
-        }
-    }
-
-    fn list_items(&mut self, items: &[Value]) {
-        for batch in items.chunks(BATCH) {
-            if let [item] = batch {
-                self.write(item);
-                self.out.push(op::APPEND);
-            } else {
-                self.out.push(op::MARK);
-                batch.iter().for_each(|item| self.write(item));
-                self.out.push(op::APPENDS);
+        let mut rest = Vec::new();
+        tuple_tasks(items, &mut rest);
+        for task in rest {
+            match task {
+                Task::Value(v) => self.write(v),
+                Task::Op(op) => self.out.push(op),
+                Task::Str(s) => self.str(s),
             }
         }
     }
 
     /// `builtins.set(list)` / `builtins.frozenset(list)`, as CPython writes below protocol 4.
-    fn set_by_reduce(&mut self, name: &str, items: &[Value]) {
+    fn set_by_reduce<'v>(&mut self, name: &str, items: &'v [Value], rest: &mut Vec<Task<'v>>) {
         self.global(name);
         self.out.push(op::EMPTY_LIST);
-        self.list_items(items);
-        self.out.extend([op::TUPLE1, op::REDUCE]);
+        list_tasks(items, rest);
+        rest.extend([Task::Op(op::TUPLE1), Task::Op(op::REDUCE)]);
     }
 
     /// A `GLOBAL` of a builtin, named as the protocol's Python would name it.
     fn global(&mut self, name: &str) {
-        let module: &[u8] = match self.protocol {
-            Protocol::V2 => b"__builtin__",
-            Protocol::V3 | Protocol::V4 => b"builtins",
+        let module = match self.protocol {
+            Protocol::V2 => "__builtin__",
+            Protocol::V3 | Protocol::V4 | Protocol::V5 => "builtins",
         };
-        self.out.push(op::GLOBAL);
-        self.out.extend(module);
-        self.out.push(b'\n');
-        self.out.extend(name.as_bytes());
-        self.out.push(b'\n');
+        self.global_of(module, name);
+    }
+
+    /// A global by module and name: `GLOBAL` when both are single lines, else
+    /// `STACK_GLOBAL` (protocol 4 and up; below, such a name is written as text).
+    fn global_of(&mut self, module: &str, name: &str) {
+        let one_line = !module.contains('\n') && !name.contains('\n');
+        if one_line {
+            self.out.push(op::GLOBAL);
+            self.out.extend(module.as_bytes());
+            self.out.push(b'\n');
+            self.out.extend(name.as_bytes());
+            self.out.push(b'\n');
+        } else if matches!(self.protocol, Protocol::V4 | Protocol::V5) {
+            self.str(module);
+            self.str(name);
+            self.out.push(op::STACK_GLOBAL);
+        } else {
+            // No protocol 2/3 opcode can name it: the name as text, never a call.
+            self.str(&format!("{module}.{name}"));
+        }
     }
 }
 

@@ -23,11 +23,22 @@ mod de;
 mod decode;
 mod encode;
 mod op;
+pub mod py;
+mod repr;
 mod ser;
 mod value;
 
 pub use de::{ValueError, from_value};
-pub use decode::{DecodeError, DecodeLimits, decode};
-pub use encode::{Protocol, encode};
+pub use decode::{
+    COPIES_PER_INPUT_BYTE, DECODED_BASE, DECODED_PER_INPUT_BYTE, DecodeError, DecodeLimits,
+    ObjectPolicy, decode, decode_bytes,
+};
+pub use encode::{Protocol, encode, encode_with_objects};
+pub use py::{
+    ByteOrder, Construct, DType, Date, DateTime, Decimal, Deque, Element, Global, Mapping,
+    MappingKind, NdArray, NdArrayError, NumpyScalar, Object, Order, Scalar, Time, TimeDelta,
+    TimeZone,
+};
+pub use repr::repr;
 pub use ser::{Bytes, to_value};
 pub use value::{BigInt, MAX_ENCODABLE_DEPTH, UnencodableError, Value};

@@ -6,7 +6,8 @@
 
 use serde::ser::{self, Serialize};
 
-use super::de::ValueError;
+use super::de::{PlainArray, STASH, VALUE_TOKEN, ValueError};
+use super::py::{NdArray, Order};
 use super::value::{BigInt, Value};
 
 /// Converts any [`Serialize`] type into a [`Value`], ready to be pickled.
@@ -128,6 +129,10 @@ impl Serialize for Bytes {
 impl Serialize for Value {
     fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use ser::{SerializeMap as _, SerializeSeq as _, SerializeTuple as _};
+        if !self.is_plain() {
+            // Typed: into a Value unchanged, into other formats as plain data.
+            return serialize_typed(self.clone(), serializer);
+        }
         match self {
             Value::None => serializer.serialize_none(),
             Value::Bool(b) => serializer.serialize_bool(*b),
@@ -161,7 +166,48 @@ impl Serialize for Value {
                 }
                 map.end()
             }
+            typed => typed.clone().into_plain().serialize(serializer),
         }
+    }
+}
+
+/// Serializes a typed value under [`VALUE_TOKEN`]: [`to_value`] takes it from
+/// the stash as it is; other serializers see its plain form.
+fn serialize_typed<S: ser::Serializer>(value: Value, serializer: S) -> Result<S::Ok, S::Error> {
+    let plain = Plain(value.clone());
+    STASH.with(|s| *s.borrow_mut() = Some(value));
+    let out = serializer.serialize_newtype_struct(VALUE_TOKEN, &plain);
+    STASH.with(|s| s.borrow_mut().take());
+    out
+}
+
+/// A typed value's plain form, for serializers other than [`to_value`].
+struct Plain(Value);
+
+impl Serialize for Plain {
+    fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Value::NdArray(a) => PlainArray {
+                dtype: a.dtype().to_string(),
+                shape: a.shape().to_vec(),
+                order: match a.order() {
+                    Order::C => "C",
+                    Order::F => "F",
+                }
+                .to_owned(),
+                data: Bytes(a.data().to_vec()),
+            }
+            .serialize(serializer),
+            other => other.clone().into_plain().serialize(serializer),
+        }
+    }
+}
+
+/// As a [`Value::NdArray`] into a [`Value`] (no copy of the data), and as
+/// `{dtype, shape, order, data}` into other formats.
+impl Serialize for NdArray {
+    fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_typed(Value::NdArray(Box::new(self.clone())), serializer)
     }
 }
 
@@ -304,9 +350,14 @@ impl ser::Serializer for ValueSerializer {
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<Value, ValueError> {
+        if name == VALUE_TOKEN {
+            if let Some(typed) = STASH.with(|s| s.borrow_mut().take()) {
+                return Ok(typed);
+            }
+        }
         value.serialize(self)
     }
 

@@ -1,8 +1,19 @@
-//! The dynamic value carried in an envelope's `contents`: the data subset of Python.
+//! The dynamic value carried in an envelope's `contents`: any Python value, as inert data.
 
 use std::fmt;
 
-/// A Python value of the data-only subset that ECCI peers exchange.
+use super::py::{
+    Date, DateTime, Decimal, Deque, Global, Mapping, NdArray, NumpyScalar, Object, Time, TimeDelta,
+    TimeZone,
+};
+
+/// A Python value as ECCI peers exchange it: plain data, the well-known types
+/// edge-AI apps send (numpy arrays and scalars, `datetime`, `Decimal`, `complex`,
+/// the `collections` types, `range`), and inert [`Object`]s for every other class.
+///
+/// Nothing in a `Value` was built by running code: an object is its class name,
+/// arguments and state. `Display` writes Python's `repr()` (an array shows as
+/// `ndarray(uint8, 480×640×3)`, never its bytes).
 ///
 /// Dicts keep their pairs in wire order, as Python dicts keep insertion order. A
 /// pickle never repeats a key, but a hostile one may: the pairs are kept as they
@@ -15,7 +26,8 @@ use std::fmt;
 /// assert_eq!(v.get("type").and_then(Value::as_str), Some("data"));
 /// assert_eq!(v.get("contents").and_then(Value::as_i64), Some(3));
 /// ```
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Default)]
+#[non_exhaustive]
 pub enum Value {
     /// `None`.
     #[default]
@@ -44,6 +56,53 @@ pub enum Value {
     FrozenSet(Vec<Value>),
     /// A `dict`, as `(key, value)` pairs in wire order.
     Dict(Vec<(Value, Value)>),
+    /// A `str` holding lone surrogates (`'\\ud800'`), which a Rust `String` cannot:
+    /// the UTF-8 bytes with each surrogate encoded on its own, exactly as Python
+    /// writes them with `surrogatepass` (WTF-8). Written back unchanged; read as a
+    /// Rust string with each lone surrogate replaced by U+FFFD
+    /// ([`Value::to_str_lossy`]).
+    SurrogateStr(Vec<u8>),
+    /// A `complex`.
+    Complex {
+        /// The real part.
+        re: f64,
+        /// The imaginary part.
+        im: f64,
+    },
+    /// A `range` (`range(start, stop, step)`).
+    Range {
+        /// The start.
+        start: i64,
+        /// The stop (exclusive).
+        stop: i64,
+        /// The step, never 0.
+        step: i64,
+    },
+    /// A `decimal.Decimal`, exactly, as its string.
+    Decimal(Decimal),
+    /// A `datetime.datetime`, naive or with a fixed-offset time zone.
+    DateTime(Box<DateTime>),
+    /// A `datetime.date`.
+    Date(Date),
+    /// A `datetime.time`.
+    Time(Box<Time>),
+    /// A `datetime.timedelta`.
+    TimeDelta(TimeDelta),
+    /// A fixed-offset `datetime.timezone`.
+    TimeZone(Box<TimeZone>),
+    /// A numpy `ndarray` of a fixed-size numeric dtype.
+    NdArray(Box<NdArray>),
+    /// A numpy scalar (`np.float32(1.5)`).
+    NumpyScalar(Box<NumpyScalar>),
+    /// An `OrderedDict`, `defaultdict` or `Counter`: a dict that remembers its class.
+    Mapping(Box<Mapping>),
+    /// A `collections.deque`: a list that remembers its class and `maxlen`.
+    Deque(Box<Deque>),
+    /// A class or function used as a value (a `defaultdict`'s factory, a class
+    /// passed as an argument), by name; never looked up.
+    Global(Box<Global>),
+    /// An instance of any other class, inert: see [`Object`].
+    Object(Box<Object>),
 }
 
 impl Value {
@@ -109,9 +168,54 @@ impl Value {
         }
     }
 
+    /// The string, with each lone surrogate replaced by U+FFFD, if this is a `str`.
+    ///
+    /// ```
+    /// use ecci_proto::pickle::Value;
+    /// assert_eq!(Value::SurrogateStr(b"a\xed\xa0\x80".to_vec()).to_str_lossy().as_deref(), Some("a\u{fffd}"));
+    /// ```
+    pub fn to_str_lossy(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Value::Str(s) => Some(std::borrow::Cow::Borrowed(s)),
+            Value::SurrogateStr(b) => Some(std::borrow::Cow::Owned(super::py::wtf8_lossy(b))),
+            _ => None,
+        }
+    }
+
+    /// The array, if this is a numpy `ndarray`.
+    pub fn as_ndarray(&self) -> Option<&NdArray> {
+        match self {
+            Value::NdArray(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The object, if this is an inert [`Object`].
+    pub fn as_object(&self) -> Option<&Object> {
+        match self {
+            Value::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
     /// The Python type name of this value (`"dict"`, `"str"`, …), for error messages.
     pub fn type_name(&self) -> &'static str {
         match self {
+            Value::SurrogateStr(_) => "str",
+            Value::Complex { .. } => "complex",
+            Value::Range { .. } => "range",
+            Value::Decimal(_) => "decimal.Decimal",
+            Value::DateTime(_) => "datetime.datetime",
+            Value::Date(_) => "datetime.date",
+            Value::Time(_) => "datetime.time",
+            Value::TimeDelta(_) => "datetime.timedelta",
+            Value::TimeZone(_) => "datetime.timezone",
+            Value::NdArray(_) => "numpy.ndarray",
+            Value::NumpyScalar(_) => "numpy scalar",
+            Value::Mapping(m) => m.kind.class_name(),
+            Value::Deque(_) => "collections.deque",
+            Value::Global(_) => "global",
+            Value::Object(_) => "object",
             Value::None => "NoneType",
             Value::Bool(_) => "bool",
             Value::Int(_) | Value::BigInt(_) => "int",
@@ -152,10 +256,29 @@ impl Value {
                 | Value::BigInt(_)
                 | Value::Float(_)
                 | Value::Str(_)
-                | Value::Bytes(_) => {}
+                | Value::Bytes(_)
+                | Value::SurrogateStr(_)
+                | Value::Complex { .. }
+                | Value::Range { .. }
+                | Value::Decimal(_)
+                | Value::DateTime(_)
+                | Value::Date(_)
+                | Value::Time(_)
+                | Value::TimeDelta(_)
+                | Value::TimeZone(_)
+                | Value::NumpyScalar(_)
+                | Value::Global(_)
+                // Instances hash by identity unless their class says otherwise.
+                | Value::Object(_) => {}
                 // Reversed, to find the first unhashable part in order.
                 Value::Tuple(items) | Value::FrozenSet(items) => stack.extend(items.iter().rev()),
-                Value::ByteArray(_) | Value::List(_) | Value::Set(_) | Value::Dict(_) => {
+                Value::ByteArray(_)
+                | Value::List(_)
+                | Value::Set(_)
+                | Value::Dict(_)
+                | Value::NdArray(_)
+                | Value::Mapping(_)
+                | Value::Deque(_) => {
                     return Some(v.type_name());
                 }
             }
@@ -226,13 +349,8 @@ struct CheckFrame<'v> {
 impl<'v> CheckFrame<'v> {
     /// Starts checking `value` under `depth` open containers; `None` for a leaf.
     fn enter(value: &'v Value, depth: usize) -> Result<Option<Self>, UnencodableError> {
-        match value {
-            Value::List(_)
-            | Value::Tuple(_)
-            | Value::Set(_)
-            | Value::FrozenSet(_)
-            | Value::Dict(_) => {}
-            _ => return Ok(None),
+        if !value.is_container() {
+            return Ok(None);
         }
         if depth >= MAX_ENCODABLE_DEPTH {
             return Err(UnencodableError::TooDeep {
@@ -249,16 +367,7 @@ impl<'v> CheckFrame<'v> {
     /// The next child, dict keys and values alternating.
     fn next_child(&mut self) -> Option<&'v Value> {
         let value: &'v Value = self.value;
-        let child = match value {
-            Value::List(items)
-            | Value::Tuple(items)
-            | Value::Set(items)
-            | Value::FrozenSet(items) => items.get(self.next),
-            Value::Dict(pairs) => pairs
-                .get(self.next / 2)
-                .map(|(k, v)| if self.next % 2 == 0 { k } else { v }),
-            _ => None,
-        };
+        let child = value.child(self.next).map(|(child, _)| child);
         self.next += 1;
         child
     }
@@ -268,9 +377,12 @@ impl<'v> CheckFrame<'v> {
         let Some(found) = unhashable else {
             return Ok(());
         };
-        let key_index = self.next - 1;
+        let is_key = self
+            .value
+            .child(self.next - 1)
+            .is_some_and(|(_, is_key)| is_key);
         let container = match self.value {
-            Value::Dict(_) if key_index % 2 == 0 => "dict key",
+            _ if is_key => "dict key",
             Value::Set(_) => "set",
             Value::FrozenSet(_) => "frozenset",
             _ => {
@@ -285,14 +397,281 @@ impl<'v> CheckFrame<'v> {
     fn finish(self) -> Option<&'static str> {
         match self.value {
             Value::Tuple(_) | Value::FrozenSet(_) => self.unhashable,
+            Value::Object(_) => None,
             other => Some(other.type_name()),
         }
     }
 }
 
+impl Value {
+    /// Whether this value holds other values (and so counts a level of nesting).
+    pub(crate) fn is_container(&self) -> bool {
+        matches!(
+            self,
+            Value::List(_)
+                | Value::Tuple(_)
+                | Value::Set(_)
+                | Value::FrozenSet(_)
+                | Value::Dict(_)
+                | Value::Mapping(_)
+                | Value::Deque(_)
+                | Value::Object(_)
+        )
+    }
+
+    /// The `i`-th value this one holds, and whether it is a dict key: items in
+    /// order, dict keys and values alternating; for an object its arguments,
+    /// keyword arguments, state, items and dict items, in that order.
+    pub(crate) fn child(&self, i: usize) -> Option<(&Value, bool)> {
+        fn pairs(pairs: &[(Value, Value)], i: usize) -> Option<(&Value, bool)> {
+            let (k, v) = pairs.get(i / 2)?;
+            Some(if i % 2 == 0 { (k, true) } else { (v, false) })
+        }
+        match self {
+            Value::List(items)
+            | Value::Tuple(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => items.get(i).map(|v| (v, false)),
+            Value::Deque(d) => d.items.get(i).map(|v| (v, false)),
+            Value::Dict(p) => pairs(p, i),
+            Value::Mapping(m) => pairs(&m.pairs, i),
+            Value::Object(o) => {
+                let mut i = i;
+                if let Some(v) = o.args.get(i) {
+                    return Some((v, false));
+                }
+                i -= o.args.len();
+                if i < o.kwargs.len() * 2 {
+                    return pairs(&o.kwargs, i);
+                }
+                i -= o.kwargs.len() * 2;
+                if let Some(state) = &o.state {
+                    if i == 0 {
+                        return Some((state, false));
+                    }
+                    i -= 1;
+                }
+                if let Some(v) = o.items.get(i) {
+                    return Some((v, false));
+                }
+                i -= o.items.len();
+                pairs(&o.dict_items, i)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Cloning never recurses, so a value as deep as any decoder accepts clones on a
+/// small stack.
+impl Clone for Value {
+    fn clone(&self) -> Self {
+        if !self.is_container() {
+            return self.clone_leaf();
+        }
+        // Containers being copied: the source and the copies of its children so far.
+        let mut stack: Vec<(&Value, usize, Vec<Value>)> = vec![(self, 0, Vec::new())];
+        loop {
+            let Some((src, next, items)) = stack.last_mut() else {
+                return Value::None;
+            };
+            match src.child(*next) {
+                Some((child, _)) => {
+                    *next += 1;
+                    if child.is_container() {
+                        stack.push((child, 0, Vec::new()));
+                    } else {
+                        items.push(child.clone_leaf());
+                    }
+                }
+                None => {
+                    let Some((src, _, items)) = stack.pop() else {
+                        return Value::None;
+                    };
+                    let copy = src.rebuild(items);
+                    match stack.last_mut() {
+                        Some((_, _, parent_items)) => parent_items.push(copy),
+                        None => return copy,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Comparing never recurses. Floats compare as `f64` does (`nan != nan`), dicts
+/// pair by pair in order.
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        let mut stack = vec![(self, other)];
+        while let Some((a, b)) = stack.pop() {
+            if !a.shallow_eq(b) {
+                return false;
+            }
+            let mut i = 0;
+            while let (Some((x, _)), Some((y, _))) = (a.child(i), b.child(i)) {
+                stack.push((x, y));
+                i += 1;
+            }
+        }
+        true
+    }
+}
+
+impl Value {
+    /// A copy of a value that holds no other values.
+    fn clone_leaf(&self) -> Value {
+        match self {
+            Value::None => Value::None,
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Int(i) => Value::Int(*i),
+            Value::BigInt(b) => Value::BigInt(b.clone()),
+            Value::Float(f) => Value::Float(*f),
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::Bytes(b) => Value::Bytes(b.clone()),
+            Value::ByteArray(b) => Value::ByteArray(b.clone()),
+            Value::SurrogateStr(b) => Value::SurrogateStr(b.clone()),
+            Value::Complex { re, im } => Value::Complex { re: *re, im: *im },
+            Value::Range { start, stop, step } => Value::Range {
+                start: *start,
+                stop: *stop,
+                step: *step,
+            },
+            Value::Decimal(d) => Value::Decimal(d.clone()),
+            Value::DateTime(d) => Value::DateTime(d.clone()),
+            Value::Date(d) => Value::Date(*d),
+            Value::Time(t) => Value::Time(t.clone()),
+            Value::TimeDelta(d) => Value::TimeDelta(*d),
+            Value::TimeZone(tz) => Value::TimeZone(tz.clone()),
+            Value::NdArray(a) => Value::NdArray(a.clone()),
+            Value::NumpyScalar(s) => Value::NumpyScalar(s.clone()),
+            Value::Global(g) => Value::Global(g.clone()),
+            // Containers: rebuilt from copies of their children.
+            Value::List(_)
+            | Value::Tuple(_)
+            | Value::Set(_)
+            | Value::FrozenSet(_)
+            | Value::Dict(_)
+            | Value::Mapping(_)
+            | Value::Deque(_)
+            | Value::Object(_) => self.rebuild(Vec::new()),
+        }
+    }
+
+    /// A container of the same kind as `self` holding `items`, given in the
+    /// order of [`Value::child`].
+    fn rebuild(&self, items: Vec<Value>) -> Value {
+        fn pairs(items: impl Iterator<Item = Value>) -> Vec<(Value, Value)> {
+            let mut items = items;
+            let mut out = Vec::with_capacity(items.size_hint().0 / 2);
+            while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                out.push((k, v));
+            }
+            out
+        }
+        match self {
+            Value::List(_) => Value::List(items),
+            Value::Tuple(_) => Value::Tuple(items),
+            Value::Set(_) => Value::Set(items),
+            Value::FrozenSet(_) => Value::FrozenSet(items),
+            Value::Dict(_) => Value::Dict(pairs(items.into_iter())),
+            Value::Mapping(m) => Value::Mapping(Box::new(Mapping {
+                kind: m.kind.clone(),
+                pairs: pairs(items.into_iter()),
+            })),
+            Value::Deque(d) => Value::Deque(Box::new(Deque {
+                items,
+                maxlen: d.maxlen,
+            })),
+            Value::Object(o) => {
+                let mut items = items.into_iter();
+                let args = items.by_ref().take(o.args.len()).collect();
+                let kwargs = pairs(items.by_ref().take(o.kwargs.len() * 2));
+                let state = match o.state {
+                    Some(_) => items.next(),
+                    None => None,
+                };
+                let list = items.by_ref().take(o.items.len()).collect();
+                let dict_items = pairs(items);
+                Value::Object(Box::new(Object {
+                    class: o.class.clone(),
+                    construct: o.construct,
+                    args,
+                    kwargs,
+                    state,
+                    items: list,
+                    dict_items,
+                }))
+            }
+            leaf => leaf.clone_leaf(),
+        }
+    }
+
+    /// Equality of everything but the children, which must then compare equal
+    /// one by one ([`Value::child`] yields as many on both sides).
+    fn shallow_eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::None, Value::None) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::BigInt(a), Value::BigInt(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Bytes(a), Value::Bytes(b))
+            | (Value::ByteArray(a), Value::ByteArray(b))
+            | (Value::SurrogateStr(a), Value::SurrogateStr(b)) => a == b,
+            (Value::Complex { re: a, im: b }, Value::Complex { re: c, im: d }) => a == c && b == d,
+            (
+                Value::Range {
+                    start: a,
+                    stop: b,
+                    step: c,
+                },
+                Value::Range {
+                    start: d,
+                    stop: e,
+                    step: f,
+                },
+            ) => (a, b, c) == (d, e, f),
+            (Value::Decimal(a), Value::Decimal(b)) => a == b,
+            (Value::DateTime(a), Value::DateTime(b)) => a == b,
+            (Value::Date(a), Value::Date(b)) => a == b,
+            (Value::Time(a), Value::Time(b)) => a == b,
+            (Value::TimeDelta(a), Value::TimeDelta(b)) => a == b,
+            (Value::TimeZone(a), Value::TimeZone(b)) => a == b,
+            (Value::NdArray(a), Value::NdArray(b)) => a == b,
+            (Value::NumpyScalar(a), Value::NumpyScalar(b)) => a == b,
+            (Value::Global(a), Value::Global(b)) => a == b,
+            (Value::List(a), Value::List(b))
+            | (Value::Tuple(a), Value::Tuple(b))
+            | (Value::Set(a), Value::Set(b))
+            | (Value::FrozenSet(a), Value::FrozenSet(b)) => a.len() == b.len(),
+            (Value::Dict(a), Value::Dict(b)) => a.len() == b.len(),
+            (Value::Mapping(a), Value::Mapping(b)) => {
+                a.kind == b.kind && a.pairs.len() == b.pairs.len()
+            }
+            (Value::Deque(a), Value::Deque(b)) => {
+                a.maxlen == b.maxlen && a.items.len() == b.items.len()
+            }
+            (Value::Object(a), Value::Object(b)) => {
+                a.class == b.class
+                    && a.construct == b.construct
+                    && a.args.len() == b.args.len()
+                    && a.kwargs.len() == b.kwargs.len()
+                    && a.state.is_some() == b.state.is_some()
+                    && a.items.len() == b.items.len()
+                    && a.dict_items.len() == b.dict_items.len()
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The deepest nesting [`Value::check_encodable`] accepts: the default
-/// [`DecodeLimits::max_depth`](super::DecodeLimits::max_depth).
-pub const MAX_ENCODABLE_DEPTH: usize = 128;
+/// [`DecodeLimits::max_depth`](super::DecodeLimits::max_depth), above what
+/// CPython's `pickle.dumps` writes at its default recursion limit (a tuple
+/// nested 999 deep; lists and dicts 499).
+pub const MAX_ENCODABLE_DEPTH: usize = 1000;
 
 /// Why a [`Value`] should not be sent to a Python peer, from [`Value::check_encodable`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -909,14 +1288,14 @@ mod tests {
         check(nested(MAX_ENCODABLE_DEPTH), Ok(()));
         check(
             nested(MAX_ENCODABLE_DEPTH + 1),
-            Err("nesting deeper than 128"),
+            Err("nesting deeper than 1000"),
         );
         let dicts =
             |depth: usize| (0..depth).fold(Value::None, |inner, _| Value::dict([("k", inner)]));
         check(dicts(MAX_ENCODABLE_DEPTH), Ok(()));
         check(
             dicts(MAX_ENCODABLE_DEPTH + 1),
-            Err("nesting deeper than 128"),
+            Err("nesting deeper than 1000"),
         );
     }
 
