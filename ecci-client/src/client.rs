@@ -110,9 +110,9 @@ pub struct ClientOptions {
     /// Capacity of the error event queue. Default 256.
     pub error_queue: usize,
     /// Payload bytes of the error event queue (each event carries the raw payload it is
-    /// about). An event that does not fit is dropped and counted in
-    /// [`Metrics::errors_dropped`], as one beyond [`error_queue`](Self::error_queue); one
-    /// larger than the whole budget goes only into an empty queue. Default 64 MiB.
+    /// about). An event whose payload does not fit is queued without it (an empty
+    /// [`ErrorEvent::payload`]) and counted in [`Metrics::error_payloads_dropped`]; a
+    /// payload larger than the whole budget goes only into an empty queue. Default 64 MiB.
     pub error_queue_bytes: usize,
     /// Bounds for decoding inbound pickles. Default [`DecodeLimits::default`].
     pub decode_limits: DecodeLimits,
@@ -197,6 +197,9 @@ pub struct Metrics {
     pub errors: u64,
     /// Error events not queued because the error queue was full.
     pub errors_dropped: u64,
+    /// Error events queued without their payload because it did not fit in
+    /// [`ClientOptions::error_queue_bytes`].
+    pub error_payloads_dropped: u64,
     /// Readiness commands not queued for the application because the command queue was
     /// full (the handshake carried them out).
     pub handshake_commands_skipped: u64,
@@ -212,6 +215,7 @@ pub(crate) struct Counters {
     pub(crate) files: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) errors_dropped: AtomicU64,
+    pub(crate) error_payloads_dropped: AtomicU64,
     pub(crate) handshake_skipped: AtomicU64,
 }
 
@@ -1004,6 +1008,7 @@ impl Client {
             files: get(&c.files),
             errors: get(&c.errors),
             errors_dropped: get(&c.errors_dropped),
+            error_payloads_dropped: get(&c.error_payloads_dropped),
             handshake_commands_skipped: get(&c.handshake_skipped),
             transport: self.inner.transport.metrics(),
         }

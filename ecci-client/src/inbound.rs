@@ -228,8 +228,10 @@ pub struct ErrorEvent {
     /// nothing is lost: a payload the decoder refused (say, under
     /// [`ObjectPolicy::Refuse`](ecci_proto::pickle::ObjectPolicy)) can still be
     /// kept, forwarded or decoded otherwise. Empty for an error about a message
-    /// the handshake had to send or a command it could not accept, and for a
-    /// message over the size limit (its bytes were skipped, never held).
+    /// the handshake had to send or a command it could not accept, for a
+    /// message over the size limit (its bytes were skipped, never held), and when
+    /// the error queue had no room for it
+    /// ([`ClientOptions::error_queue_bytes`](crate::ClientOptions::error_queue_bytes)).
     pub payload: bytes::Bytes,
     /// What was wrong.
     #[source]

@@ -463,17 +463,18 @@ impl Task {
         }
     }
 
-    /// Raises an error event carrying the raw payload concerned; never waits. Beyond the
-    /// error queue's count or bytes (an event larger than the whole budget only into an
-    /// empty queue), the event is dropped and counted.
-    fn report(&self, topic: String, payload: bytes::Bytes, error: InboundError) {
+    /// Raises an error event carrying the raw payload concerned; never waits. A payload
+    /// beyond the error queue's bytes (one larger than the whole budget goes only into an
+    /// empty queue) is left out, and counted; an event beyond its count is dropped, and
+    /// counted.
+    fn report(&self, topic: String, mut payload: bytes::Bytes, error: InboundError) {
         bump(&self.counters.errors);
         let bytes = &self.senders.error_bytes;
-        let weight = payload.len();
-        if !bytes.has_room(weight) {
-            bump(&self.counters.errors_dropped);
-            return;
+        if !bytes.has_room(payload.len()) {
+            payload = bytes::Bytes::new();
+            bump(&self.counters.error_payloads_dropped);
         }
+        let weight = payload.len();
         bytes.add(weight);
         let event = ErrorEvent {
             topic,
