@@ -49,5 +49,6 @@ pub use exchange::{
     SendHandle, SendProgress, Sent,
 };
 pub use transfer::{
-    Progress, RetryConfig, TransferConfig, TransferOptions, Transferred, Transfers,
+    DEFAULT_MAX_DOWNLOAD, Progress, RetryConfig, TransferConfig, TransferOptions, Transferred,
+    Transfers,
 };
