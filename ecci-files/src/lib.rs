@@ -46,7 +46,7 @@ pub use ecci_proto::file::PresignedUrl;
 pub use error::{ClientError, ErrorKind, Step, TransferError};
 pub use exchange::{
     ExchangeOptions, FileError, FileExchange, FileOffer, FileSource, Identity, InboundFile, Offers,
-    SendHandle, SendProgress, Sent,
+    Refusal, RefusalReason, SendHandle, SendProgress, Sent,
 };
 pub use transfer::{
     DEFAULT_MAX_DOWNLOAD, Progress, RetryConfig, TransferConfig, TransferOptions, Transferred,
