@@ -162,6 +162,11 @@ pub enum InboundError {
     /// A `'file'` envelope whose contents are not a fileManager message.
     #[error("file message is not valid")]
     File(#[source] ecci_proto::file::FileMessageError),
+    /// A fileManager message whose presigned URL the origin policy refused
+    /// (see [`ClientOptions::files`](crate::ClientOptions::files) and `ECCI_FILE_ORIGINS`):
+    /// nothing was uploaded to or downloaded from that origin.
+    #[error("file URL refused")]
+    FileUrl(#[source] ecci_files::Refusal),
     /// A readiness command that does not fit this container's role or sender.
     #[error("readiness command refused")]
     Readiness(#[source] UnexpectedCommand),
