@@ -566,6 +566,26 @@ impl Drop for SendGuard {
 /// Cheap to clone. One dispatcher task reads the [`InboundFile`]s fed to it;
 /// [`close`](Self::close) stops and joins it.
 ///
+/// # Origin policy
+///
+/// A presigned URL from the network is used only for an origin
+/// (`scheme://host[:port]`) the exchange trusts; every other one becomes a
+/// [`Refusal`] (for the reporter of [`start_reporting`](Self::start_reporting),
+/// counted in [`refused`](Self::refused)) and no connection is made to it:
+///
+/// - a `resPutURL` is taken only by a send waiting for that name: one that
+///   answers no request of this container is refused as
+///   [`RefusalReason::Unrequested`];
+/// - when [`ExchangeOptions::trusted_origins`] is not empty, a `resPutURL` for
+///   another origin is refused ([`RefusalReason::NotAllowed`]) and the send
+///   keeps waiting for a trusted answer;
+/// - a `resTransfer` is taken when its origin is listed or **learned**: the
+///   origins of the PUT URLs this container took, and, while nothing is
+///   listed or learned, the first origin offered (trust on first use);
+///   otherwise [`RefusalReason::Untrusted`].
+///
+/// The HTTP legs never follow redirects.
+///
 /// ```no_run
 /// # async fn demo(exchange: ecci_files::FileExchange, targets: Vec<ecci_proto::Target>) -> Result<(), Box<dyn std::error::Error>> {
 /// use ecci_files::FileSource;
