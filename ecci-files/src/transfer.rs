@@ -732,8 +732,15 @@ impl<S: Sink> Download<'_, S> {
             .map_err(Attempt::fatal)?;
         let mut response = sent.map_err(Attempt::network)?;
         let status = response.status();
-        // The length of this body, as announced.
-        let announced = response.content_length();
+        // The length of this body, as announced. The header itself, not the
+        // framing's view: a server that sends it beside chunked encoding (which
+        // the framing follows) has announced a size the body must keep to.
+        let announced = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .or(response.content_length());
         if status == StatusCode::PARTIAL_CONTENT && self.written > 0 {
             let range = response
                 .headers()

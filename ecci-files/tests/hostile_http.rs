@@ -34,6 +34,9 @@ const STALL: Duration = Duration::from_secs(2);
 enum Behaviour {
     /// `200`, `Content-Length: claimed`, then `sent` bytes, then close.
     Lie { claimed: u64, sent: u64 },
+    /// `200`, `Content-Length: claimed` and chunked, then `sent` bytes in
+    /// chunks: a body longer than its `Content-Length`.
+    ChunkedLie { claimed: u64, sent: u64 },
     /// `200`, chunked, never ending.
     Endless,
     /// `200` with the whole object for every request, `Range` or not; the
@@ -134,6 +137,21 @@ async fn serve(
                 body(&mut stream, sent, n).await?;
                 left -= n;
             }
+        }
+        Behaviour::ChunkedLie { claimed, sent: len } => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {claimed}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).await?;
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(64 * KIB);
+                stream.write_all(format!("{n:x}\r\n").as_bytes()).await?;
+                body(&mut stream, sent, n).await?;
+                stream.write_all(b"\r\n").await?;
+                left -= n;
+            }
+            stream.write_all(b"0\r\n\r\n").await?;
         }
         Behaviour::Endless => {
             let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -296,6 +314,22 @@ async fn a_body_longer_than_its_content_length_is_cut_at_it() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, ["obj.bin"], "only the object is left");
+}
+
+#[tokio::test]
+async fn a_chunked_body_longer_than_its_content_length_is_an_error() {
+    let server = Hostile::start(Behaviour::ChunkedLie {
+        claimed: MIB,
+        sent: 3 * MIB,
+    })
+    .await;
+    let out = fail("chunked-longer", &transfers(CAP), &server.url()).await;
+    assert!(
+        matches!(out.error.kind(), ErrorKind::TooLong { expected } if *expected == MIB),
+        "{:?}",
+        out.error
+    );
+    assert!(out.written <= MIB, "{} bytes written", out.written);
 }
 
 #[tokio::test]
