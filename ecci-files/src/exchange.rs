@@ -521,7 +521,16 @@ struct Shared {
 }
 
 impl Shared {
-    fn refuse(&self, sender: &ContainerName, receiver: &ContainerName, refusal: RefusalParts) {
+    /// Counts and reports a refused URL of `cmd` about `file`, which came from
+    /// `sender` to `receiver`.
+    fn refuse(
+        &self,
+        (sender, receiver): (&ContainerName, &ContainerName),
+        cmd: &'static str,
+        file: String,
+        origin: Option<String>,
+        reason: RefusalReason,
+    ) {
         self.refused.fetch_add(1, Ordering::Relaxed);
         let identity = &self.identity;
         (self.report)(Refusal {
@@ -529,10 +538,10 @@ impl Shared {
                 "ECCI/{}/{}/plugin/{sender}/{receiver}",
                 identity.broker, identity.app
             ),
-            cmd: refusal.0,
-            file: refusal.1,
-            origin: refusal.2.unwrap_or_else(|| "(not an http URL)".to_owned()),
-            reason: refusal.3,
+            cmd,
+            file,
+            origin: origin.unwrap_or_else(|| "(not an http URL)".to_owned()),
+            reason,
         });
     }
 
@@ -542,9 +551,6 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
-
-/// A refusal's command, file, origin and reason.
-type RefusalParts = (&'static str, String, Option<String>, RefusalReason);
 
 /// Removes a send from [`Shared::sends`] when its task ends, however it ends.
 struct SendGuard {
@@ -923,8 +929,8 @@ async fn dispatch(
                 // Nobody waiting: not an answer to a request of this container
                 // (or a late one, to a request that timed out).
                 let Some(waiter) = waiter else {
-                    let parts = ("resPutURL", file_name, origin, RefusalReason::Unrequested);
-                    shared.refuse(&sender, &receiver, parts);
+                    let reason = RefusalReason::Unrequested;
+                    shared.refuse((&sender, &receiver), "resPutURL", file_name, origin, reason);
                     continue;
                 };
                 let checked = shared.trust().put(origin.as_deref());
@@ -933,7 +939,8 @@ async fn dispatch(
                         let _ = waiter.try_send(put_url);
                     }
                     Err(reason) => {
-                        shared.refuse(&sender, &receiver, ("resPutURL", file_name, origin, reason));
+                        let from = (&sender, &receiver);
+                        shared.refuse(from, "resPutURL", file_name, origin, reason);
                     }
                 }
             }
@@ -945,11 +952,8 @@ async fn dispatch(
                 let origin = origin_of(get_url.expose());
                 let checked = shared.trust().get(origin.as_deref());
                 if let Err(reason) = checked {
-                    shared.refuse(
-                        &sender,
-                        &receiver,
-                        ("resTransfer", file_name, origin, reason),
-                    );
+                    let from = (&sender, &receiver);
+                    shared.refuse(from, "resTransfer", file_name, origin, reason);
                     continue;
                 }
                 let offer = FileOffer {

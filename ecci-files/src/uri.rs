@@ -105,6 +105,26 @@ mod tests {
     }
 
     #[test]
+    fn origins() {
+        #[track_caller]
+        fn check(url: &str, expected: Option<&str>) {
+            assert_eq!(origin_of(url).as_deref(), expected, "url {url:?}");
+        }
+        check(
+            "http://MinIO:9000/app/x.bin?X-Amz-Signature=s",
+            Some("http://minio:9000"),
+        );
+        check("https://s3.example:443/b/k", Some("https://s3.example"));
+        check("http://127.0.0.1:80/", Some("http://127.0.0.1"));
+        check("http://[::1]:9000/b", Some("http://[::1]:9000"));
+        check("http://user:pw@host:1/b", Some("http://host:1"));
+        check("ftp://host/b", None);
+        check("file:///etc/passwd", None);
+        check("/relative/path", None);
+        check("", None);
+    }
+
+    #[test]
     fn bad_escapes() {
         for bad in ["%", "%4", "%zz", "%C3", "a%g0"] {
             assert_eq!(decode(bad), None, "input {bad:?}");
