@@ -44,6 +44,8 @@ enum Behaviour {
     IgnoreRange { len: u64 },
     /// `200`, `Content-Length: len`, one byte every `every`.
     Trickle { len: u64, every: Duration },
+    /// Reads the request and never answers.
+    Silent,
     /// `302` to `http://127.0.0.1:port/elsewhere?X-Amz-Signature=secret`.
     Redirect { port: u16 },
 }
@@ -63,12 +65,16 @@ impl Hostile {
         let requests = Arc::new(AtomicU64::new(0));
         let sent = Arc::new(AtomicU64::new(0));
         let (r, s) = (Arc::clone(&requests), Arc::clone(&sent));
+        // The connections belong to the accepting task: aborting it (on drop)
+        // aborts them too.
         let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
                 let (r, s) = (Arc::clone(&r), Arc::clone(&s));
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let _ = serve(stream, behaviour, &r, &s).await;
                 });
+                while connections.try_join_next().is_some() {}
             }
         });
         Self {
@@ -183,6 +189,7 @@ async fn serve(
                 tokio::time::sleep(every).await;
             }
         }
+        Behaviour::Silent => std::future::pending().await,
         Behaviour::Redirect { port } => {
             let head = format!(
                 "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/elsewhere?X-Amz-Signature=secret\r\nContent-Length: 0\r\n\r\n"
@@ -375,6 +382,24 @@ async fn a_trickle_fails_at_the_stall_deadline() {
         out.error
     );
     assert!(out.written < 64 * KIB, "{} bytes written", out.written);
+    assert!(out.elapsed >= STALL, "failed early: {:?}", out.elapsed);
+    assert!(
+        out.elapsed < STALL * 5,
+        "failed long after the deadline: {:?}",
+        out.elapsed
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_fails_at_the_stall_deadline() {
+    let server = Hostile::start(Behaviour::Silent).await;
+    let out = fail("silent", &transfers(CAP), &server.url()).await;
+    assert!(
+        matches!(out.error.kind(), ErrorKind::Stalled { received: 0, .. }),
+        "{:?}",
+        out.error
+    );
+    assert_eq!(out.written, 0);
     assert!(out.elapsed >= STALL, "failed early: {:?}", out.elapsed);
     assert!(
         out.elapsed < STALL * 5,
