@@ -72,7 +72,9 @@ pub struct ExchangeOptions {
     /// Origins (`scheme://host[:port]`) whose presigned URLs are always
     /// trusted; the client fills it from `ECCI_FILE_ORIGINS` (default empty).
     /// When it is not empty it also **pins** uploads: a PUT URL for any other
-    /// origin is refused. See [`FileExchange`]'s origin policy.
+    /// origin is refused. An entry that is not an `http`/`https` URL matches
+    /// nothing (`ECCI_FILE_ORIGINS` is checked when read). See
+    /// [`FileExchange`]'s origin policy.
     pub trusted_origins: Vec<String>,
     /// The HTTP legs' tunables.
     pub transfer: TransferConfig,

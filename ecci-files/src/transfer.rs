@@ -102,7 +102,8 @@ pub struct TransferConfig {
     /// A download fails with [`ErrorKind::Stalled`] when fewer than
     /// [`stall_min_bytes`](Self::stall_min_bytes) arrive within this long
     /// (default 30 s), whatever the retries: a server that trickles bytes or
-    /// never answers cannot hold a transfer open forever.
+    /// never answers cannot hold a transfer open forever. `Duration::MAX`
+    /// turns it off.
     pub stall_timeout: Duration,
     /// The progress that resets the stall deadline, in bytes (default 64 KiB:
     /// slower than about 2 KiB/s for 30 s counts as stalled).
@@ -664,10 +665,18 @@ impl Stall {
         Self {
             timeout,
             min_bytes: min_bytes.max(1),
-            deadline: tokio::time::Instant::now() + timeout,
+            deadline: Self::from_now(timeout),
             since: 0,
             received: 0,
         }
+    }
+
+    /// Now plus `timeout`; a timeout too large for the clock (`Duration::MAX`
+    /// to turn the deadline off) is a century.
+    fn from_now(timeout: Duration) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        now.checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
     }
 
     fn got(&mut self, len: u64) {
@@ -675,7 +684,7 @@ impl Stall {
         self.since += len;
         if self.since >= self.min_bytes {
             self.since = 0;
-            self.deadline = tokio::time::Instant::now() + self.timeout;
+            self.deadline = Self::from_now(self.timeout);
         }
     }
 
@@ -1145,6 +1154,19 @@ mod tests {
         fn content_range_parsing_never_panics(input in ".*") {
             let _ = parse_content_range(&input);
         }
+    }
+
+    #[tokio::test]
+    async fn a_stall_deadline_moves_with_progress_and_may_be_off() {
+        let mut stall = Stall::new(Duration::from_secs(30), 10);
+        let first = stall.deadline;
+        stall.got(9);
+        assert_eq!(stall.deadline, first, "less than min_bytes moves nothing");
+        stall.got(1);
+        assert!(stall.deadline >= first);
+        assert_eq!((stall.since, stall.received), (0, 10));
+        let off = Stall::new(Duration::MAX, 1);
+        assert!(off.deadline > tokio::time::Instant::now() + Duration::from_secs(3600 * 24 * 365));
     }
 
     #[test]
