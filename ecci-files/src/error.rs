@@ -145,17 +145,18 @@ pub enum ErrorKind {
         /// The announced size of the object.
         expected: u64,
     },
-    /// Fewer than the configured bytes arrived within the stall timeout (see
+    /// Fewer than the configured bytes moved within the stall timeout (see
     /// [`TransferConfig::stall_timeout`](crate::TransferConfig::stall_timeout)).
     #[error(
-        "no progress: fewer than {min_bytes} bytes arrived within {after:?} ({received} bytes in all)"
+        "no progress: fewer than {min_bytes} bytes moved within {after:?} ({received} bytes in all)"
     )]
     Stalled {
         /// The stall timeout.
         after: std::time::Duration,
         /// The progress that would have reset it.
         min_bytes: u64,
-        /// Bytes received in all, restarts included.
+        /// Bytes received (or, uploading, handed to the connection) in all,
+        /// restarts and retries included.
         received: u64,
     },
     /// The server answered a `Range` request with the whole object again,

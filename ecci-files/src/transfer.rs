@@ -102,8 +102,10 @@ pub struct TransferConfig {
     /// A download fails with [`ErrorKind::Stalled`] when fewer than
     /// [`stall_min_bytes`](Self::stall_min_bytes) arrive within this long
     /// (default 30 s), whatever the retries: a server that trickles bytes or
-    /// never answers cannot hold a transfer open forever. `Duration::MAX`
-    /// turns it off.
+    /// never answers cannot hold a transfer open forever. An upload fails the
+    /// same way while its body is being sent (a server that stops reading);
+    /// after that, waiting for the answer is bounded by
+    /// [`read_timeout`](Self::read_timeout). `Duration::MAX` turns it off.
     pub stall_timeout: Duration,
     /// The progress that resets the stall deadline, in bytes (default 64 KiB:
     /// slower than about 2 KiB/s for 30 s counts as stalled).
@@ -390,16 +392,17 @@ impl Transfers {
     {
         let err = |kind| TransferError::new(name, Step::Upload, kind);
         let mut retries = 0;
+        let mut stall = Stall::new(self.config.stall_timeout, self.config.stall_min_bytes);
         loop {
             let (source, len) = open().await.map_err(err)?;
             let (body, outcome) = UploadBody::new(source, len, sha256, progress.clone());
-            let result = self
+            let send = self
                 .client
                 .put(url.expose())
                 .header(CONTENT_LENGTH, len)
                 .body(reqwest::Body::wrap(body))
-                .send()
-                .await;
+                .send();
+            let result = stall.watch_upload(send, &outcome, len).await.map_err(err)?;
             let local_error = outcome.lock().ok().and_then(|mut o| o.io_error.take());
             if let Some(source) = local_error {
                 return Err(err(ErrorKind::Io {
@@ -693,6 +696,37 @@ impl Stall {
             after: self.timeout,
             min_bytes: self.min_bytes,
             received: self.received,
+        }
+    }
+
+    /// Runs the request `send` of an upload of `len` bytes, whose body counts
+    /// what it sent in `outcome`, until the body is sent and the answer comes.
+    /// While the body is being sent, a server that takes fewer than
+    /// `min_bytes` within the timeout is the stall error; once it is all sent,
+    /// waiting for the answer is the read timeout's business (a store may take
+    /// a while to finish a large object).
+    async fn watch_upload<T>(
+        &mut self,
+        send: impl Future<Output = T>,
+        outcome: &std::sync::Mutex<body::Outcome>,
+        len: u64,
+    ) -> Result<T, ErrorKind> {
+        let mut send = std::pin::pin!(send);
+        let sent = || outcome.lock().map(|o| o.sent).unwrap_or(0);
+        let mut seen = 0;
+        loop {
+            if let Ok(out) = tokio::time::timeout_at(self.deadline, send.as_mut()).await {
+                return Ok(out);
+            }
+            let now = sent();
+            self.got(now.saturating_sub(seen));
+            seen = now;
+            if now >= len {
+                return Ok(send.await);
+            }
+            if self.deadline <= tokio::time::Instant::now() {
+                return Err(self.error());
+            }
         }
     }
 

@@ -443,6 +443,30 @@ async fn an_upload_is_not_redirected_either() {
     assert_eq!(target.requests(), 0, "the redirect target was contacted");
 }
 
+#[tokio::test]
+async fn an_upload_to_a_server_that_stops_reading_fails_at_the_stall_deadline() {
+    let server = Hostile::start(Behaviour::Silent).await;
+    // More than the loopback socket buffers hold, so that the body must wait.
+    let body = bytes::Bytes::from(vec![b'x'; 64 * MIB as usize]);
+    let started = Instant::now();
+    let err = transfers(CAP)
+        .upload_bytes("obj.bin", &server.url(), body, TransferOptions::default())
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    report("upload-silent", &err, 0, elapsed);
+    assert!(
+        matches!(err.kind(), ErrorKind::Stalled { received, .. } if *received < 64 * MIB),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "upload of \"obj.bin\" failed");
+    assert!(elapsed >= STALL, "failed early: {elapsed:?}");
+    assert!(
+        elapsed < STALL * 5,
+        "failed long after the deadline: {elapsed:?}"
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn an_object_larger_than_the_free_space_is_refused_before_writing() {
