@@ -252,6 +252,9 @@ pub enum RefusalReason {
     Untrusted,
 }
 
+/// The most origins an exchange learns.
+const MAX_LEARNED: usize = 64;
+
 /// What the origin policy knows: the pinned list and the learned origins.
 #[derive(Debug, Default)]
 struct Trust {
@@ -270,14 +273,21 @@ impl Trust {
         }
     }
 
-    /// A PUT URL that answers a request of this container.
-    fn put(&mut self, origin: Option<&str>) -> Result<(), RefusalReason> {
+    /// Whether a PUT URL that answers a request of this container may be used.
+    fn put(&self, origin: Option<&str>) -> Result<(), RefusalReason> {
         let origin = origin.ok_or(RefusalReason::NotAllowed)?;
         if !self.allowed.is_empty() && !self.allowed.contains(origin) {
             return Err(RefusalReason::NotAllowed);
         }
-        self.learned.insert(origin.to_owned());
         Ok(())
+    }
+
+    /// Trusts `origin` from now on, up to [`MAX_LEARNED`] origins: answers
+    /// that race a store's cannot grow the set without bound.
+    fn learn(&mut self, origin: &str) {
+        if self.learned.len() < MAX_LEARNED {
+            self.learned.insert(origin.to_owned());
+        }
     }
 
     /// A GET URL offered by a `resTransfer`.
@@ -289,7 +299,7 @@ impl Trust {
         // Nothing pinned and nothing learned yet: the first store a
         // fileManager names is learned (trust on first use).
         if self.allowed.is_empty() && self.learned.is_empty() {
-            self.learned.insert(origin.to_owned());
+            self.learn(origin);
             return Ok(());
         }
         Err(RefusalReason::Untrusted)
@@ -936,15 +946,20 @@ async fn dispatch(
                     continue;
                 };
                 let checked = shared.trust().put(origin.as_deref());
-                match checked {
-                    Ok(()) => {
-                        let _ = waiter.try_send(put_url);
+                let reason = match checked {
+                    // Taken by the send: its origin is learned.
+                    Ok(()) if waiter.try_send(put_url).is_ok() => {
+                        if let Some(origin) = &origin {
+                            shared.trust().learn(origin);
+                        }
+                        continue;
                     }
-                    Err(reason) => {
-                        let from = (&sender, &receiver);
-                        shared.refuse(from, "resPutURL", file_name, origin, reason);
-                    }
-                }
+                    // The send has more answers waiting than it asked for.
+                    Ok(()) => RefusalReason::Unrequested,
+                    Err(reason) => reason,
+                };
+                let from = (&sender, &receiver);
+                shared.refuse(from, "resPutURL", file_name, origin, reason);
             }
             FileMessage::ResTransfer {
                 file_name,
@@ -1214,4 +1229,53 @@ impl Job {
 pub(crate) fn envelope_bytes(message: &FileMessage) -> Bytes {
     let envelope: Envelope = message.to_envelope();
     Bytes::from(envelope.to_pickle(Protocol::V4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STORE: &str = "http://minio:9000";
+    const OTHER: &str = "http://evil:9000";
+
+    #[test]
+    fn unpinned_puts_are_taken_and_the_first_offer_is_learned() {
+        let mut trust = Trust::new(&[]);
+        assert_eq!(trust.put(Some(OTHER)), Ok(()));
+        assert_eq!(trust.put(None), Err(RefusalReason::NotAllowed));
+        assert_eq!(trust.get(None), Err(RefusalReason::Untrusted));
+        assert_eq!(trust.get(Some(STORE)), Ok(()), "first use");
+        assert_eq!(trust.get(Some(STORE)), Ok(()));
+        assert_eq!(trust.get(Some(OTHER)), Err(RefusalReason::Untrusted));
+    }
+
+    #[test]
+    fn a_learned_put_origin_is_trusted_for_offers() {
+        let mut trust = Trust::new(&[]);
+        trust.learn(STORE);
+        assert_eq!(trust.get(Some(OTHER)), Err(RefusalReason::Untrusted));
+        assert_eq!(trust.get(Some(STORE)), Ok(()));
+    }
+
+    #[test]
+    fn a_list_pins_puts_and_admits_offers() {
+        let mut trust = Trust::new(&["HTTP://MinIO:9000/".to_owned(), "not a url".to_owned()]);
+        assert_eq!(trust.put(Some(STORE)), Ok(()));
+        assert_eq!(trust.put(Some(OTHER)), Err(RefusalReason::NotAllowed));
+        assert_eq!(
+            trust.get(Some(OTHER)),
+            Err(RefusalReason::Untrusted),
+            "no first use when pinned"
+        );
+        assert_eq!(trust.get(Some(STORE)), Ok(()));
+    }
+
+    #[test]
+    fn learning_is_bounded() {
+        let mut trust = Trust::new(&[]);
+        for port in 0..1000 {
+            trust.learn(&format!("http://h:{port}"));
+        }
+        assert_eq!(trust.learned.len(), MAX_LEARNED);
+    }
 }
