@@ -5,6 +5,12 @@
 //! with exponential backoff, resumes an interrupted download with `Range`, and
 //! reports a 403 as [`ErrorKind::Expired`] without retrying, because only the
 //! fileManager can issue a fresh URL.
+//!
+//! Each leg is also bounded against a hostile server: a download never writes
+//! more than [`TransferConfig::max_download`] bytes, checks the free space
+//! first, restarts from zero at most once, and fails when it stops making
+//! progress ([`TransferConfig::stall_timeout`]), as does an upload's body;
+//! redirects are never followed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -96,8 +102,8 @@ pub struct TransferConfig {
     /// [`DEFAULT_MAX_DOWNLOAD`], 4 GiB). An answer announcing more
     /// (`Content-Length`, or the complete size of a `Content-Range`) is refused
     /// before a byte is written, and a body that goes past it is cut there: at
-    /// most this many bytes ever reach the disk. In-memory downloads have their
-    /// own, smaller limit.
+    /// most this many bytes ever reach the disk. In-memory downloads are bounded
+    /// by the caller's `max` instead.
     pub max_download: u64,
     /// A download fails with [`ErrorKind::Stalled`] when fewer than
     /// [`stall_min_bytes`](Self::stall_min_bytes) arrive within this long
