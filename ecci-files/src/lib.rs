@@ -19,8 +19,9 @@
 //!   (cloud and edge as wire notes §6 says), returning a [`SendHandle`] with
 //!   progress; inbound `resTransfer`s become [`FileOffer`]s to download to a
 //!   path or decode as an object. Presigned URLs are used only for trusted
-//!   origins (see [`FileExchange`]'s origin policy). The client feeds it the `'file'` messages it
-//!   receives ([`InboundFile`]); this crate does not depend on the client.
+//!   origins (see [`FileExchange`]'s origin policy). The client feeds it the
+//!   `'file'` messages it receives ([`InboundFile`]); this crate does not
+//!   depend on the client.
 //! - `local` (feature `local`): a fileManager for local work and tests: an
 //!   object store on `127.0.0.1` with signed, expiring URLs and fault
 //!   injection, the plugin's logic as a function, and `LocalFileManager`, the
