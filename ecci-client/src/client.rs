@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ecci_files::{ExchangeOptions, FileExchange, Identity};
+use ecci_files::{ExchangeOptions, Identity};
 use ecci_proto::ContainerName;
 use ecci_proto::config::{AppType, Config, Target, vars};
 use ecci_proto::envelope::{Envelope, MessageType};
@@ -369,11 +369,13 @@ impl ClientBuilder {
             me: config.container_name().clone(),
             container_type: config.container_type(),
         };
-        let exchange = match FileExchange::start(
+        let exchange = match crate::files::start_exchange(
             identity,
+            &config,
             options.files.clone(),
             Arc::clone(&transport),
             file_rx,
+            (task.senders.errors.clone(), Arc::clone(&counters)),
         ) {
             Ok(exchange) => exchange,
             Err(e) => {

@@ -163,6 +163,11 @@ pub enum InboundError {
     /// A `'file'` envelope whose contents are not a fileManager message.
     #[error("file message is not valid")]
     File(#[source] ecci_proto::file::FileMessageError),
+    /// A fileManager message whose presigned URL the origin policy refused
+    /// (see [`ClientOptions::files`](crate::ClientOptions::files) and `ECCI_FILE_ORIGINS`):
+    /// nothing was uploaded to or downloaded from that origin.
+    #[error("file URL refused")]
+    FileUrl(#[source] ecci_files::Refusal),
     /// A readiness command that does not fit this container's role or sender.
     #[error("readiness command refused")]
     Readiness(#[source] UnexpectedCommand),
@@ -229,8 +234,9 @@ pub struct ErrorEvent {
     /// [`ObjectPolicy::Refuse`](ecci_proto::pickle::ObjectPolicy)) can still be
     /// kept, forwarded or decoded otherwise. Empty for an error about a message
     /// the handshake had to send or a command it could not accept, for a
-    /// message over the size limit (its bytes were skipped, never held), and when
-    /// the error queue had no room for it
+    /// message over the size limit (its bytes were skipped, never held), for
+    /// a refused file URL (the message is a credential; the error names its file
+    /// and origin), and when the error queue had no room for it
     /// ([`ClientOptions::error_queue_bytes`](crate::ClientOptions::error_queue_bytes)).
     pub payload: bytes::Bytes,
     /// What was wrong.
