@@ -192,8 +192,19 @@ pub(crate) fn bump(counter: &AtomicU64) {
 }
 
 /// The MQTT settings the default transport uses for `config`: its broker host, port and
-/// credentials, everything else [`MqttConfig::new`]'s defaults. Change them and pass the
+/// credentials, a persistent session under a client id that is stable across restarts of
+/// the container, everything else [`MqttConfig::new`]'s defaults. Change them and pass the
 /// transport to [`ClientBuilder::transport`] to tune it.
+///
+/// The session: `clean_session = false`, and the client id is
+/// [`stable_client_id`](ecci_transport::stable_client_id)`([app id, container name, broker
+/// id])`, so that a restarted container (or a reconnect after a broker restart, with a
+/// broker that saves its sessions) finds its subscriptions and the messages queued for it
+/// while it was away. Two processes with the same app id, container name and broker id
+/// share that id and would take the session from each other: the transport detects that
+/// and stays away ([`ConnectionError::TakenOver`](ecci_transport::ConnectionError::TakenOver),
+/// logged as an error and in [`Status::last_disconnect`]). To run two copies, give one
+/// another `client_id`.
 ///
 /// ```
 /// let config = ecci_proto::Config::builder("10.0.0.5", "b1".parse()?, "app".parse()?, "me".parse()?)
@@ -201,6 +212,9 @@ pub(crate) fn bump(counter: &AtomicU64) {
 ///     .build()?;
 /// let mqtt = ecci_client::mqtt_config(&config);
 /// assert_eq!((mqtt.host.as_str(), mqtt.port), ("10.0.0.5", 1884));
+/// assert!(!mqtt.clean_session);
+/// assert_eq!(mqtt.client_id, ecci_transport::stable_client_id(&["app", "me", "b1"]));
+/// assert_eq!(mqtt.client_id, ecci_client::mqtt_config(&config).client_id);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn mqtt_config(config: &Config) -> MqttConfig {
@@ -208,6 +222,12 @@ pub fn mqtt_config(config: &Config) -> MqttConfig {
     mqtt.credentials = config
         .credentials()
         .map(|c| (c.username().to_owned(), c.password().to_owned()));
+    mqtt.client_id = ecci_transport::stable_client_id(&[
+        config.app_id().as_str(),
+        config.container_name().as_str(),
+        config.broker_id().as_str(),
+    ]);
+    mqtt.clean_session = false;
     mqtt
 }
 

@@ -206,11 +206,15 @@ impl Task {
                 self.drive(HandshakeEvent::Connected, "");
             }
             Event::Disconnected(reason) => {
-                log::warn!(
-                    "{}: disconnected from the broker: {}; reconnecting",
-                    self.me,
-                    Chain(&reason)
-                );
+                if matches!(reason, ecci_transport::ConnectionError::TakenOver { .. }) {
+                    log::error!("{}: {}", self.me, Chain(&reason));
+                } else {
+                    log::warn!(
+                        "{}: disconnected from the broker: {}; reconnecting",
+                        self.me,
+                        Chain(&reason)
+                    );
+                }
                 self.status.send_modify(|s| {
                     s.connected = false;
                     s.disconnects += 1;

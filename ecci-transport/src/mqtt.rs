@@ -34,7 +34,7 @@ use tokio::time::{Instant, timeout};
 use crate::Transport;
 use crate::backoff::Backoff;
 use crate::codec::{self, Decoded};
-use crate::config::MqttConfig;
+use crate::config::{MqttConfig, TAKEOVER_STREAK, TAKEOVER_WINDOW};
 use crate::error::{ConnectionError, PublishError, SubscribeError, TryPublishError};
 use crate::error::{check_filter, check_topic};
 use crate::types::{Event, Events, Message, Metrics, Priority, QoS, Receipt};
@@ -383,7 +383,10 @@ impl Driver {
         let mut backoff = Backoff::new(self.config.backoff);
         let mut connected_before = false;
         let mut last_failure: Option<ConnectionError> = None;
+        // Connections in a row that the broker closed right after they were made.
+        let mut streak = 0u32;
         'life: loop {
+            let mut pause = None;
             let attempt = tokio::select! {
                 biased;
                 () = shutdown_requested(&mut self.shutdown) => break 'life,
@@ -397,6 +400,7 @@ impl Driver {
                     connected_before = true;
                     last_failure = None;
                     backoff.reset();
+                    let since = Instant::now();
                     let end = match stream {
                         Stream::Tcp(mut tcp) => {
                             let quick_ack = QuickAck::new(&tcp);
@@ -414,10 +418,35 @@ impl Driver {
                     };
                     match end {
                         End::Shutdown => break 'life,
-                        End::Lost(reason) => self.stash.push_back(Event::Disconnected(reason)),
+                        End::Lost(reason) => {
+                            let closed = matches!(
+                                reason,
+                                ConnectionError::ClosedByBroker | ConnectionError::Io(_)
+                            );
+                            if closed && since.elapsed() < TAKEOVER_WINDOW {
+                                streak += 1;
+                            } else {
+                                streak = 0;
+                            }
+                            if streak >= TAKEOVER_STREAK {
+                                // Two processes with one client id kick each other off at
+                                // every connect: stay away rather than fight.
+                                self.stash.push_back(Event::Disconnected(
+                                    ConnectionError::TakenOver {
+                                        client_id: self.config.client_id.clone(),
+                                        streak,
+                                    },
+                                ));
+                                streak = 0;
+                                pause = Some(self.config.takeover_pause);
+                            } else {
+                                self.stash.push_back(Event::Disconnected(reason));
+                            }
+                        }
                     }
                 }
                 Err(e) => {
+                    streak = 0;
                     bump(&self.counters.connect_failures, 1);
                     // A wrong password or certificate does not heal in 100 ms: no retry storm.
                     if e.is_permanent() {
@@ -430,7 +459,7 @@ impl Driver {
                 }
             }
             let events_tx = self.events_tx.clone();
-            let sleep = tokio::time::sleep(backoff.next_delay());
+            let sleep = tokio::time::sleep(pause.unwrap_or_else(|| backoff.next_delay()));
             tokio::pin!(sleep);
             loop {
                 self.flush_stash();
