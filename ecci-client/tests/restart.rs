@@ -1,0 +1,149 @@
+//! The restart scenario of issue 14, with the SDK's **default settings** (`Client::connect`,
+//! no options): a sender streams QoS 2 data to a receiver while a real mosquitto (started
+//! by the test) is stopped and started again.
+//!
+//! - `persistence true` (Debian's packaged default): 10 runs, each loses nothing and
+//!   duplicates nothing, without the receiver's duplicate filter having anything to drop.
+//!
+//! Without the mosquitto binary the tests return at once, unless `ECCI_REQUIRE_BROKER=1`.
+//! The sleeps are the scenario's own timing (when the broker goes down, for how long),
+//! never a wait for a result; waits for results are bounded.
+#![cfg(unix)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ecci_client::Client;
+use ecci_proto::config::Config;
+use ecci_transport::mosquitto::Mosquitto;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(60);
+/// Messages per run, and their rate: the broker goes down in the middle of the stream.
+const COUNT: u32 = 1_000;
+const RATE: u32 = 250;
+
+fn config(app: &str, port: u16, me: &str, targets: &[&str]) -> Config {
+    let mut b = Config::builder(
+        "127.0.0.1",
+        "b1".parse().unwrap(),
+        app.parse().unwrap(),
+        me.parse().unwrap(),
+    )
+    .port(port);
+    for t in targets {
+        b = b.pub_target(t.parse().unwrap(), "b1".parse().unwrap());
+    }
+    b.build().unwrap()
+}
+
+async fn connect(config: Config) -> Client {
+    timeout(WAIT, Client::connect(config))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// What one run saw.
+#[derive(Debug)]
+struct Run {
+    received: usize,
+    lost: usize,
+    duplicated: usize,
+}
+
+/// One run: `COUNT` messages at `RATE`/s from `peer` to `me`; the broker goes down (SIGTERM,
+/// it saves its sessions) 1.5 s in, for 2 s. Returns once every message arrived or nothing
+/// arrived for 10 s after the sender had everything acknowledged.
+async fn run(broker: &mut Mosquitto, app: &str) -> Run {
+    let me = connect(config(app, broker.port(), "me", &[])).await;
+    let peer = connect(config(app, broker.port(), "peer", &["me"])).await;
+    let producer = {
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1) / RATE);
+            let mut deliveries = Vec::new();
+            for i in 0..COUNT {
+                tick.tick().await;
+                deliveries.push(peer.publish(&i, "me").await.expect("publish"));
+            }
+            for d in deliveries {
+                d.await.expect("acknowledged by the broker");
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    broker.down().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.up();
+
+    let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut producer = Some(producer);
+    loop {
+        // Once the sender is done, 10 s without a message ends the run.
+        let quiet = if producer.is_some() {
+            WAIT
+        } else {
+            Duration::from_secs(10)
+        };
+        if seen.len() == COUNT as usize && producer.is_none() {
+            // Anything sent twice would come right behind.
+            if let Ok(Ok(m)) = timeout(Duration::from_millis(500), me.recv_data()).await {
+                *seen.entry(m.decode::<u32>().unwrap()).or_default() += 1;
+                continue;
+            }
+            break;
+        }
+        tokio::select! {
+            r = async { producer.as_mut().unwrap().await }, if producer.is_some() => {
+                r.expect("producer");
+                producer = None;
+            }
+            m = timeout(quiet, me.recv_data()) => match m {
+                Ok(m) => {
+                    let n = m.expect("client running").decode::<u32>().expect("a number");
+                    assert!(n < COUNT, "unexpected message {n}");
+                    *seen.entry(n).or_default() += 1;
+                }
+                Err(_) => break,
+            },
+        }
+    }
+    assert!(peer.metrics().transport.reconnects >= 1);
+    peer.close().await;
+    me.close().await;
+    Run {
+        received: seen.len(),
+        lost: COUNT as usize - seen.len(),
+        duplicated: seen.values().map(|c| c - 1).sum(),
+    }
+}
+
+/// Debian's mosquitto (`persistence true`), default client settings, 10 runs: 0 lost and
+/// 0 duplicated in every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::print_stderr,
+    reason = "the per-run figures are reported (and asserted)"
+)]
+async fn a_broker_restart_with_default_settings_loses_and_duplicates_nothing() {
+    let Some(mut broker) = Mosquitto::start() else {
+        return;
+    };
+    let mut runs = Vec::new();
+    for i in 0..10 {
+        let app = format!("restart-{}-{i}", std::process::id());
+        let r = run(&mut broker, &app).await;
+        eprintln!("restart run {}: {r:?}", i + 1);
+        runs.push(r);
+    }
+    let bad: Vec<_> = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.lost != 0 || r.duplicated != 0)
+        .collect();
+    assert!(bad.is_empty(), "runs with losses or duplicates: {bad:?}");
+    assert!(runs.iter().all(|r| r.received == COUNT as usize));
+}
