@@ -11,9 +11,10 @@ use ecci_files::{ExchangeOptions, FileExchange, Identity};
 use ecci_proto::ContainerName;
 use ecci_proto::config::{AppType, Config, Target, vars};
 use ecci_proto::envelope::{Envelope, MessageType};
-use ecci_proto::pickle::{DecodeLimits, Protocol, to_value};
+use ecci_proto::pickle::{self, DecodeLimits, Protocol, to_value};
 use ecci_proto::platform::{ReadyReport, ReadyType, SendData, to_python_json};
 use ecci_proto::readiness::{Peer, Readiness, Role, State};
+use ecci_proto::sequence::{Lane, Tracker};
 use ecci_proto::topic::{AppTopic, PlatformTopic, inbound_filters};
 use ecci_transport::{Event, Events, Message, MqttConfig, MqttTransport, Priority, QoS, Transport};
 use serde::Serialize;
@@ -24,7 +25,7 @@ use crate::Error;
 use crate::command::{Command, check_cmd_contents};
 use crate::files::Files;
 use crate::inbound::{ErrorEvent, Inbox, Received};
-use crate::publish::{Delivery, Targets};
+use crate::publish::{Delivery, Sequencer, Targets};
 use crate::task::{Parked, Senders, Task};
 
 /// The tunables of a [`Client`], as a plain struct with a documented [`Default`].
@@ -102,6 +103,12 @@ pub struct ClientOptions {
     /// [`ClientBuilder::transport`] keeps its own setting
     /// ([`MqttConfig::max_inbound_packet`]).
     pub max_inbound_packet: usize,
+    /// How long a message missing from a Rust sender's sequence may take to arrive before
+    /// it is reported lost ([`InboundError::Lost`](crate::InboundError::Lost) and
+    /// [`Metrics::lost`]). Messages from one sender arrive in order over MQTT; a later
+    /// arrival within this time is only a reordering (two tasks publishing at once), not a
+    /// loss. Default 5 s.
+    pub gap_grace: Duration,
 }
 
 impl Default for ClientOptions {
@@ -117,6 +124,7 @@ impl Default for ClientOptions {
             decode_limits: DecodeLimits::default(),
             protocol: Protocol::default(),
             max_inbound_packet: MqttConfig::new("", 0).max_inbound_packet,
+            gap_grace: Duration::from_secs(5),
         }
     }
 }
@@ -172,6 +180,17 @@ pub struct Metrics {
     /// Readiness commands not queued for the application because the command queue was
     /// full (the handshake carried them out).
     pub handshake_commands_skipped: u64,
+    /// Messages from Rust senders dropped because they had arrived already (same sender,
+    /// incarnation and sequence number): each reaches the application once.
+    pub duplicates: u64,
+    /// Messages from Rust senders reported lost: missing from their sequence for longer
+    /// than [`ClientOptions::gap_grace`]. Each gap is also an error event
+    /// ([`InboundError::Lost`](crate::InboundError::Lost)).
+    pub lost: u64,
+    /// Gaps reported (each is one error event).
+    pub gaps: u64,
+    /// Messages that arrived after they had been reported lost (passed on all the same).
+    pub late: u64,
     /// The transport's counters.
     pub transport: ecci_transport::Metrics,
 }
@@ -185,6 +204,10 @@ pub(crate) struct Counters {
     pub(crate) errors: AtomicU64,
     pub(crate) errors_dropped: AtomicU64,
     pub(crate) handshake_skipped: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) lost: AtomicU64,
+    pub(crate) gaps: AtomicU64,
+    pub(crate) late: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -343,6 +366,7 @@ impl ClientBuilder {
             limits: options.decode_limits.clone(),
             protocol: options.protocol,
             retry_interval: options.retry_interval,
+            tracker: Tracker::new(options.gap_grace),
         };
         let identity = Identity {
             app: config.app_id().clone(),
@@ -381,6 +405,7 @@ impl ClientBuilder {
                 files,
                 errors: Inbox::new(error_rx),
                 counters,
+                sequencer: Sequencer::new(),
                 shutdown: shutdown_tx,
                 task: Mutex::new(Some(handle)),
             }),
@@ -497,6 +522,7 @@ struct Inner {
     files: Files,
     errors: Inbox<ErrorEvent>,
     counters: Arc<Counters>,
+    sequencer: Sequencer,
     shutdown: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -751,17 +777,27 @@ impl Client {
         if *self.inner.shutdown.borrow() {
             return Err(Error::Closed);
         }
-        let payload = bytes_of(envelope.to_pickle(self.inner.options.protocol));
+        let lane = match priority {
+            Priority::Control => Lane::Urgent,
+            Priority::Bulk | Priority::Background => Lane::Ordered,
+        };
+        let value = envelope.into_value();
         let mut parts = Vec::with_capacity(selected.len());
         for target in selected {
+            // Each target has its own sequence: the extension differs per target.
+            let seq = self.inner.sequencer.next(target.name.as_str(), lane);
+            let payload = bytes_of(pickle::encode(
+                &seq.add_to(value.clone()),
+                self.inner.options.protocol,
+            ));
             let topic = AppTopic::app_message(
                 target.broker.clone(),
                 config.app_id().clone(),
                 config.container_name().clone(),
                 target.name.clone(),
             );
-            let message = Message::new(topic.to_string(), payload.clone(), QoS::ExactlyOnce)
-                .with_priority(priority);
+            let message =
+                Message::new(topic.to_string(), payload, QoS::ExactlyOnce).with_priority(priority);
             let receipt = self
                 .inner
                 .transport
@@ -981,6 +1017,10 @@ impl Client {
             errors: get(&c.errors),
             errors_dropped: get(&c.errors_dropped),
             handshake_commands_skipped: get(&c.handshake_skipped),
+            duplicates: get(&c.duplicates),
+            lost: get(&c.lost),
+            gaps: get(&c.gaps),
+            late: get(&c.late),
             transport: self.inner.transport.metrics(),
         }
     }

@@ -83,6 +83,9 @@ pub struct MqttConfig {
     pub control_queue: usize,
     /// Capacity of the [`Priority::Bulk`](crate::Priority::Bulk) queue. Default 4096.
     pub bulk_queue: usize,
+    /// Capacity of the [`Priority::Background`](crate::Priority::Background) queue (log
+    /// records). Default 1024.
+    pub background_queue: usize,
     /// Capacity of the event stream; when it is full the transport stops reading from the
     /// broker until there is room. Default 4096.
     pub event_queue: usize,
@@ -124,6 +127,7 @@ impl MqttConfig {
             max_in_flight: 20,
             control_queue: 256,
             bulk_queue: 4096,
+            background_queue: 1024,
             event_queue: 4096,
             max_packet_size: 16 * 1024 * 1024 + 64 * 1024,
             max_inbound_packet: crate::codec::MAX_PACKET,
@@ -154,6 +158,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("control_queue", &self.control_queue)
             .field("bulk_queue", &self.bulk_queue)
+            .field("background_queue", &self.background_queue)
             .field("event_queue", &self.event_queue)
             .field("max_packet_size", &self.max_packet_size)
             .field("max_inbound_packet", &self.max_inbound_packet)

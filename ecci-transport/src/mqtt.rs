@@ -120,12 +120,13 @@ fn bump(counter: &AtomicU64, n: u64) {
 pub struct MqttTransport {
     control_tx: mpsc::Sender<Outgoing>,
     bulk_tx: mpsc::Sender<Outgoing>,
+    background_tx: mpsc::Sender<Outgoing>,
     cmd_tx: mpsc::UnboundedSender<Command>,
     shutdown: watch::Sender<bool>,
     events: Mutex<Option<Events>>,
     counters: Arc<Counters>,
     max_packet_size: usize,
-    queue_caps: (usize, usize),
+    queue_caps: [usize; 3],
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -139,6 +140,8 @@ impl MqttTransport {
         let bulk_cap = config.bulk_queue.max(1);
         let (control_tx, control_rx) = mpsc::channel(control_cap);
         let (bulk_tx, bulk_rx) = mpsc::channel(bulk_cap);
+        let background_cap = config.background_queue.max(1);
+        let (background_tx, background_rx) = mpsc::channel(background_cap);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::channel(config.event_queue.max(1));
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -149,6 +152,7 @@ impl MqttTransport {
             config,
             control_rx,
             bulk_rx,
+            background_rx,
             cmd_rx,
             shutdown: shutdown_rx,
             events_tx,
@@ -167,12 +171,13 @@ impl MqttTransport {
         MqttTransport {
             control_tx,
             bulk_tx,
+            background_tx,
             cmd_tx,
             shutdown,
             events: Mutex::new(Some(Events::new(events_rx))),
             counters,
             max_packet_size,
-            queue_caps: (control_cap, bulk_cap),
+            queue_caps: [control_cap, bulk_cap, background_cap],
             task: Mutex::new(Some(task)),
         }
     }
@@ -193,6 +198,7 @@ impl MqttTransport {
         match priority {
             Priority::Control => &self.control_tx,
             Priority::Bulk => &self.bulk_tx,
+            Priority::Background => &self.background_tx,
         }
     }
 }
@@ -253,8 +259,9 @@ impl Transport for MqttTransport {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Metrics {
             connected: c.connected.load(Ordering::Relaxed),
-            queued: (self.queue_caps.0 - self.control_tx.capacity())
-                + (self.queue_caps.1 - self.bulk_tx.capacity()),
+            queued: (self.queue_caps[0] - self.control_tx.capacity())
+                + (self.queue_caps[1] - self.bulk_tx.capacity())
+                + (self.queue_caps[2] - self.background_tx.capacity()),
             in_flight: c.in_flight.load(Ordering::Relaxed),
             reconnects: load(&c.reconnects),
             connect_failures: load(&c.connect_failures),
@@ -353,6 +360,7 @@ struct Driver {
     max_in_flight: usize,
     control_rx: mpsc::Receiver<Outgoing>,
     bulk_rx: mpsc::Receiver<Outgoing>,
+    background_rx: mpsc::Receiver<Outgoing>,
     cmd_rx: mpsc::UnboundedReceiver<Command>,
     shutdown: watch::Receiver<bool>,
     events_tx: mpsc::Sender<Event>,
@@ -555,6 +563,11 @@ impl Driver {
                             Some(o) => self.take(o, &mut conn).map_err(End::Lost),
                             None => Err(End::Shutdown),
                         },
+                        // Below the two others: `biased` takes it only when they are empty.
+                        o = self.background_rx.recv(), if can_take => match o {
+                            Some(o) => self.take(o, &mut conn).map_err(End::Lost),
+                            None => Err(End::Shutdown),
+                        },
                         _ = ping.tick() => {
                             // While reading is paused for a slow event consumer the PINGRESP
                             // cannot be seen; that is no reason to drop the connection.
@@ -692,7 +705,12 @@ impl Driver {
         self.counters.in_flight.store(0, Ordering::Relaxed);
         self.control_rx.close();
         self.bulk_rx.close();
-        for rx in [&mut self.control_rx, &mut self.bulk_rx] {
+        self.background_rx.close();
+        for rx in [
+            &mut self.control_rx,
+            &mut self.bulk_rx,
+            &mut self.background_rx,
+        ] {
             while let Ok(o) = rx.try_recv() {
                 bump(&self.counters.dropped, 1);
                 let _ = o.reply.send(Err(PublishError::Closed));
@@ -724,7 +742,8 @@ impl Driver {
         }
     }
 
-    /// Takes `first` and as many more queued messages as the in-flight cap allows, control first.
+    /// Takes `first` and as many more queued messages as the in-flight cap allows: control,
+    /// then bulk, then background.
     fn take(&mut self, first: Outgoing, conn: &mut Conn) -> Result<(), ConnectionError> {
         self.send_new(first, conn)?;
         while self.in_flight.len() < self.max_in_flight && conn.wbuf.len() < WRITE_HIGH_WATER {
@@ -732,7 +751,10 @@ impl Driver {
                 Ok(o) => o,
                 Err(_) => match self.bulk_rx.try_recv() {
                     Ok(o) => o,
-                    Err(_) => break,
+                    Err(_) => match self.background_rx.try_recv() {
+                        Ok(o) => o,
+                        Err(_) => break,
+                    },
                 },
             };
             self.send_new(next, conn)?;
