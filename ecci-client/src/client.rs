@@ -674,6 +674,10 @@ impl Client {
     /// Publishes `contents` as data to `targets` (wire.md §5): topic
     /// `ECCI/{Bt}/{app}/app/{me}/{T}` for each selected target `T`, QoS 2.
     ///
+    /// Each target's message carries this process's sequence extension beside `type` and
+    /// `contents` (`'ecci_seq'`, see [`ecci_proto::sequence`]; Python peers ignore it), by
+    /// which a Rust receiver drops duplicates and reports losses.
+    ///
     /// `contents` is anything serde can serialize (see [`ecci_proto::pickle::to_value`]);
     /// for a dynamic [`Value`](ecci_proto::pickle::Value) with sets or bytearrays use
     /// [`publish_envelope`](Self::publish_envelope). Waits while the transport's queue is

@@ -7,7 +7,8 @@
 //! lane (0: messages in publish order, 1: urgent ones that may overtake them) and the
 //! message's number on that lane towards that target, from 1. Python peers and the
 //! fileManager plugin read only `type` and `contents` and ignore it; a message without it
-//! (from Python) is passed on as before, untracked.
+//! (from Python, or the SDK's own handshake and file messages) is passed on as before,
+//! untracked.
 //!
 //! A receiver keeps one stream per (topic, incarnation, lane): a number seen before is a
 //! duplicate (dropped); numbers skipped by a later one are *missing*, and those still
