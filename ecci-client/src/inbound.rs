@@ -180,7 +180,8 @@ pub enum InboundError {
     /// Messages from a Rust sender that never arrived: numbers `first..=last` of its
     /// sequence to this receiver were still missing [`ClientOptions::gap_grace`](crate::ClientOptions::gap_grace)
     /// after a later one arrived (the broker dropped them: no subscriber at the time, a
-    /// full queue, a crash). The event's topic is the sender's topic.
+    /// full queue, a crash; or the sender's publish of them failed, say as too large, which
+    /// the sender was told). The event's topic is the sender's topic.
     #[error("lost {count} messages from {sender} (seq {first}..{last})")]
     Lost {
         /// The sender.

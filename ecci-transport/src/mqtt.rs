@@ -427,10 +427,9 @@ impl Driver {
                     match end {
                         End::Shutdown => break 'life,
                         End::Lost(reason) => {
-                            let closed = matches!(
-                                reason,
-                                ConnectionError::ClosedByBroker | ConnectionError::Io(_)
-                            );
+                            // A takeover is a clean close by the broker (a reset is more
+                            // likely the network's doing).
+                            let closed = matches!(reason, ConnectionError::ClosedByBroker);
                             if closed && since.elapsed() < TAKEOVER_WINDOW {
                                 streak += 1;
                             } else {
