@@ -162,6 +162,8 @@ async fn reconnects_in_the_middle_of_qos2_handshakes_reach_the_app_once() {
     let mut me_mqtt = ecci_client::mqtt_config(&me_config);
     me_mqtt.backoff.initial = Duration::from_millis(10);
     me_mqtt.backoff.max = Duration::from_millis(100);
+    // Kicks every 30 ms look like a session takeover: no pause (see MqttConfig::takeover_pause).
+    me_mqtt.takeover_pause = Duration::from_millis(10);
     let me = Client::builder(me_config)
         .transport(Arc::new(MqttTransport::start(me_mqtt)))
         .connect()
@@ -172,6 +174,7 @@ async fn reconnects_in_the_middle_of_qos2_handshakes_reach_the_app_once() {
     peer_mqtt.clean_session = true;
     peer_mqtt.backoff.initial = Duration::from_millis(10);
     peer_mqtt.backoff.max = Duration::from_millis(100);
+    peer_mqtt.takeover_pause = Duration::from_millis(10);
     let peer = Client::builder(peer_config)
         .transport(Arc::new(MqttTransport::start(peer_mqtt)))
         .connect()

@@ -20,6 +20,9 @@ fn config(broker: &Broker, client_id: &str) -> MqttConfig {
     c.clean_session = false;
     c.backoff.initial = Duration::from_millis(10);
     c.backoff.max = Duration::from_millis(100);
+    // Kicks every 15 ms look like a session takeover (connections closed by the broker right
+    // after they were made): no pause here; the takeover test sets its own.
+    c.takeover_pause = Duration::from_millis(10);
     c
 }
 
@@ -29,13 +32,13 @@ async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what}: not done within {WAIT:?}"))
 }
 
-/// Both sides persistent; the broker drops every connection again and again while 2,000
+/// Both sides persistent; the broker drops every connection again and again while 5,000
 /// QoS 2 messages stream through it, so handshakes are cut at every step (PUBLISH sent,
 /// PUBREC sent or lost, PUBREL sent or lost) in both directions. Each message arrives
 /// exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos2_handshakes_cut_by_reconnects_resume_without_duplicates() {
-    const COUNT: u32 = 2_000;
+    const COUNT: u32 = 5_000;
     let broker = Broker::start().await.unwrap();
     let sub = MqttTransport::start(config(&broker, "resume-sub"));
     let mut events = sub.take_events().unwrap();
@@ -58,9 +61,9 @@ async fn qos2_handshakes_cut_by_reconnects_resume_without_duplicates() {
         })
     };
     let kicker = async {
-        // The scenario's own timing: a connection rarely lives longer than 40 ms.
-        for _ in 0..10 {
-            tokio::time::sleep(Duration::from_millis(40)).await;
+        // The scenario's own timing: a connection rarely lives longer than 15 ms.
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(15)).await;
             broker.kick_all();
         }
     };
