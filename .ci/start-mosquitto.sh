@@ -9,6 +9,12 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >&2
 fi
+# mosquitto_sub: the platform-like slow consumer of the logger burst test.
+if ! command -v mosquitto_sub >/dev/null; then
+  echo "installing mosquitto-clients" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >&2
+fi
 bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

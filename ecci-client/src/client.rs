@@ -11,9 +11,10 @@ use ecci_files::{ExchangeOptions, Identity};
 use ecci_proto::ContainerName;
 use ecci_proto::config::{AppType, Config, Target, vars};
 use ecci_proto::envelope::{Envelope, MessageType};
-use ecci_proto::pickle::{DecodeLimits, Protocol, to_value};
+use ecci_proto::pickle::{self, DecodeLimits, Protocol, to_value};
 use ecci_proto::platform::{ReadyReport, ReadyType, SendData, to_python_json};
 use ecci_proto::readiness::{Peer, Readiness, Role, State};
+use ecci_proto::sequence::{Lane, Tracker};
 use ecci_proto::topic::{AppTopic, PlatformTopic, inbound_filters};
 use ecci_transport::{
     ConnectionError, Event, Events, Message, MqttConfig, MqttTransport, Priority, QoS, Transport,
@@ -26,7 +27,7 @@ use crate::Error;
 use crate::command::{Command, check_cmd_contents};
 use crate::files::Files;
 use crate::inbound::{ErrorEvent, Inbox, QueueBytes, Received};
-use crate::publish::{Delivery, Targets};
+use crate::publish::{Delivery, Sequencer, Targets};
 use crate::task::{Parked, Senders, Task};
 
 /// The tunables of a [`Client`], as a plain struct with a documented [`Default`].
@@ -126,6 +127,12 @@ pub struct ClientOptions {
     /// [`ClientBuilder::transport`] keeps its own setting
     /// ([`MqttConfig::max_inbound_packet`]).
     pub max_inbound_packet: usize,
+    /// How long a message missing from a Rust sender's sequence may take to arrive before
+    /// it is reported lost ([`InboundError::Lost`](crate::InboundError::Lost) and
+    /// [`Metrics::lost`]). Messages from one sender arrive in order over MQTT; a later
+    /// arrival within this time is only a reordering (two tasks publishing at once), not a
+    /// loss. Default 5 s.
+    pub gap_grace: Duration,
 }
 
 impl Default for ClientOptions {
@@ -145,6 +152,7 @@ impl Default for ClientOptions {
             decode_limits: DecodeLimits::default(),
             protocol: Protocol::default(),
             max_inbound_packet: MqttConfig::new("", 0).max_inbound_packet,
+            gap_grace: Duration::from_secs(5),
         }
     }
 }
@@ -203,6 +211,17 @@ pub struct Metrics {
     /// Readiness commands not queued for the application because the command queue was
     /// full (the handshake carried them out).
     pub handshake_commands_skipped: u64,
+    /// Messages from Rust senders dropped because they had arrived already (same sender,
+    /// incarnation and sequence number): each reaches the application once.
+    pub duplicates: u64,
+    /// Messages from Rust senders reported lost: missing from their sequence for longer
+    /// than [`ClientOptions::gap_grace`]. Each gap is also an error event
+    /// ([`InboundError::Lost`](crate::InboundError::Lost)).
+    pub lost: u64,
+    /// Gaps reported (each is one error event).
+    pub gaps: u64,
+    /// Messages that arrived after they had been reported lost (passed on all the same).
+    pub late: u64,
     /// The transport's counters.
     pub transport: ecci_transport::Metrics,
 }
@@ -217,6 +236,10 @@ pub(crate) struct Counters {
     pub(crate) errors_dropped: AtomicU64,
     pub(crate) error_payloads_dropped: AtomicU64,
     pub(crate) handshake_skipped: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) lost: AtomicU64,
+    pub(crate) gaps: AtomicU64,
+    pub(crate) late: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -224,8 +247,19 @@ pub(crate) fn bump(counter: &AtomicU64) {
 }
 
 /// The MQTT settings the default transport uses for `config`: its broker host, port and
-/// credentials, everything else [`MqttConfig::new`]'s defaults. Change them and pass the
+/// credentials, a persistent session under a client id that is stable across restarts of
+/// the container, everything else [`MqttConfig::new`]'s defaults. Change them and pass the
 /// transport to [`ClientBuilder::transport`] to tune it.
+///
+/// The session: `clean_session = false`, and the client id is
+/// [`stable_client_id`](ecci_transport::stable_client_id)`([app id, container name, broker
+/// id])`, so that a restarted container (or a reconnect after a broker restart, with a
+/// broker that saves its sessions) finds its subscriptions and the messages queued for it
+/// while it was away. Two processes with the same app id, container name and broker id
+/// share that id and would take the session from each other: the transport detects that
+/// and stays away ([`ConnectionError::TakenOver`](ecci_transport::ConnectionError::TakenOver),
+/// logged as an error and in [`Status::last_disconnect`]). To run two copies, give one
+/// another `client_id`.
 ///
 /// ```
 /// let config = ecci_proto::Config::builder("10.0.0.5", "b1".parse()?, "app".parse()?, "me".parse()?)
@@ -233,6 +267,9 @@ pub(crate) fn bump(counter: &AtomicU64) {
 ///     .build()?;
 /// let mqtt = ecci_client::mqtt_config(&config);
 /// assert_eq!((mqtt.host.as_str(), mqtt.port), ("10.0.0.5", 1884));
+/// assert!(!mqtt.clean_session);
+/// assert_eq!(mqtt.client_id, ecci_transport::stable_client_id(&["app", "me", "b1"]));
+/// assert_eq!(mqtt.client_id, ecci_client::mqtt_config(&config).client_id);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn mqtt_config(config: &Config) -> MqttConfig {
@@ -240,6 +277,12 @@ pub fn mqtt_config(config: &Config) -> MqttConfig {
     mqtt.credentials = config
         .credentials()
         .map(|c| (c.username().to_owned(), c.password().to_owned()));
+    mqtt.client_id = ecci_transport::stable_client_id(&[
+        config.app_id().as_str(),
+        config.container_name().as_str(),
+        config.broker_id().as_str(),
+    ]);
+    mqtt.clean_session = false;
     mqtt
 }
 
@@ -362,6 +405,7 @@ impl ClientBuilder {
             protocol: options.protocol,
             retry_interval: options.retry_interval,
             max_file_message: options.max_file_message,
+            tracker: Tracker::new(options.gap_grace),
         };
         let identity = Identity {
             app: config.app_id().clone(),
@@ -402,6 +446,7 @@ impl ClientBuilder {
                 files,
                 errors: Inbox::new(error_rx, error_bytes),
                 counters,
+                sequencer: Sequencer::new(),
                 shutdown: shutdown_tx,
                 task: Mutex::new(Some(handle)),
             }),
@@ -527,6 +572,7 @@ struct Inner {
     files: Files,
     errors: Inbox<ErrorEvent>,
     counters: Arc<Counters>,
+    sequencer: Sequencer,
     shutdown: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -678,6 +724,10 @@ impl Client {
     /// Publishes `contents` as data to `targets` (wire.md §5): topic
     /// `ECCI/{Bt}/{app}/app/{me}/{T}` for each selected target `T`, QoS 2.
     ///
+    /// Each target's message carries this process's sequence extension beside `type` and
+    /// `contents` (`'ecci_seq'`, see [`ecci_proto::sequence`]; Python peers ignore it), by
+    /// which a Rust receiver drops duplicates and reports losses.
+    ///
     /// `contents` is anything serde can serialize (see [`ecci_proto::pickle::to_value`]);
     /// for a dynamic [`Value`](ecci_proto::pickle::Value) with sets or bytearrays use
     /// [`publish_envelope`](Self::publish_envelope). Waits while the transport's queue is
@@ -781,17 +831,27 @@ impl Client {
         if *self.inner.shutdown.borrow() {
             return Err(Error::Closed);
         }
-        let payload = bytes_of(envelope.to_pickle(self.inner.options.protocol));
+        let lane = match priority {
+            Priority::Control => Lane::Urgent,
+            Priority::Bulk | Priority::Background => Lane::Ordered,
+        };
+        let value = envelope.into_value();
         let mut parts = Vec::with_capacity(selected.len());
         for target in selected {
+            // Each target has its own sequence: the extension differs per target.
+            let seq = self.inner.sequencer.next(target.name.as_str(), lane);
+            let payload = bytes_of(pickle::encode(
+                &seq.add_to(value.clone()),
+                self.inner.options.protocol,
+            ));
             let topic = AppTopic::app_message(
                 target.broker.clone(),
                 config.app_id().clone(),
                 config.container_name().clone(),
                 target.name.clone(),
             );
-            let message = Message::new(topic.to_string(), payload.clone(), QoS::ExactlyOnce)
-                .with_priority(priority);
+            let message =
+                Message::new(topic.to_string(), payload, QoS::ExactlyOnce).with_priority(priority);
             let receipt = self
                 .inner
                 .transport
@@ -1012,6 +1072,10 @@ impl Client {
             errors_dropped: get(&c.errors_dropped),
             error_payloads_dropped: get(&c.error_payloads_dropped),
             handshake_commands_skipped: get(&c.handshake_skipped),
+            duplicates: get(&c.duplicates),
+            lost: get(&c.lost),
+            gaps: get(&c.gaps),
+            late: get(&c.late),
             transport: self.inner.transport.metrics(),
         }
     }

@@ -183,6 +183,22 @@ pub enum InboundError {
         /// The configured maximum.
         max: usize,
     },
+    /// Messages from a Rust sender that never arrived: numbers `first..=last` of its
+    /// sequence to this receiver were still missing [`ClientOptions::gap_grace`](crate::ClientOptions::gap_grace)
+    /// after a later one arrived (the broker dropped them: no subscriber at the time, a
+    /// full queue, a crash; or the sender's publish of them failed, say as too large, which
+    /// the sender was told). The event's topic is the sender's topic.
+    #[error("lost {count} messages from {sender} (seq {first}..{last})")]
+    Lost {
+        /// The sender.
+        sender: ContainerName,
+        /// How many messages.
+        count: u64,
+        /// The first missing sequence number.
+        first: u64,
+        /// The last missing sequence number.
+        last: u64,
+    },
     /// A readiness message could not be queued (the retry tick sends it again).
     #[error("readiness message could not be queued")]
     Queue(#[source] TryPublishError),

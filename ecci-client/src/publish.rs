@@ -1,9 +1,14 @@
-//! Addressing a publish (wire.md §5) and the receipt of a publish to several targets.
+//! Addressing a publish (wire.md §5), the receipt of a publish to several targets, and
+//! the sequence numbers of the envelope extension ([`ecci_proto::sequence`]).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ecci_proto::sequence::{Lane, Seq};
 use ecci_transport::Receipt;
 
 use crate::Error;
@@ -203,6 +208,48 @@ impl Future for Delivery {
             Poll::Ready(Ok(()))
         } else {
             Poll::Pending
+        }
+    }
+}
+
+/// The sender's side of the sequence extension: this process's incarnation and the next
+/// number per target and lane.
+#[derive(Debug)]
+pub(crate) struct Sequencer {
+    incarnation: u64,
+    /// One entry per pub target and lane: bounded by the configuration.
+    next: Mutex<HashMap<(String, Lane), u64>>,
+}
+
+impl Sequencer {
+    pub(crate) fn new() -> Self {
+        let mut bytes = [0u8; 8];
+        // Without an OS random source, the clock still tells restarts apart.
+        let incarnation = match getrandom::getrandom(&mut bytes) {
+            Ok(()) => u64::from_le_bytes(bytes),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
+        };
+        Sequencer {
+            // Below 2^63: a Python int that fits an i64 on every decoder.
+            incarnation: incarnation >> 1,
+            next: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The extension of the next message to `target` on `lane`.
+    pub(crate) fn next(&self, target: &str, lane: Lane) -> Seq {
+        let mut next = self
+            .next
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let n = next.entry((target.to_owned(), lane)).or_insert(0);
+        *n += 1;
+        Seq {
+            incarnation: self.incarnation,
+            lane,
+            seq: *n,
         }
     }
 }

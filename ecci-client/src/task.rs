@@ -18,13 +18,16 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ecci_proto::envelope::{Envelope, MessageType};
+use ecci_proto::envelope::{Envelope, EnvelopeError, MessageType};
+use ecci_proto::pickle;
 use ecci_proto::pickle::{DecodeLimits, Protocol};
 use ecci_proto::platform::ReadyReport;
 use ecci_proto::readiness::{Action, Cmd, Event as HandshakeEvent, Readiness};
+use ecci_proto::sequence::{Seq, Tracker, Verdict};
 use ecci_proto::topic::{AppTopic, PlatformTopic};
 use ecci_proto::{AppId, BrokerId, ContainerName};
 use ecci_transport::{Event, Events, Message, Priority, QoS, Transport};
+use std::sync::atomic::Ordering;
 use tokio::sync::mpsc::error::{SendError, TrySendError};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -220,6 +223,8 @@ pub(crate) struct Task {
     pub(crate) protocol: Protocol,
     pub(crate) retry_interval: Duration,
     pub(crate) max_file_message: usize,
+    /// Duplicates and gaps of Rust senders' sequences.
+    pub(crate) tracker: Tracker,
 }
 
 /// What woke the task up.
@@ -229,6 +234,8 @@ enum Step {
     Tick,
     /// A parked message went into its queue.
     Forwarded,
+    /// A gap's grace period is over.
+    Gaps,
 }
 
 /// Which queue an inbound message goes to.
@@ -239,6 +246,7 @@ impl Task {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let ticking = self.ticking();
+            let gap_deadline = self.tracker.next_deadline();
             // Backpressure: with a parked buffer full, no event may be read (and so no
             // message parked) until a parked message moved on.
             let reading = !self.parked.any_full(&self.senders);
@@ -254,6 +262,7 @@ impl Task {
                 None => tokio::select! {
                     biased;
                     _ = self.shutdown.wait_for(|stop| *stop) => Step::Stop,
+                    () = sleep_until(gap_deadline), if gap_deadline.is_some() => Step::Gaps,
                     permit = self.senders.commands.reserve(),
                         if !self.parked.commands.is_empty() && !self.senders.command_bytes.full() => {
                         forward(permit, &mut self.parked.commands, &self.senders.command_bytes);
@@ -285,6 +294,7 @@ impl Task {
                 Step::Event(Some(event)) => self.on_event(event),
                 Step::Tick => self.drive(HandshakeEvent::Timeout, ""),
                 Step::Forwarded => {}
+                Step::Gaps => self.report_gaps(),
             }
         }
         self.status.send_modify(|s| {
@@ -312,11 +322,15 @@ impl Task {
                 self.drive(HandshakeEvent::Connected, "");
             }
             Event::Disconnected(reason) => {
-                log::warn!(
-                    "{}: disconnected from the broker: {}; reconnecting",
-                    self.me,
-                    Chain(&reason)
-                );
+                if matches!(reason, ecci_transport::ConnectionError::TakenOver { .. }) {
+                    log::error!("{}: {}", self.me, Chain(&reason));
+                } else {
+                    log::warn!(
+                        "{}: disconnected from the broker: {}; reconnecting",
+                        self.me,
+                        Chain(&reason)
+                    );
+                }
                 self.status.send_modify(|s| {
                     s.connected = false;
                     s.disconnects += 1;
@@ -372,13 +386,44 @@ impl Task {
             }
         };
         // From the payload's `Bytes`: a numpy frame's pixels stay a view on it.
-        let envelope = match Envelope::from_bytes(&message.payload, &self.limits) {
+        let value = match pickle::decode_bytes(&message.payload, &self.limits) {
+            Ok(value) => value,
+            Err(e) => {
+                self.report(
+                    message.topic,
+                    message.payload,
+                    InboundError::Envelope(EnvelopeError::NotPickle(e)),
+                );
+                return;
+            }
+        };
+        let seq = Seq::read(&value);
+        let envelope = match Envelope::from_value(value) {
             Ok(envelope) => envelope,
             Err(e) => {
                 self.report(message.topic, message.payload, InboundError::Envelope(e));
                 return;
             }
         };
+        if let Some(seq) = seq {
+            // One stream per sender and receiver, whichever mountpoint it came through.
+            let stream = AppTopic {
+                mountpoint: None,
+                ..topic.clone()
+            }
+            .to_string();
+            match self.tracker.receive(&stream, seq, now()) {
+                Verdict::New => {}
+                Verdict::Duplicate => {
+                    bump(&self.counters.duplicates);
+                    return;
+                }
+                Verdict::Late => bump(&self.counters.late),
+            }
+            if self.tracker.has_due() {
+                self.report_gaps();
+            }
+        }
         // What the queues count: the payload, or the decoded value if that is larger.
         let weight = crate::inbound::weight(&envelope.contents, weight);
         let received = Received::new(topic, Contents::from(envelope.contents));
@@ -460,6 +505,37 @@ impl Task {
                     bump(&self.counters.handshake_skipped);
                 }
             }
+        }
+    }
+
+    /// Reports the gaps whose grace period is over, as error events and in the metrics.
+    fn report_gaps(&mut self) {
+        for gap in self.tracker.expire(now()) {
+            let Ok(topic) = AppTopic::parse(&gap.topic) else {
+                continue; // made from a parsed topic
+            };
+            log::error!(
+                "{}: lost {} messages from {} (seq {}..{}, incarnation {:x})",
+                self.me,
+                gap.count,
+                topic.sender,
+                gap.first,
+                gap.last,
+                gap.incarnation
+            );
+            self.counters.lost.fetch_add(gap.count, Ordering::Relaxed);
+            bump(&self.counters.gaps);
+            // A gap has no payload: it is about messages that never came.
+            self.report(
+                gap.topic,
+                bytes::Bytes::new(),
+                InboundError::Lost {
+                    sender: topic.sender,
+                    count: gap.count,
+                    first: gap.first,
+                    last: gap.last,
+                },
+            );
         }
     }
 
@@ -551,5 +627,17 @@ impl Task {
         if let Err(e) = self.transport.try_publish(message) {
             self.report(topic, bytes::Bytes::new(), InboundError::Queue(e));
         }
+    }
+}
+
+/// Now, as the tracker counts time (tokio's clock, so that paused-time tests can move it).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Sleeps until `deadline` (never called without one).
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(Instant::from_std(deadline)).await;
     }
 }

@@ -113,7 +113,7 @@ async fn collect_all(receiver: &Client, count: u32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[expect(
     clippy::print_stderr,
-    reason = "the duplicate count is reported, not asserted"
+    reason = "the figures are reported (and asserted)"
 )]
 async fn broker_restart_mid_stream_loses_nothing() {
     let Some(mut broker) = Mosquitto::start() else {
@@ -150,6 +150,9 @@ async fn broker_restart_mid_stream_loses_nothing() {
         "facade restart mid-stream: 3000 delivered, {duplicates} duplicates; sender {:?}",
         peer.metrics().transport
     );
+    // The sender's clean session may publish a cut QoS 2 message again; the receiver's
+    // sequence filter drops it: the application sees each message once.
+    assert_eq!(duplicates, 0, "{:?}", me.metrics());
     assert!(peer.metrics().transport.reconnects >= 1);
     assert!(me.metrics().transport.reconnects >= 1);
     peer.close().await;

@@ -35,7 +35,9 @@ fn wire_peer(
 }
 
 /// Publishes 500 data messages and then `exit` without waiting in between, ten times: the
-/// Python receiver sees all 500, in order, before each `exit`.
+/// Python receiver sees all 500, in order, before each `exit`. Every message carries the
+/// sequence extension beside `type` and `contents`, and the receiver, reading only those
+/// two, behaves as with a Python sender.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_follow_data_in_publish_order() {
     let Some(b) = broker() else { return };
@@ -55,6 +57,9 @@ async fn commands_follow_data_in_publish_order() {
             .await
             .unwrap();
         tokio::time::timeout(WAIT, exit).await.unwrap().unwrap();
+        if run == 0 {
+            assert_eq!(py.until("KEYS").await, "KEYS contents,ecci_seq,type");
+        }
         assert_eq!(
             py.until("EXIT").await,
             format!("EXIT {run} 500 1"),

@@ -88,7 +88,7 @@ pub(crate) struct Counters {
     pub(crate) dropped: AtomicU64,
     /// Drops not yet reported to the platform.
     pub(crate) unreported: AtomicU64,
-    pub(crate) delivered: AtomicU64,
+    pub(crate) acknowledged: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) reports: AtomicU64,
 }

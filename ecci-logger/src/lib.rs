@@ -11,9 +11,12 @@
 //! - A call to `log::info!` and friends formats the message and buffers it; a background
 //!   thread (with its own small tokio runtime of one worker thread, so synchronous programs
 //!   work too) publishes
-//!   the records through `ecci-transport` as [`Priority::Bulk`](ecci_transport::Priority)
-//!   messages, so control traffic on a shared connection always goes first, waiting for room
-//!   when the transport's queue is full rather than spinning.
+//!   the records through `ecci-transport` as [`Priority::Background`](ecci_transport::Priority)
+//!   messages, so control traffic and data on a shared connection always go first
+//!   (control ≫ data ≫ logs), waiting for room when the transport's queue is full rather
+//!   than spinning. It paces them ([`LoggerConfig::pacing`], default 1,000 records/s after
+//!   a burst of 200) so that a burst reaches a slow consumer whole instead of overflowing
+//!   the broker's queue for it.
 //! - When the buffer is full ([`LoggerConfig::capacity`] records or
 //!   [`LoggerConfig::capacity_bytes`], e.g. while the broker is down)
 //!   the [`Overflow`] policy drops the oldest record by default; the drops are counted
@@ -68,7 +71,7 @@ mod worker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use config::{Connection, FILTER_VAR, InitError, LoggerConfig, Overflow};
+pub use config::{Connection, FILTER_VAR, InitError, LoggerConfig, Overflow, Pacing};
 pub use filter::{FilterError, SDK_TARGETS, is_sdk_target};
 pub use logger::{EcciLogger, is_internal_target};
 
@@ -199,7 +202,7 @@ pub fn start(config: LoggerConfig) -> Result<(EcciLogger, LoggerGuard), InitErro
         qos: config.qos,
     };
     let shares_transport = matches!(config.connection, Connection::Transport(_));
-    let worker = Worker::spawn(shared.clone(), config.connection, identity)?;
+    let worker = Worker::spawn(shared.clone(), config.connection, config.pacing, identity)?;
     let logger = EcciLogger {
         shared: shared.clone(),
         scope,
@@ -215,14 +218,19 @@ pub fn start(config: LoggerConfig) -> Result<(EcciLogger, LoggerGuard), InitErro
 
 /// Counters of a logger since it started.
 ///
-/// `logged` = `delivered` + `dropped` + `failed` + the records still on their way.
+/// `logged` = `acknowledged` + `dropped` + `failed` + the records still on their way.
+///
+/// What the logger can know ends at the broker: `acknowledged` means the broker took the
+/// record (PUBACK/PUBCOMP), not that a consumer read it. A broker drops messages beyond a
+/// subscriber's queue (mosquitto: `max_queued_messages`, 1000) without telling the
+/// publisher; [`LoggerConfig::pacing`] keeps a burst within what a consumer reads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
     /// Records accepted by the level and target filters.
     pub logged: u64,
-    /// Records acknowledged by the broker.
-    pub delivered: u64,
+    /// Records acknowledged by the broker (not necessarily read by anyone yet).
+    pub acknowledged: u64,
     /// Records dropped: evicted from a full buffer, refused by the transport (e.g. too
     /// large), or left when the logger stopped.
     pub dropped: u64,
@@ -364,7 +372,7 @@ impl LoggerGuard {
         let c = &self.shared.counters;
         Stats {
             logged: Counters::get(&c.logged),
-            delivered: Counters::get(&c.delivered),
+            acknowledged: Counters::get(&c.acknowledged),
             dropped: Counters::get(&c.dropped),
             failed: Counters::get(&c.failed),
             reports: Counters::get(&c.reports),

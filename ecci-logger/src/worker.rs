@@ -21,7 +21,7 @@ use ecci_transport::{Message, MqttTransport, Priority, QoS, Receipt, Transport};
 use tokio::sync::{mpsc, watch};
 
 use crate::buffer::{Counters, Entry, Flushed, Item, Shared};
-use crate::config::{Connection, InitError};
+use crate::config::{Connection, InitError, Pacing};
 
 /// The target (`name`) of the records the logger writes itself.
 pub(crate) const OWN_NAME: &str = "ecci_logger";
@@ -50,7 +50,8 @@ impl Identity {
                 kv: entry.kv,
             },
         };
-        Message::new(self.topic.clone(), record.to_json(), self.qos).with_priority(Priority::Bulk)
+        Message::new(self.topic.clone(), record.to_json(), self.qos)
+            .with_priority(Priority::Background)
     }
 }
 
@@ -66,6 +67,7 @@ impl Worker {
     pub(crate) fn spawn(
         shared: Arc<Shared>,
         connection: Connection,
+        pacing: Option<Pacing>,
         identity: Identity,
     ) -> Result<Worker, InitError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -79,7 +81,7 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("ecci-logger".to_owned())
             .spawn(move || {
-                runtime.block_on(run(&shared, connection, &identity, stop_rx));
+                runtime.block_on(run(&shared, connection, pacing, &identity, stop_rx));
                 shared.stopped.store(true, Ordering::Relaxed);
                 shared.discard();
                 let _ = done_tx.send(());
@@ -112,6 +114,7 @@ enum Ack {
 async fn run(
     shared: &Shared,
     connection: Connection,
+    pacing: Option<Pacing>,
     identity: &Identity,
     stop: watch::Receiver<bool>,
 ) {
@@ -123,8 +126,16 @@ async fn run(
     // reading from the broker for want of room in its event queue.
     let events = if owned { transport.take_events() } else { None };
     let (ack_tx, ack_rx) = mpsc::channel(1024);
+    let mut pacer = pacing.map(Pacer::new);
     tokio::join!(
-        publish(shared, &*transport, identity, ack_tx, stop.clone()),
+        publish(
+            shared,
+            &*transport,
+            identity,
+            &mut pacer,
+            ack_tx,
+            stop.clone()
+        ),
         acknowledge(shared, ack_rx, stop.clone()),
         drain(events, stop),
     );
@@ -142,6 +153,7 @@ async fn publish(
     shared: &Shared,
     transport: &dyn Transport,
     identity: &Identity,
+    pacer: &mut Option<Pacer>,
     acks: mpsc::Sender<Ack>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -164,6 +176,16 @@ async fn publish(
             }
             Item::Record(entry) => entry,
         };
+        if let Some(pacer) = pacer.as_mut() {
+            tokio::select! {
+                () = pacer.take() => {}
+                () = stopped(&mut stop) => {
+                    // Left in the buffer's count of what the stop discards.
+                    shared.counters.drop_records(1);
+                    return;
+                }
+            }
+        }
         let unreported = shared.counters.unreported.swap(0, Ordering::Relaxed);
         if unreported > 0 {
             let report = dropped_report(unreported);
@@ -173,6 +195,43 @@ async fn publish(
         }
         if !send(shared, transport, identity, &acks, &mut stop, entry, false).await {
             return;
+        }
+    }
+}
+
+/// A token bucket: at most `burst` records at once, then `rate` per second.
+#[derive(Debug)]
+struct Pacer {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl Pacer {
+    fn new(pacing: Pacing) -> Pacer {
+        let burst = f64::from(pacing.burst.max(1));
+        Pacer {
+            rate: f64::from(pacing.rate.max(1)),
+            burst,
+            tokens: burst,
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Waits until one more record may go. Cancel-safe: a token is taken only on return.
+    async fn take(&mut self) {
+        loop {
+            let now = tokio::time::Instant::now();
+            let elapsed = now.duration_since(self.last).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+            self.last = now;
+            if self.tokens >= 1.0 {
+                self.tokens -= 1.0;
+                return;
+            }
+            let wait = (1.0 - self.tokens) / self.rate;
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         }
     }
 }
@@ -247,7 +306,7 @@ async fn acknowledge(
                     () = stopped(&mut stop) => return,
                 };
                 match (result, report) {
-                    (Ok(()), false) => Counters::add(&c.delivered, 1),
+                    (Ok(()), false) => Counters::add(&c.acknowledged, 1),
                     (Ok(()), true) => Counters::add(&c.reports, 1),
                     (Err(_), false) => Counters::add(&c.failed, 1),
                     (Err(_), true) => {}

@@ -64,6 +64,7 @@ pub mod name;
 pub mod pickle;
 pub mod platform;
 pub mod readiness;
+pub mod sequence;
 pub mod topic;
 
 #[cfg(test)]

@@ -117,6 +117,10 @@ struct Session {
     /// whether PUBREC came; sent again with the same ids on reconnect.
     in_flight: BTreeMap<u16, (Routed, bool)>,
     last_pkid: u16,
+    /// A disconnected persistent session's inbound QoS 2 packet ids received and not yet
+    /// released: a PUBLISH sent again with one of them is acknowledged, not routed again
+    /// (as mosquitto keeps them).
+    incoming_qos2: HashSet<u16>,
 }
 
 #[derive(Debug)]
@@ -644,6 +648,7 @@ where
         });
         conn.in_flight = std::mem::take(&mut session.in_flight);
         conn.last_pkid = session.last_pkid;
+        conn.incoming_qos2 = std::mem::take(&mut session.incoming_qos2);
         st.sessions.insert(conn.client_id.clone(), session);
         present
     };
@@ -931,8 +936,14 @@ impl Conn {
     }
 
     /// The connection ended: a clean session goes, a persistent one keeps what it was owed.
-    fn leave(self) {
+    fn leave(mut self) {
         let lost = self.withheld.len();
+        // Withheld messages die with the connection, as if never received.
+        for (_, ack) in &self.withheld {
+            if let Packet::PubRec(PubRec { pkid }) = ack {
+                self.incoming_qos2.remove(pkid);
+            }
+        }
         self.withheld_total
             .send_modify(|n| *n = n.saturating_sub(lost));
         let mut st = lock(&self.state);
@@ -949,6 +960,7 @@ impl Conn {
         session.conn = None;
         session.in_flight = self.in_flight;
         session.last_pkid = self.last_pkid;
+        session.incoming_qos2 = self.incoming_qos2;
         session.queued.retain(|m| m.qos != QoS::AtMostOnce);
         session.queued_bytes = session.queued.iter().map(|m| m.payload.len()).sum();
     }

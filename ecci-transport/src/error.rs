@@ -121,6 +121,20 @@ pub enum ConnectionError {
         /// The resolver's answer.
         reason: String,
     },
+    /// The broker closed the connection right after it was made, several times in a row
+    /// ([`TAKEOVER_STREAK`](crate::TAKEOVER_STREAK)): most likely another process connects
+    /// with the same client id (two copies of one container), and each connect takes the
+    /// session over from the other. The transport stays away for
+    /// [`MqttConfig::takeover_pause`](crate::MqttConfig::takeover_pause) instead of fighting.
+    #[error(
+        "broker closed the connection right after connecting {streak} times in a row: another client is using client id {client_id:?} (or the broker rejects what this client sends); pausing"
+    )]
+    TakenOver {
+        /// The client id concerned.
+        client_id: String,
+        /// How many connections in a row were closed.
+        streak: u32,
+    },
 }
 
 impl ConnectionError {
@@ -148,7 +162,8 @@ impl ConnectionError {
             ConnectionError::Timeout
             | ConnectionError::ClosedByBroker
             | ConnectionError::Protocol(_)
-            | ConnectionError::Dropped => false,
+            | ConnectionError::Dropped
+            | ConnectionError::TakenOver { .. } => false,
         }
     }
 }

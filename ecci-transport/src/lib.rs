@@ -55,7 +55,9 @@ pub mod mosquitto;
 #[cfg(feature = "test-util")]
 pub mod skip;
 
-pub use config::{BackoffConfig, MqttConfig, client_id};
+pub use config::{
+    BackoffConfig, MqttConfig, TAKEOVER_STREAK, TAKEOVER_WINDOW, client_id, stable_client_id,
+};
 pub use error::{ConnectionError, IoError, PublishError, SubscribeError, TryPublishError};
 pub use mqtt::MqttTransport;
 #[cfg(feature = "tls")]

@@ -34,7 +34,7 @@ use tokio::time::{Instant, timeout};
 use crate::Transport;
 use crate::backoff::Backoff;
 use crate::codec::{self, Decoded};
-use crate::config::MqttConfig;
+use crate::config::{MqttConfig, TAKEOVER_STREAK, TAKEOVER_WINDOW};
 use crate::error::{ConnectionError, PublishError, SubscribeError, TryPublishError};
 use crate::error::{check_filter, check_topic};
 use crate::types::{ByteBudget, Event, Events, Message, Metrics, Priority, QoS, Receipt};
@@ -157,14 +157,15 @@ fn bump(counter: &AtomicU64, n: u64) {
 pub struct MqttTransport {
     control_tx: mpsc::Sender<Outgoing>,
     bulk_tx: mpsc::Sender<Outgoing>,
+    background_tx: mpsc::Sender<Outgoing>,
     cmd_tx: mpsc::UnboundedSender<Command>,
     shutdown: watch::Sender<bool>,
     events: Mutex<Option<Events>>,
     counters: Arc<Counters>,
     max_packet_size: usize,
-    queue_caps: (usize, usize),
-    /// The byte budgets of the control and the bulk messages: a backlog of bulk data never
-    /// takes the room the handshake needs.
+    queue_caps: [usize; 3],
+    /// The byte budgets of the control messages and of the rest (bulk and background
+    /// share one): a backlog of data or logs never takes the room the handshake needs.
     outbox: (Outbox, Outbox),
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -179,6 +180,8 @@ impl MqttTransport {
         let bulk_cap = config.bulk_queue.max(1);
         let (control_tx, control_rx) = mpsc::channel(control_cap);
         let (bulk_tx, bulk_rx) = mpsc::channel(bulk_cap);
+        let background_cap = config.background_queue.max(1);
+        let (background_tx, background_rx) = mpsc::channel(background_cap);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::channel(config.event_queue.max(1));
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -195,6 +198,7 @@ impl MqttTransport {
             config,
             control_rx,
             bulk_rx,
+            background_rx,
             cmd_rx,
             shutdown: shutdown_rx,
             events_tx,
@@ -214,12 +218,13 @@ impl MqttTransport {
         MqttTransport {
             control_tx,
             bulk_tx,
+            background_tx,
             cmd_tx,
             shutdown,
             events: Mutex::new(Some(Events::new(events_rx, budget))),
             counters,
             max_packet_size,
-            queue_caps: (control_cap, bulk_cap),
+            queue_caps: [control_cap, bulk_cap, background_cap],
             outbox,
             task: Mutex::new(Some(task)),
         }
@@ -240,7 +245,7 @@ impl MqttTransport {
     fn outbox(&self, priority: Priority) -> &Outbox {
         match priority {
             Priority::Control => &self.outbox.0,
-            Priority::Bulk => &self.outbox.1,
+            Priority::Bulk | Priority::Background => &self.outbox.1,
         }
     }
 
@@ -248,6 +253,7 @@ impl MqttTransport {
         match priority {
             Priority::Control => &self.control_tx,
             Priority::Bulk => &self.bulk_tx,
+            Priority::Background => &self.background_tx,
         }
     }
 }
@@ -329,8 +335,9 @@ impl Transport for MqttTransport {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Metrics {
             connected: c.connected.load(Ordering::Relaxed),
-            queued: (self.queue_caps.0 - self.control_tx.capacity())
-                + (self.queue_caps.1 - self.bulk_tx.capacity()),
+            queued: (self.queue_caps[0] - self.control_tx.capacity())
+                + (self.queue_caps[1] - self.bulk_tx.capacity())
+                + (self.queue_caps[2] - self.background_tx.capacity()),
             outbox_bytes: self.outbox.0.held_bytes() + self.outbox.1.held_bytes(),
             in_flight: c.in_flight.load(Ordering::Relaxed),
             reconnects: load(&c.reconnects),
@@ -439,6 +446,7 @@ struct Driver {
     max_in_flight: usize,
     control_rx: mpsc::Receiver<Outgoing>,
     bulk_rx: mpsc::Receiver<Outgoing>,
+    background_rx: mpsc::Receiver<Outgoing>,
     cmd_rx: mpsc::UnboundedReceiver<Command>,
     shutdown: watch::Receiver<bool>,
     events_tx: mpsc::Sender<Event>,
@@ -474,7 +482,10 @@ impl Driver {
         let mut backoff = Backoff::new(self.config.backoff);
         let mut connected_before = false;
         let mut last_failure: Option<ConnectionError> = None;
+        // Connections in a row that the broker closed right after they were made.
+        let mut streak = 0u32;
         'life: loop {
+            let mut pause = None;
             let attempt = tokio::select! {
                 biased;
                 () = shutdown_requested(&mut self.shutdown) => break 'life,
@@ -488,6 +499,7 @@ impl Driver {
                     connected_before = true;
                     last_failure = None;
                     backoff.reset();
+                    let since = Instant::now();
                     let end = match stream {
                         Stream::Tcp(mut tcp) => {
                             let quick_ack = QuickAck::new(&tcp);
@@ -505,10 +517,34 @@ impl Driver {
                     };
                     match end {
                         End::Shutdown => break 'life,
-                        End::Lost(reason) => self.stash.push_back(Event::Disconnected(reason)),
+                        End::Lost(reason) => {
+                            // A takeover is a clean close by the broker (a reset is more
+                            // likely the network's doing).
+                            let closed = matches!(reason, ConnectionError::ClosedByBroker);
+                            if closed && since.elapsed() < TAKEOVER_WINDOW {
+                                streak += 1;
+                            } else {
+                                streak = 0;
+                            }
+                            if streak >= TAKEOVER_STREAK {
+                                // Two processes with one client id kick each other off at
+                                // every connect: stay away rather than fight.
+                                self.stash.push_back(Event::Disconnected(
+                                    ConnectionError::TakenOver {
+                                        client_id: self.config.client_id.clone(),
+                                        streak,
+                                    },
+                                ));
+                                streak = 0;
+                                pause = Some(self.config.takeover_pause);
+                            } else {
+                                self.stash.push_back(Event::Disconnected(reason));
+                            }
+                        }
                     }
                 }
                 Err(e) => {
+                    streak = 0;
                     bump(&self.counters.connect_failures, 1);
                     // A wrong password or certificate does not heal in 100 ms: no retry storm.
                     if e.is_permanent() {
@@ -521,7 +557,7 @@ impl Driver {
                 }
             }
             let events_tx = self.events_tx.clone();
-            let sleep = tokio::time::sleep(backoff.next_delay());
+            let sleep = tokio::time::sleep(pause.unwrap_or_else(|| backoff.next_delay()));
             tokio::pin!(sleep);
             loop {
                 self.flush_stash();
@@ -618,6 +654,11 @@ impl Driver {
                             None => Err(End::Shutdown),
                         },
                         o = self.bulk_rx.recv(), if can_take => match o {
+                            Some(o) => self.take(o, &mut conn).map_err(End::Lost),
+                            None => Err(End::Shutdown),
+                        },
+                        // Below the two others: `biased` takes it only when they are empty.
+                        o = self.background_rx.recv(), if can_take => match o {
                             Some(o) => self.take(o, &mut conn).map_err(End::Lost),
                             None => Err(End::Shutdown),
                         },
@@ -759,7 +800,12 @@ impl Driver {
         self.counters.in_flight.store(0, Ordering::Relaxed);
         self.control_rx.close();
         self.bulk_rx.close();
-        for rx in [&mut self.control_rx, &mut self.bulk_rx] {
+        self.background_rx.close();
+        for rx in [
+            &mut self.control_rx,
+            &mut self.bulk_rx,
+            &mut self.background_rx,
+        ] {
             while let Ok(o) = rx.try_recv() {
                 bump(&self.counters.dropped, 1);
                 let _ = o.reply.send(Err(PublishError::Closed));
@@ -792,7 +838,8 @@ impl Driver {
         }
     }
 
-    /// Takes `first` and as many more queued messages as the in-flight cap allows, control first.
+    /// Takes `first` and as many more queued messages as the in-flight cap allows: control,
+    /// then bulk, then background.
     fn take(&mut self, first: Outgoing, conn: &mut Conn) -> Result<(), ConnectionError> {
         self.send_new(first, conn)?;
         while self.in_flight.len() < self.max_in_flight && conn.wbuf.len() < WRITE_HIGH_WATER {
@@ -800,7 +847,10 @@ impl Driver {
                 Ok(o) => o,
                 Err(_) => match self.bulk_rx.try_recv() {
                     Ok(o) => o,
-                    Err(_) => break,
+                    Err(_) => match self.background_rx.try_recv() {
+                        Ok(o) => o,
+                        Err(_) => break,
+                    },
                 },
             };
             self.send_new(next, conn)?;

@@ -44,8 +44,10 @@ impl QoS {
 
 /// Which outgoing queue a message waits in.
 ///
-/// Control messages always leave before bulk ones, so the SDK's handshake and file-transfer
-/// messages are never stuck behind a backlog of data or logs. Messages of one priority leave
+/// Control messages always leave before bulk ones, and bulk ones before background ones
+/// (control ≫ data ≫ logs), so the SDK's handshake and file-transfer messages are never
+/// stuck behind a backlog of data, and data never behind a log storm on a shared
+/// connection. Messages of one priority leave
 /// in the order they were queued: an application's data and commands share
 /// [`Priority::Bulk`] so that a receiver sees them in publish order, as with Python. Local
 /// only: it is not on the wire.
@@ -53,9 +55,11 @@ impl QoS {
 pub enum Priority {
     /// The readiness handshake, file-transfer control, commands an application marks urgent.
     Control,
-    /// Application data and commands, logs.
+    /// Application data and commands.
     #[default]
     Bulk,
+    /// Log records: sent only while no control or bulk message waits.
+    Background,
 }
 
 /// An MQTT application message, outgoing or inbound.

@@ -161,7 +161,7 @@ async fn run(work_dir: &Path) -> Result<Summary, BoxError> {
         let mut shipped = 0;
         for guard in guards {
             guard.flush()?;
-            shipped += guard.stats().delivered;
+            shipped += guard.stats().acknowledged;
             guard.shutdown()?;
         }
         Ok::<_, ecci_logger::FlushError>(shipped)

@@ -10,7 +10,8 @@ ecci_env.py). MODE is one of:
 
 - receiver: counts data messages; data contents are (run, i) with i counting from 0 in each
   run, or bytes, for which it prints `BYTES <length>`. On `{'cmd': 'exit', 'run': R}` prints `EXIT R <data seen in run R> <in order: 1 or 0>`
-  and starts counting again; on `{'cmd': 'ping'}` prints `PING` and answers the sender with
+  and starts counting again (the first message also prints `KEYS <the envelope's keys>`, to
+  show what a Rust sender adds beside them); on `{'cmd': 'ping'}` prints `PING` and answers the sender with
   `{'cmd': 'pong'}`; other commands print `CMD <name>`. Runs until its stdin closes.
 - sender TARGET:SIZE...: once subscribed, publishes to each TARGET (a key of
   ECCI_PUB_TARGETS) a data message whose contents are SIZE MiB of bytes (SIZE 0: the small
@@ -70,6 +71,9 @@ def on_message(client, userdata, msg):
     # As the Python Client: no guard around any of this but the KeyError of contents['cmd'].
     sender = msg.topic.split("/")[-2]
     envelope = pickle.loads(msg.payload)
+    if not state.get("keys_shown"):
+        state["keys_shown"] = True
+        out("KEYS", ",".join(sorted(envelope)))
     kind = envelope["type"]
     contents = envelope["contents"]
     if kind == "data" and isinstance(contents, bytes):

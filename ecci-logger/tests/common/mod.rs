@@ -283,7 +283,7 @@ pub(crate) async fn formats(host: &str, port: u16, qos: QoS) {
         check(&json, from, to, expected);
     }
     let stats = guard.stats();
-    assert_eq!((stats.logged, stats.delivered, stats.dropped), (9, 9, 0));
+    assert_eq!((stats.logged, stats.acknowledged, stats.dropped), (9, 9, 0));
     blocking(|| guard.shutdown()).expect("shut down");
 }
 
@@ -399,7 +399,7 @@ pub(crate) async fn down_then_up(host: &str, port: u16) {
     blocking(|| guard.flush()).expect("flushed once the broker is up");
     let stats = guard.stats();
     assert_eq!(
-        (stats.logged, stats.delivered, stats.dropped),
+        (stats.logged, stats.acknowledged, stats.dropped),
         (100, 100, 0)
     );
     for i in 0..100 {

@@ -1,0 +1,537 @@
+//! Sequence numbers end to end: the envelope extension a Rust sender adds beside `type`
+//! and `contents`, and the receiver's sans-IO [`Tracker`] that drops duplicates and reports
+//! gaps.
+//!
+//! The extension is one more key in the envelope dict, `'ecci_seq': (incarnation, lane,
+//! seq)`, three ints: the sender process's random incarnation (new at every start), its
+//! lane (0: messages in publish order, 1: urgent ones that may overtake them) and the
+//! message's number on that lane towards that target, from 1. Python peers and the
+//! fileManager plugin read only `type` and `contents` and ignore it; a message without it
+//! (from Python, or the SDK's own handshake and file messages) is passed on as before,
+//! untracked.
+//!
+//! A receiver keeps one stream per (topic, incarnation, lane): a number seen before is a
+//! duplicate (dropped); numbers skipped by a later one are *missing*, and those still
+//! missing after the grace period are reported as a [`Gap`]. A stream's first message sets
+//! its start (what came before it may have reached an earlier run of the receiver),
+//! except for a sender's new incarnation on a topic already known, which must start at 1.
+//!
+//! Memory is bounded whatever peers send: at most [`MAX_STREAMS`] streams (the one heard
+//! from least recently goes), each remembering its numbers as at most [`MAX_RANGES`]
+//! intervals (beyond them the lowest is forgotten, and a number that old is passed on) and
+//! at most [`MAX_RANGES`] missing ranges (beyond them the oldest is reported at once).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::pickle::Value;
+
+/// The envelope key of the extension.
+pub const KEY: &str = "ecci_seq";
+
+/// Most streams a [`Tracker`] keeps.
+pub const MAX_STREAMS: usize = 1024;
+/// Most missing ranges a stream keeps waiting; beyond them the oldest is reported at once.
+pub const MAX_RANGES: usize = 256;
+/// Most gaps waiting to be taken by [`Tracker::expire`]; beyond them, gaps of one stream
+/// are merged into one report.
+pub const MAX_DUE: usize = 1024;
+
+/// Which lane of a sender's messages to one target a number counts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Messages that leave in publish order (data and ordinary commands).
+    Ordered,
+    /// Urgent messages, which may overtake the ordered ones.
+    Urgent,
+}
+
+impl Lane {
+    fn to_wire(self) -> i64 {
+        match self {
+            Lane::Ordered => 0,
+            Lane::Urgent => 1,
+        }
+    }
+
+    fn from_wire(n: i64) -> Option<Self> {
+        match n {
+            0 => Some(Lane::Ordered),
+            1 => Some(Lane::Urgent),
+            _ => None,
+        }
+    }
+}
+
+/// The extension of one message.
+///
+/// ```
+/// use ecci_proto::envelope::Envelope;
+/// use ecci_proto::pickle::Value;
+/// use ecci_proto::sequence::{Lane, Seq};
+///
+/// let seq = Seq { incarnation: 7, lane: Lane::Ordered, seq: 1 };
+/// let value = seq.add_to(Envelope::data(Value::from(3)).into_value());
+/// assert_eq!(Seq::read(&value), Some(seq));
+/// // The envelope is unchanged for anyone reading only `type` and `contents`.
+/// assert_eq!(Envelope::from_value(value).unwrap(), Envelope::data(Value::from(3)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Seq {
+    /// The sender process's incarnation (random, new at every start; below 2^63).
+    pub incarnation: u64,
+    /// The lane.
+    pub lane: Lane,
+    /// The number, from 1 (below 2^63).
+    pub seq: u64,
+}
+
+impl Seq {
+    /// `envelope` (an envelope dict) with the extension as one more key.
+    pub fn add_to(self, envelope: Value) -> Value {
+        let ext = Value::Tuple(vec![
+            Value::Int(to_i64(self.incarnation)),
+            Value::Int(self.lane.to_wire()),
+            Value::Int(to_i64(self.seq)),
+        ]);
+        match envelope {
+            Value::Dict(mut pairs) => {
+                pairs.push((Value::from(KEY), ext));
+                Value::Dict(pairs)
+            }
+            other => other,
+        }
+    }
+
+    /// The extension of a decoded envelope, if it has a well-formed one.
+    pub fn read(envelope: &Value) -> Option<Seq> {
+        let Value::Tuple(items) = envelope.get(KEY)? else {
+            return None;
+        };
+        let [Value::Int(inc), Value::Int(lane), Value::Int(seq)] = items.as_slice() else {
+            return None;
+        };
+        Some(Seq {
+            incarnation: u64::try_from(*inc).ok()?,
+            lane: Lane::from_wire(*lane)?,
+            seq: u64::try_from(*seq).ok().filter(|s| *s >= 1)?,
+        })
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Messages missing from a stream after the grace period: `first..=last` on `topic`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// The topic of the stream (sender and receiver are in it).
+    pub topic: String,
+    /// The sender's incarnation.
+    pub incarnation: u64,
+    /// The lane.
+    pub lane: Lane,
+    /// The first missing number.
+    pub first: u64,
+    /// The last missing number.
+    pub last: u64,
+    /// How many numbers in `first..=last` are missing: all of them, unless a flood of gaps
+    /// from one peer had several merged into one report.
+    pub count: u64,
+}
+
+/// What to do with a received message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass it on.
+    New,
+    /// Seen before: drop it.
+    Duplicate,
+    /// Pass it on; it had been reported missing already (it came after the grace period).
+    Late,
+}
+
+#[derive(Debug)]
+struct Range {
+    first: u64,
+    last: u64,
+    deadline: Instant,
+}
+
+/// A set of numbers as at most [`MAX_RANGES`] intervals; when more would be needed, the
+/// lowest interval is forgotten and numbers below `floor` count as unknown.
+#[derive(Debug, Default)]
+struct Intervals {
+    /// Start → end (inclusive), disjoint and not adjacent.
+    map: BTreeMap<u64, u64>,
+    floor: u64,
+}
+
+impl Intervals {
+    fn contains(&self, n: u64) -> bool {
+        self.map
+            .range(..=n)
+            .next_back()
+            .is_some_and(|(_, end)| n <= *end)
+    }
+
+    fn insert_range(&mut self, first: u64, last: u64) {
+        let (mut first, mut last) = (first.max(self.floor), last);
+        if first > last {
+            return;
+        }
+        // Merge with every interval that overlaps or touches.
+        let touching: Vec<(u64, u64)> = self
+            .map
+            .range(..=last.saturating_add(1))
+            .rev()
+            .take_while(|(_, end)| end.saturating_add(1) >= first)
+            .map(|(s, e)| (*s, *e))
+            .collect();
+        for (s, e) in touching {
+            self.map.remove(&s);
+            first = first.min(s);
+            last = last.max(e);
+        }
+        self.map.insert(first, last);
+        while self.map.len() > MAX_RANGES {
+            if let Some((_, end)) = self.map.pop_first() {
+                self.floor = end + 1;
+            }
+        }
+    }
+
+    fn below_floor(&self, n: u64) -> bool {
+        n < self.floor
+    }
+}
+
+#[derive(Debug)]
+struct Stream {
+    highest: u64,
+    /// Numbers received.
+    seen: Intervals,
+    /// Missing ranges, oldest deadline first.
+    missing: VecDeque<Range>,
+    /// Numbers reported missing, so that one arriving later is told apart.
+    reported: Intervals,
+    last_heard: Instant,
+}
+
+/// The receiver's duplicate filter and gap detector; sans-IO: the caller passes the time.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ecci_proto::sequence::{Lane, Seq, Tracker, Verdict};
+///
+/// let grace = Duration::from_secs(5);
+/// let mut t = Tracker::new(grace);
+/// let now = Instant::now();
+/// let seq = |n| Seq { incarnation: 9, lane: Lane::Ordered, seq: n };
+/// assert_eq!(t.receive("a/b", seq(1), now), Verdict::New);
+/// assert_eq!(t.receive("a/b", seq(1), now), Verdict::Duplicate);
+/// assert_eq!(t.receive("a/b", seq(5), now), Verdict::New); // 2..=4 missing
+/// assert_eq!(t.receive("a/b", seq(3), now), Verdict::New); // late, within the grace
+/// assert!(t.expire(now + grace / 2).is_empty());
+/// let gaps = t.expire(now + grace);
+/// assert_eq!(gaps.iter().map(|g| g.count).sum::<u64>(), 2); // 2 and 4
+/// ```
+#[derive(Debug)]
+pub struct Tracker {
+    grace: Duration,
+    streams: HashMap<(String, u64, Lane), Stream>,
+    /// Topics with at least one stream, so that a new incarnation there must start at 1.
+    known_topics: HashMap<String, usize>,
+    /// Gaps reported before their grace period because a stream had too many.
+    due: VecDeque<Gap>,
+}
+
+impl Tracker {
+    /// A tracker that reports what is still missing `grace` after it was noticed.
+    pub fn new(grace: Duration) -> Self {
+        Tracker {
+            grace,
+            streams: HashMap::new(),
+            known_topics: HashMap::new(),
+            due: VecDeque::new(),
+        }
+    }
+
+    /// The grace period.
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    /// Takes a message with the extension `seq`, received on `topic` at `now`.
+    pub fn receive(&mut self, topic: &str, seq: Seq, now: Instant) -> Verdict {
+        let key = (topic.to_owned(), seq.incarnation, seq.lane);
+        let n = seq.seq;
+        if !self.streams.contains_key(&key) {
+            if self.streams.len() >= MAX_STREAMS {
+                self.evict();
+            }
+            let restarted = self.known_topics.contains_key(topic);
+            *self.known_topics.entry(topic.to_owned()).or_default() += 1;
+            let mut stream = Stream {
+                highest: n,
+                seen: Intervals::default(),
+                missing: VecDeque::new(),
+                reported: Intervals::default(),
+                last_heard: now,
+            };
+            stream.seen.insert_range(n, n);
+            if restarted && n > 1 {
+                // A new run of a sender we heard before starts at 1.
+                stream.missing.push_back(Range {
+                    first: 1,
+                    last: n - 1,
+                    deadline: now + self.grace,
+                });
+            }
+            self.streams.insert(key, stream);
+            return Verdict::New;
+        }
+        let Some(stream) = self.streams.get_mut(&key) else {
+            return Verdict::New;
+        };
+        stream.last_heard = now;
+        if stream.seen.contains(n) {
+            return Verdict::Duplicate;
+        }
+        if stream.seen.below_floor(n) {
+            // Too old to know: pass it on rather than lose it.
+            return Verdict::New;
+        }
+        stream.seen.insert_range(n, n);
+        if n > stream.highest {
+            if n > stream.highest + 1 {
+                stream.missing.push_back(Range {
+                    first: stream.highest + 1,
+                    last: n - 1,
+                    deadline: now + self.grace,
+                });
+            }
+            stream.highest = n;
+        } else if stream.reported.contains(n) {
+            return Verdict::Late;
+        } else if let Some(i) = stream
+            .missing
+            .iter()
+            .position(|r| r.first <= n && n <= r.last)
+        {
+            let r = &mut stream.missing[i];
+            if r.first == r.last {
+                stream.missing.remove(i);
+            } else if r.first == n {
+                r.first += 1;
+            } else if r.last == n {
+                r.last -= 1;
+            } else {
+                let tail = Range {
+                    first: n + 1,
+                    last: r.last,
+                    deadline: r.deadline,
+                };
+                r.last = n - 1;
+                stream.missing.insert(i + 1, tail);
+            }
+        }
+        while stream.missing.len() > MAX_RANGES {
+            let Some(r) = stream.missing.pop_front() else {
+                break;
+            };
+            let gap = report(&key, stream, r.first, r.last);
+            push_due(&mut self.due, gap);
+        }
+        Verdict::New
+    }
+
+    /// The gaps whose grace period is over at `now` (and any reported early because a
+    /// stream had too many); each is reported once.
+    pub fn expire(&mut self, now: Instant) -> Vec<Gap> {
+        for (key, stream) in &mut self.streams {
+            while stream.missing.front().is_some_and(|r| r.deadline <= now) {
+                let Some(r) = stream.missing.pop_front() else {
+                    break;
+                };
+                let gap = report(key, stream, r.first, r.last);
+                push_due(&mut self.due, gap);
+            }
+        }
+        let mut gaps: Vec<Gap> = self.due.drain(..).collect();
+        gaps.sort_by(|a, b| (&a.topic, a.first).cmp(&(&b.topic, b.first)));
+        gaps
+    }
+
+    /// Whether gaps were reported early (a stream had too many missing ranges): call
+    /// [`expire`](Self::expire) now.
+    pub fn has_due(&self) -> bool {
+        !self.due.is_empty()
+    }
+
+    /// The earliest time a grace period ends, if any range is missing; see also
+    /// [`has_due`](Self::has_due).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.streams
+            .values()
+            .filter_map(|s| s.missing.front().map(|r| r.deadline))
+            .min()
+    }
+
+    /// Drops the stream heard from least recently.
+    fn evict(&mut self) {
+        let oldest = self
+            .streams
+            .iter()
+            .min_by_key(|(_, s)| s.last_heard)
+            .map(|(k, _)| k.clone());
+        if let Some(key) = oldest {
+            self.streams.remove(&key);
+            if let Some(n) = self.known_topics.get_mut(&key.0) {
+                *n -= 1;
+                if *n == 0 {
+                    self.known_topics.remove(&key.0);
+                }
+            }
+        }
+    }
+}
+
+/// The gap `first..=last` of the stream `key`, remembered as reported.
+fn report(key: &(String, u64, Lane), stream: &mut Stream, first: u64, last: u64) -> Gap {
+    stream.reported.insert_range(first, last);
+    Gap {
+        topic: key.0.clone(),
+        incarnation: key.1,
+        lane: key.2,
+        first,
+        last,
+        count: last - first + 1,
+    }
+}
+
+/// Queues `gap` for [`Tracker::expire`]; when [`MAX_DUE`] are waiting, it is merged into
+/// the last one of its stream, or else the oldest waiting one is merged into the new one's
+/// count (so no lost message goes uncounted, though its stream may be misnamed).
+fn push_due(due: &mut VecDeque<Gap>, mut gap: Gap) {
+    if due.len() >= MAX_DUE {
+        let same = |g: &Gap| {
+            g.topic == gap.topic && g.incarnation == gap.incarnation && g.lane == gap.lane
+        };
+        if let Some(last) = due.iter_mut().rev().find(|g| same(g)) {
+            last.first = last.first.min(gap.first);
+            last.last = last.last.max(gap.last);
+            last.count += gap.count;
+            return;
+        }
+        if let Some(oldest) = due.pop_front() {
+            gap.count += oldest.count;
+        }
+    }
+    due.push_back(gap);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(incarnation: u64, n: u64) -> Seq {
+        Seq {
+            incarnation,
+            lane: Lane::Ordered,
+            seq: n,
+        }
+    }
+
+    #[test]
+    fn a_lost_range_is_reported_once_after_the_grace_and_a_late_one_is_told_apart() {
+        let grace = Duration::from_secs(5);
+        let mut t = Tracker::new(grace);
+        let t0 = Instant::now();
+        for n in 1..=10 {
+            assert_eq!(t.receive("x", seq(1, n), t0), Verdict::New);
+        }
+        assert_eq!(t.receive("x", seq(1, 20), t0), Verdict::New);
+        assert_eq!(t.next_deadline(), Some(t0 + grace));
+        assert!(t.expire(t0 + grace - Duration::from_millis(1)).is_empty());
+        let gaps = t.expire(t0 + grace);
+        assert_eq!(
+            gaps,
+            vec![Gap {
+                topic: "x".into(),
+                incarnation: 1,
+                lane: Lane::Ordered,
+                first: 11,
+                last: 19,
+                count: 9,
+            }]
+        );
+        assert!(t.expire(t0 + grace * 10).is_empty());
+        assert_eq!(t.receive("x", seq(1, 15), t0 + grace), Verdict::Late);
+        assert_eq!(t.receive("x", seq(1, 15), t0 + grace), Verdict::Duplicate);
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_first_message_sets_the_start_but_a_new_incarnation_starts_at_one() {
+        let grace = Duration::from_secs(1);
+        let mut t = Tracker::new(grace);
+        let t0 = Instant::now();
+        assert_eq!(t.receive("x", seq(1, 500), t0), Verdict::New);
+        assert!(t.expire(t0 + grace).is_empty());
+        // The sender restarted and its first 3 messages are gone.
+        assert_eq!(t.receive("x", seq(2, 4), t0), Verdict::New);
+        let gaps = t.expire(t0 + grace);
+        assert_eq!((gaps.len(), gaps[0].first, gaps[0].last), (1, 1, 3));
+        // Lanes and topics are separate streams.
+        let urgent = Seq {
+            lane: Lane::Urgent,
+            ..seq(2, 1)
+        };
+        assert_eq!(t.receive("x", urgent, t0), Verdict::New);
+        assert_eq!(t.receive("y", seq(2, 1), t0), Verdict::New);
+        assert_eq!(t.receive("y", seq(2, 1), t0), Verdict::Duplicate);
+    }
+
+    #[test]
+    fn memory_stays_bounded_whatever_a_peer_sends() {
+        let mut t = Tracker::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        // Every other number: a missing range and a seen interval per message.
+        for n in 0..2_000u64 {
+            t.receive("x", seq(1, 1 + 2 * n), t0);
+        }
+        assert!(t.has_due());
+        assert_eq!(t.receive("x", seq(1, u64::MAX / 4), t0), Verdict::New);
+        let s = t.streams.values().next().unwrap();
+        assert!(s.seen.map.len() <= MAX_RANGES && s.missing.len() <= MAX_RANGES);
+        let gaps = t.expire(t0 + Duration::from_secs(1));
+        let lost: u64 = gaps.iter().map(|g| g.count).sum();
+        assert_eq!(lost, 1_999 + (u64::MAX / 4 - 4_000));
+        assert!(
+            t.streams
+                .values()
+                .all(|s| s.reported.map.len() <= MAX_RANGES)
+        );
+        // A number too old to know is passed on.
+        assert_eq!(t.receive("x", seq(1, 3), t0), Verdict::New);
+        for i in 0..(MAX_STREAMS as u64 + 10) {
+            t.receive("x", seq(10 + i, 1), t0);
+        }
+        assert_eq!(t.streams.len(), MAX_STREAMS);
+    }
+
+    #[test]
+    fn malformed_extensions_are_ignored() {
+        let env = |ext: Value| Value::dict([("type", Value::from("data")), (KEY, ext)]);
+        let ints = |v: &[i64]| Value::Tuple(v.iter().map(|n| Value::Int(*n)).collect());
+        assert_eq!(Seq::read(&env(ints(&[1, 0, 1]))), Some(seq(1, 1)));
+        assert_eq!(Seq::read(&env(ints(&[1, 0, 0]))), None);
+        assert_eq!(Seq::read(&env(ints(&[-1, 0, 1]))), None);
+        assert_eq!(Seq::read(&env(ints(&[1, 2, 1]))), None);
+        assert_eq!(Seq::read(&env(ints(&[1, 0]))), None);
+        assert_eq!(Seq::read(&env(Value::from("x"))), None);
+        assert_eq!(Seq::read(&Value::from(1)), None);
+    }
+}
