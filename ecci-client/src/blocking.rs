@@ -28,7 +28,9 @@ use ecci_proto::envelope::Envelope;
 use serde::Serialize;
 use tokio::runtime::Runtime;
 
+#[cfg(feature = "files")]
 use ecci_files::{FileOffer, Sent};
+#[cfg(feature = "files")]
 use ecci_proto::pickle::Value;
 
 use crate::{ClientBuilder, Error, ErrorEvent, Metrics, Received, Status, Targets};
@@ -358,6 +360,20 @@ impl Client {
         })
     }
 
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> Metrics {
+        self.inner.client.metrics()
+    }
+
+    /// Closes the client (every clone); see [`crate::Client::close`].
+    pub fn close(&self) {
+        self.block_on(self.inner.client.close());
+    }
+}
+
+/// File transfer (the `files` feature).
+#[cfg(feature = "files")]
+impl Client {
     /// Sends the file at `path` as the object `name` to `targets` and blocks until the
     /// fileManager has the transfer (Python: `putHandler(name, targets, filepath=path)`
     /// followed by `transfer`); see [`crate::Files::send_file`].
@@ -446,15 +462,5 @@ impl Client {
     /// [`Error::Download`], naming the file and the step.
     pub fn download_contents(&self, offer: &FileOffer) -> Result<Value, Error> {
         Ok(self.block_on(offer.download_object())?)
-    }
-
-    /// A snapshot of the counters.
-    pub fn metrics(&self) -> Metrics {
-        self.inner.client.metrics()
-    }
-
-    /// Closes the client (every clone); see [`crate::Client::close`].
-    pub fn close(&self) {
-        self.block_on(self.inner.client.close());
     }
 }

@@ -79,6 +79,12 @@
 //!
 //! # Features
 //!
+//! - `files` (default): file transfer through the platform's fileManager
+//!   ([`Client::files`], the blocking client's file methods, [`ClientOptions::files`], the
+//!   [`ecci_files`] re-export). It brings the HTTP stack: reqwest, hyper, and rustls for
+//!   HTTPS. Without it (`default-features = false`) none of these is compiled, and a file
+//!   message another container sends is dropped with a `warn` record naming its sender
+//!   (it still counts in [`Metrics::files`]).
 //! - `tls`: MQTT over TLS (rustls with the ring provider):
 //!   [`MqttConfig::tls`](ecci_transport::MqttConfig), given to the builder as a transport
 //!   made from [`mqtt_config`].
@@ -87,21 +93,35 @@ pub mod blocking;
 mod client;
 mod command;
 mod error;
+#[cfg(feature = "files")]
 mod files;
 mod inbound;
+#[cfg(not(feature = "files"))]
+mod no_files;
 mod publish;
 mod task;
 
 pub use client::{Client, ClientBuilder, ClientOptions, Metrics, Status, mqtt_config};
 pub use command::Command;
+#[cfg(feature = "files")]
 pub use ecci_files::{FileOffer, FileSource, Offers, SendHandle, SendProgress, Sent};
 pub use error::Error;
+#[cfg(feature = "files")]
 pub use files::Files;
 pub use inbound::{Contents, ErrorEvent, InboundError, Inbox, Received};
 pub use publish::{Delivery, Targets};
 
+#[cfg(feature = "files")]
 pub use ecci_files;
 pub use ecci_logger;
 pub use ecci_proto;
 pub use ecci_proto::Config;
 pub use ecci_transport;
+
+// Without `files`, the client's task (which names `ecci_files::InboundFile`) compiles against
+// the stand-in in `no_files`: `extern crate self` puts this crate in the extern prelude under
+// that name, so the path resolves to `crate::InboundFile`.
+#[cfg(not(feature = "files"))]
+extern crate self as ecci_files;
+#[cfg(not(feature = "files"))]
+use no_files::InboundFile;

@@ -1,7 +1,8 @@
 //! Project automation, reached as `cargo xtask <command>`.
 //!
 //! - `cargo xtask ci`: what `.ci/run` runs, in the same order: format check,
-//!   clippy with warnings denied, the README's test command, the quickstart,
+//!   clippy with warnings denied (and of `ecci-client` without its `files` feature),
+//!   the README's test command (and `ecci-client`'s `no_files` test), the quickstart,
 //!   the doc build, `cargo package` of the publishable crates.
 //! - `cargo xtask tidy`: the dependency-boundary checks alone (they also run as a
 //!   test of this crate, so `cargo test --workspace` enforces them).
@@ -112,8 +113,39 @@ fn ci() -> Result<(), String> {
             ],
             &[],
         ),
+        // ecci-client without its `files` feature: no HTTP stack, file messages dropped.
+        (
+            "clippy (ecci-client without files)",
+            &[
+                "clippy",
+                "--package",
+                "ecci-client",
+                "--no-default-features",
+                "--lib",
+                "--test",
+                "no_files",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        ),
         // The README's test command, exactly.
         ("tests", &["test", "--workspace"], &[]),
+        (
+            "tests (ecci-client without files)",
+            &[
+                "test",
+                "--package",
+                "ecci-client",
+                "--no-default-features",
+                "--test",
+                "no_files",
+                "--locked",
+            ],
+            &[],
+        ),
         // The README's first command: the whole flow with nothing installed.
         (
             "quickstart",
