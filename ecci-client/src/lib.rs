@@ -23,8 +23,9 @@
 //!   with progress; wire.md §6);
 //! - **Logging**: [`Client::install_logger`] ships `log` records to the platform over the
 //!   client's own connection ([`ecci_logger`]);
-//! - a **blocking** API for synchronous programs ([`blocking::Client`], with the Python
-//!   habits `put_file`/`put_object`, `download_file`, `download_contents`);
+//! - a **blocking** API for synchronous programs ([`blocking::Client`]: the same names as
+//!   the async API, `send_file`, `next_offer`, `download_object`…, each with the Python
+//!   name as a search alias);
 //! - one [`Error`] type.
 //!
 //! A tour on the in-memory hub (a real app uses [`Client::from_env`] and MQTT): a global
