@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[cfg(feature = "files")]
-use ecci_files::{ExchangeOptions, FileExchange, Identity};
+use ecci_files::{ExchangeOptions, Identity};
 use ecci_proto::ContainerName;
 use ecci_proto::config::{AppType, Config, Target, vars};
 use ecci_proto::envelope::{Envelope, MessageType};
@@ -337,11 +337,13 @@ impl ClientBuilder {
             container_type: config.container_type(),
         };
         #[cfg(feature = "files")]
-        let exchange = match FileExchange::start(
+        let exchange = match crate::files::start_exchange(
             identity,
+            &config,
             options.files.clone(),
             Arc::clone(&transport),
             file_rx,
+            (task.senders.errors.clone(), Arc::clone(&counters)),
         ) {
             Ok(exchange) => exchange,
             Err(e) => {

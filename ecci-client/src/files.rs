@@ -4,11 +4,49 @@
 
 use std::path::{Path, PathBuf};
 
-use ecci_files::{FileExchange, FileOffer, FileSource, Offers, SendHandle};
-use ecci_proto::pickle::{Value, to_value};
-use serde::Serialize;
+use std::sync::Arc;
 
+use ecci_files::{
+    ClientError, ExchangeOptions, FileExchange, FileOffer, FileSource, Identity, InboundFile,
+    Offers, SendHandle,
+};
+use ecci_proto::pickle::{Value, to_value};
+use ecci_transport::Transport;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::client::{Counters, bump};
+use crate::inbound::{ErrorEvent, InboundError};
 use crate::{Error, Targets};
+
+/// Starts the client's file exchange: trusts the origins of `ECCI_FILE_ORIGINS` beside
+/// [`ExchangeOptions::trusted_origins`], and raises every refusal of the origin policy
+/// as an [`ErrorEvent`] (counted as the client's errors; never waits).
+pub(crate) fn start_exchange(
+    identity: Identity,
+    config: &ecci_proto::Config,
+    mut options: ExchangeOptions,
+    transport: Arc<dyn Transport>,
+    inbound: mpsc::Receiver<InboundFile>,
+    (errors, counters): (mpsc::Sender<ErrorEvent>, Arc<Counters>),
+) -> Result<FileExchange, ClientError> {
+    options
+        .trusted_origins
+        .extend(config.file_origins().iter().cloned());
+    FileExchange::start_reporting(identity, options, transport, inbound, move |refusal| {
+        bump(&counters.errors);
+        let event = ErrorEvent {
+            topic: refusal.topic.clone(),
+            // The message holds a presigned URL, a credential: the refusal
+            // names its file and origin, and the payload is not kept.
+            payload: bytes::Bytes::new(),
+            error: InboundError::FileUrl(refusal),
+        };
+        if errors.try_send(event).is_err() {
+            bump(&counters.errors_dropped);
+        }
+    })
+}
 
 /// The file side of a [`Client`](crate::Client): send files and objects to
 /// targets through the platform's fileManager, and receive the files others

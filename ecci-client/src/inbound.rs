@@ -162,6 +162,12 @@ pub enum InboundError {
     /// A `'file'` envelope whose contents are not a fileManager message.
     #[error("file message is not valid")]
     File(#[source] ecci_proto::file::FileMessageError),
+    /// A fileManager message whose presigned URL the origin policy refused
+    /// (see [`ClientOptions::files`](crate::ClientOptions::files) and `ECCI_FILE_ORIGINS`):
+    /// nothing was uploaded to or downloaded from that origin.
+    #[cfg(feature = "files")]
+    #[error("file URL refused")]
+    FileUrl(#[source] ecci_files::Refusal),
     /// A readiness command that does not fit this container's role or sender.
     #[error("readiness command refused")]
     Readiness(#[source] UnexpectedCommand),
@@ -205,8 +211,10 @@ pub struct ErrorEvent {
     /// nothing is lost: a payload the decoder refused (say, under
     /// [`ObjectPolicy::Refuse`](ecci_proto::pickle::ObjectPolicy)) can still be
     /// kept, forwarded or decoded otherwise. Empty for an error about a message
-    /// the handshake had to send or a command it could not accept, and for a
-    /// message over the size limit (its bytes were skipped, never held).
+    /// the handshake had to send or a command it could not accept, for a
+    /// message over the size limit (its bytes were skipped, never held), and for
+    /// a refused file URL (the message is a credential; the error names its file
+    /// and origin).
     pub payload: bytes::Bytes,
     /// What was wrong.
     #[source]

@@ -28,6 +28,8 @@ pub(crate) struct Outcome {
     pub(crate) io_error: Option<io::Error>,
     /// The digest of everything sent, when the body reached its end.
     pub(crate) sha256: Option<[u8; 32]>,
+    /// Bytes handed to the connection so far (the upload's stall deadline).
+    pub(crate) sent: u64,
 }
 
 pub(crate) enum Source {
@@ -124,9 +126,14 @@ impl UploadBody {
         self.sent += chunk.len() as u64;
         self.remaining -= chunk.len() as u64;
         self.progress.set(self.sent, Some(self.total));
-        if self.remaining == 0 {
-            let digest = self.hasher.take().map(Hasher::finish);
-            if let Ok(mut outcome) = self.outcome.lock() {
+        let digest = if self.remaining == 0 {
+            self.hasher.take().map(Hasher::finish)
+        } else {
+            None
+        };
+        if let Ok(mut outcome) = self.outcome.lock() {
+            outcome.sent = self.sent;
+            if digest.is_some() {
                 outcome.sha256 = digest;
             }
         }

@@ -129,11 +129,58 @@ pub enum ErrorKind {
         /// The announced size.
         expected: u64,
     },
-    /// The body is longer than the caller allows for an in-memory object.
-    #[error("the object is larger than the {max} bytes allowed in memory")]
+    /// The object is larger than allowed: announced so (refused before a
+    /// byte is written), or its body went past the limit (cut there).
+    /// Downloads to a file are bounded by
+    /// [`TransferConfig::max_download`](crate::TransferConfig::max_download),
+    /// in-memory ones by the caller's `max`.
+    #[error("the object is larger than the {max} bytes allowed")]
     TooLarge {
         /// The limit, in bytes.
         max: u64,
+    },
+    /// The body went on past the size the server announced for it.
+    #[error("the answer is longer than the {expected} bytes it announced")]
+    TooLong {
+        /// The announced size of the object.
+        expected: u64,
+    },
+    /// Fewer than the configured bytes moved within the stall timeout (see
+    /// [`TransferConfig::stall_timeout`](crate::TransferConfig::stall_timeout)).
+    #[error(
+        "no progress: fewer than {min_bytes} bytes moved within {after:?} ({received} bytes in all)"
+    )]
+    Stalled {
+        /// The stall timeout.
+        after: std::time::Duration,
+        /// The progress that would have reset it.
+        min_bytes: u64,
+        /// Bytes received (or, uploading, handed to the connection) in all,
+        /// restarts and retries included.
+        received: u64,
+    },
+    /// The server answered a `Range` request with the whole object again,
+    /// after the download had already restarted from the first byte.
+    #[error("the server ignores Range requests: the download restarted {restarts} time(s) already")]
+    RangeIgnored {
+        /// Restarts made before giving up.
+        restarts: u32,
+    },
+    /// The destination's file system has less free space than the object needs.
+    #[error("not enough disk space: {needed} bytes needed, {available} available")]
+    NoSpace {
+        /// Bytes still to write.
+        needed: u64,
+        /// Bytes available to this process.
+        available: u64,
+    },
+    /// The server answered with a redirect, which is never followed.
+    #[error("the server answered {status}, a redirect to {origin}; redirects are not followed")]
+    Redirect {
+        /// The HTTP status code.
+        status: u16,
+        /// The origin (`scheme://host:port`) of the `Location`, never its path or query.
+        origin: String,
     },
     /// The bytes do not have the SHA-256 the sender announced.
     #[error("sha256 mismatch: expected {expected}, got {actual}")]

@@ -6,7 +6,7 @@
 //! connection (the client) decodes `'file'` envelopes and feeds them in as
 //! [`InboundFile`]s, so that one task keeps reading the broker.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,7 @@ use ecci_transport::{Message, Priority, PublishError, QoS, Transport};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
+use crate::uri::origin_of;
 use crate::{ClientError, Progress, TransferConfig, TransferError, TransferOptions, Transfers};
 
 /// Who this container is, for file requests.
@@ -68,6 +69,13 @@ pub struct ExchangeOptions {
     pub offer_queue: usize,
     /// Bounds for decoding an in-memory object (its `max_input` bounds the download).
     pub object_limits: DecodeLimits,
+    /// Origins (`scheme://host[:port]`) whose presigned URLs are always
+    /// trusted; the client fills it from `ECCI_FILE_ORIGINS` (default empty).
+    /// When it is not empty it also **pins** uploads: a PUT URL for any other
+    /// origin is refused. An entry that is not an `http`/`https` URL matches
+    /// nothing (`ECCI_FILE_ORIGINS` is checked when read). See
+    /// [`FileExchange`]'s origin policy.
+    pub trusted_origins: Vec<String>,
     /// The HTTP legs' tunables.
     pub transfer: TransferConfig,
 }
@@ -80,6 +88,7 @@ impl Default for ExchangeOptions {
             sha256: false,
             offer_queue: 64,
             object_limits: DecodeLimits::default(),
+            trusted_origins: Vec::new(),
             transfer: TransferConfig::default(),
         }
     }
@@ -187,6 +196,118 @@ impl From<TransferError> for FileError {
         FileError::Transfer(Box::new(e))
     }
 }
+
+/// A presigned URL from the network that the exchange did not use, because
+/// of the origin policy (see [`FileExchange`]). Display names the command, the
+/// file and the origin; never the URL (its signature is a credential).
+///
+/// ```
+/// use ecci_files::{Refusal, RefusalReason};
+/// let refusal = Refusal {
+///     topic: "ECCI/b1/app1/plugin/fileManager/r".into(),
+///     cmd: "resTransfer",
+///     file: "model.bin".into(),
+///     origin: "http://10.0.0.9:9000".into(),
+///     reason: RefusalReason::Untrusted,
+/// };
+/// assert_eq!(
+///     refusal.to_string(),
+///     "resTransfer of \"model.bin\" from origin http://10.0.0.9:9000 refused: \
+///      the origin is not trusted (not in ECCI_FILE_ORIGINS, and not a store that answered this container)"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{cmd} of {file:?} from origin {origin} refused: {reason}")]
+pub struct Refusal {
+    /// The topic it came on (`ECCI/{broker}/{app}/plugin/{sender}/{receiver}`,
+    /// without a mountpoint).
+    pub topic: String,
+    /// `resPutURL` or `resTransfer`.
+    pub cmd: &'static str,
+    /// The object's name, as it came from the network.
+    pub file: String,
+    /// The URL's origin (`scheme://host[:port]`), or `"(not an http URL)"`.
+    pub origin: String,
+    /// Why.
+    pub reason: RefusalReason,
+}
+
+/// Why a [`Refusal`] was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefusalReason {
+    /// A `resPutURL` for a name no send of this container is waiting for: it
+    /// answers no request this container made.
+    #[error("no send of this container asked for a PUT URL for it")]
+    Unrequested,
+    /// A `resPutURL` whose origin is not in the pinned list
+    /// ([`ExchangeOptions::trusted_origins`], `ECCI_FILE_ORIGINS`).
+    #[error("the origin is not in ECCI_FILE_ORIGINS")]
+    NotAllowed,
+    /// A `resTransfer` whose origin is neither in the list nor a store that
+    /// answered this container before.
+    #[error(
+        "the origin is not trusted (not in ECCI_FILE_ORIGINS, and not a store that answered this container)"
+    )]
+    Untrusted,
+}
+
+/// The most origins an exchange learns.
+const MAX_LEARNED: usize = 64;
+
+/// What the origin policy knows: the pinned list and the learned origins.
+#[derive(Debug, Default)]
+struct Trust {
+    /// [`ExchangeOptions::trusted_origins`], as origins.
+    allowed: HashSet<String>,
+    /// Origins of URLs the fileManager gave this container: PUT URLs in
+    /// answer to its requests, and the first store of an offer.
+    learned: HashSet<String>,
+}
+
+impl Trust {
+    fn new(list: &[String]) -> Self {
+        Self {
+            allowed: list.iter().filter_map(|o| origin_of(o)).collect(),
+            learned: HashSet::new(),
+        }
+    }
+
+    /// Whether a PUT URL that answers a request of this container may be used.
+    fn put(&self, origin: Option<&str>) -> Result<(), RefusalReason> {
+        let origin = origin.ok_or(RefusalReason::NotAllowed)?;
+        if !self.allowed.is_empty() && !self.allowed.contains(origin) {
+            return Err(RefusalReason::NotAllowed);
+        }
+        Ok(())
+    }
+
+    /// Trusts `origin` from now on, up to [`MAX_LEARNED`] origins: answers
+    /// that race a store's cannot grow the set without bound.
+    fn learn(&mut self, origin: &str) {
+        if self.learned.len() < MAX_LEARNED {
+            self.learned.insert(origin.to_owned());
+        }
+    }
+
+    /// A GET URL offered by a `resTransfer`.
+    fn get(&mut self, origin: Option<&str>) -> Result<(), RefusalReason> {
+        let origin = origin.ok_or(RefusalReason::Untrusted)?;
+        if self.allowed.contains(origin) || self.learned.contains(origin) {
+            return Ok(());
+        }
+        // Nothing pinned and nothing learned yet: the first store a
+        // fileManager names is learned (trust on first use).
+        if self.allowed.is_empty() && self.learned.is_empty() {
+            self.learn(origin);
+            return Ok(());
+        }
+        Err(RefusalReason::Untrusted)
+    }
+}
+
+/// Called with every [`Refusal`]; see [`FileExchange::start_reporting`].
+type Report = Box<dyn Fn(Refusal) + Send + Sync>;
 
 /// Receivers grouped by broker: the `target` of a `reqTransfer`.
 type Groups = Vec<(BrokerId, Vec<ContainerName>)>;
@@ -406,6 +527,41 @@ struct Shared {
     /// aborted.
     sends: watch::Sender<HashMap<u64, Option<AbortHandle>>>,
     next_send: AtomicU64,
+    trust: Mutex<Trust>,
+    report: Report,
+    refused: AtomicU64,
+}
+
+impl Shared {
+    /// Counts and reports a refused URL of `cmd` about `file`, which came from
+    /// `sender` to `receiver`.
+    fn refuse(
+        &self,
+        (sender, receiver): (&ContainerName, &ContainerName),
+        cmd: &'static str,
+        file: String,
+        origin: Option<String>,
+        reason: RefusalReason,
+    ) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let identity = &self.identity;
+        (self.report)(Refusal {
+            topic: format!(
+                "ECCI/{}/{}/plugin/{sender}/{receiver}",
+                identity.broker, identity.app
+            ),
+            cmd,
+            file,
+            origin: origin.unwrap_or_else(|| "(not an http URL)".to_owned()),
+            reason,
+        });
+    }
+
+    fn trust(&self) -> std::sync::MutexGuard<'_, Trust> {
+        self.trust
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Removes a send from [`Shared::sends`] when its task ends, however it ends.
@@ -427,6 +583,26 @@ impl Drop for SendGuard {
 ///
 /// Cheap to clone. One dispatcher task reads the [`InboundFile`]s fed to it;
 /// [`close`](Self::close) stops and joins it.
+///
+/// # Origin policy
+///
+/// A presigned URL from the network is used only for an origin
+/// (`scheme://host[:port]`) the exchange trusts; every other one becomes a
+/// [`Refusal`] (for the reporter of [`start_reporting`](Self::start_reporting),
+/// counted in [`refused`](Self::refused)) and no connection is made to it:
+///
+/// - a `resPutURL` is taken only by a send waiting for that name: one that
+///   answers no request of this container is refused as
+///   [`RefusalReason::Unrequested`];
+/// - when [`ExchangeOptions::trusted_origins`] is not empty, a `resPutURL` for
+///   another origin is refused ([`RefusalReason::NotAllowed`]) and the send
+///   keeps waiting for a trusted answer;
+/// - a `resTransfer` is taken when its origin is listed or **learned**: the
+///   origins of the PUT URLs this container took, and, while nothing is
+///   listed or learned, the first origin offered (trust on first use);
+///   otherwise [`RefusalReason::Untrusted`].
+///
+/// The HTTP legs never follow redirects.
 ///
 /// ```no_run
 /// # async fn demo(exchange: ecci_files::FileExchange, targets: Vec<ecci_proto::Target>) -> Result<(), Box<dyn std::error::Error>> {
@@ -469,7 +645,29 @@ impl FileExchange {
         transport: Arc<dyn Transport>,
         inbound: mpsc::Receiver<InboundFile>,
     ) -> Result<Self, ClientError> {
+        Self::start_reporting(identity, options, transport, inbound, |_| {})
+    }
+
+    /// As [`start`](Self::start), calling `report` with every [`Refusal`] of
+    /// the origin policy (the client turns them into error events). It is
+    /// called from the dispatcher: it must not block.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    pub fn start_reporting(
+        identity: Identity,
+        options: ExchangeOptions,
+        transport: Arc<dyn Transport>,
+        inbound: mpsc::Receiver<InboundFile>,
+        report: impl Fn(Refusal) + Send + Sync + 'static,
+    ) -> Result<Self, ClientError> {
         let transfers = Transfers::new(options.transfer.clone())?;
+        let trust = Mutex::new(Trust::new(&options.trusted_origins));
         let (offer_tx, offer_rx) = mpsc::channel(options.offer_queue.max(1));
         let (closed, closed_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -484,6 +682,9 @@ impl FileExchange {
             dispatcher: Mutex::new(None),
             sends: watch::Sender::new(HashMap::new()),
             next_send: AtomicU64::new(0),
+            trust,
+            report: Box::new(report),
+            refused: AtomicU64::new(0),
         });
         let task = tokio::spawn(dispatch(
             Arc::downgrade(&shared),
@@ -500,6 +701,11 @@ impl FileExchange {
     /// Who this container is.
     pub fn identity(&self) -> &Identity {
         &self.shared.identity
+    }
+
+    /// How many presigned URLs the origin policy refused so far.
+    pub fn refused(&self) -> u64 {
+        self.shared.refused.load(Ordering::Relaxed)
     }
 
     /// The HTTP client of the exchange.
@@ -726,21 +932,47 @@ async fn dispatch(
             FileMessage::ResPutUrl {
                 file_name, put_url, ..
             } => {
+                let origin = origin_of(put_url.expose());
                 let waiter = shared
                     .waiters
                     .lock()
                     .ok()
                     .and_then(|w| w.get(&file_name).cloned());
-                // Nobody waiting: a late answer to a request that timed out.
-                if let Some(waiter) = waiter {
-                    let _ = waiter.try_send(put_url);
-                }
+                // Nobody waiting: not an answer to a request of this container
+                // (or a late one, to a request that timed out).
+                let Some(waiter) = waiter else {
+                    let reason = RefusalReason::Unrequested;
+                    shared.refuse((&sender, &receiver), "resPutURL", file_name, origin, reason);
+                    continue;
+                };
+                let checked = shared.trust().put(origin.as_deref());
+                let reason = match checked {
+                    // Taken by the send: its origin is learned.
+                    Ok(()) if waiter.try_send(put_url).is_ok() => {
+                        if let Some(origin) = &origin {
+                            shared.trust().learn(origin);
+                        }
+                        continue;
+                    }
+                    // The send has more answers waiting than it asked for.
+                    Ok(()) => RefusalReason::Unrequested,
+                    Err(reason) => reason,
+                };
+                let from = (&sender, &receiver);
+                shared.refuse(from, "resPutURL", file_name, origin, reason);
             }
             FileMessage::ResTransfer {
                 file_name,
                 get_url,
                 sha256,
             } => {
+                let origin = origin_of(get_url.expose());
+                let checked = shared.trust().get(origin.as_deref());
+                if let Err(reason) = checked {
+                    let from = (&sender, &receiver);
+                    shared.refuse(from, "resTransfer", file_name, origin, reason);
+                    continue;
+                }
                 let offer = FileOffer {
                     sender,
                     receiver,
@@ -869,14 +1101,13 @@ impl Job {
         urls: &mut mpsc::Receiver<PresignedUrl>,
     ) -> Result<crate::Transferred, FileError> {
         let identity = &self.shared.identity;
-        let file_path = match &self.source {
-            FileSource::Path(p) => Some(p.to_string_lossy().into_owned()),
-            FileSource::Bytes(_) | FileSource::Object(_) => None,
-        };
+        // No `file_path`, whatever the source: the plugin only echoes it, and a
+        // local path is nobody else's business. The request is the one Python
+        // sends for an in-memory object.
         let request = FileMessage::ReqPutUrl {
             source_broker_id: identity.broker.clone(),
             file_name: self.name.clone(),
-            file_path,
+            file_path: None,
         };
         let limit = self.shared.options.url_refreshes;
         let mut attempt = 0;
@@ -998,4 +1229,53 @@ impl Job {
 pub(crate) fn envelope_bytes(message: &FileMessage) -> Bytes {
     let envelope: Envelope = message.to_envelope();
     Bytes::from(envelope.to_pickle(Protocol::V4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STORE: &str = "http://minio:9000";
+    const OTHER: &str = "http://evil:9000";
+
+    #[test]
+    fn unpinned_puts_are_taken_and_the_first_offer_is_learned() {
+        let mut trust = Trust::new(&[]);
+        assert_eq!(trust.put(Some(OTHER)), Ok(()));
+        assert_eq!(trust.put(None), Err(RefusalReason::NotAllowed));
+        assert_eq!(trust.get(None), Err(RefusalReason::Untrusted));
+        assert_eq!(trust.get(Some(STORE)), Ok(()), "first use");
+        assert_eq!(trust.get(Some(STORE)), Ok(()));
+        assert_eq!(trust.get(Some(OTHER)), Err(RefusalReason::Untrusted));
+    }
+
+    #[test]
+    fn a_learned_put_origin_is_trusted_for_offers() {
+        let mut trust = Trust::new(&[]);
+        trust.learn(STORE);
+        assert_eq!(trust.get(Some(OTHER)), Err(RefusalReason::Untrusted));
+        assert_eq!(trust.get(Some(STORE)), Ok(()));
+    }
+
+    #[test]
+    fn a_list_pins_puts_and_admits_offers() {
+        let mut trust = Trust::new(&["HTTP://MinIO:9000/".to_owned(), "not a url".to_owned()]);
+        assert_eq!(trust.put(Some(STORE)), Ok(()));
+        assert_eq!(trust.put(Some(OTHER)), Err(RefusalReason::NotAllowed));
+        assert_eq!(
+            trust.get(Some(OTHER)),
+            Err(RefusalReason::Untrusted),
+            "no first use when pinned"
+        );
+        assert_eq!(trust.get(Some(STORE)), Ok(()));
+    }
+
+    #[test]
+    fn learning_is_bounded() {
+        let mut trust = Trust::new(&[]);
+        for port in 0..1000 {
+            trust.learn(&format!("http://h:{port}"));
+        }
+        assert_eq!(trust.learned.len(), MAX_LEARNED);
+    }
 }

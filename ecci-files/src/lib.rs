@@ -11,13 +11,17 @@
 //!   connection errors and 5xx answers with backoff ([`RetryConfig`]), resume an
 //!   interrupted download with `Range`, compute SHA-256 on the fly and report
 //!   [`Progress`]. A 403 is [`ErrorKind::Expired`]: ask for a fresh URL.
+//!   Downloads are bounded in size and time ([`TransferConfig`]); redirects
+//!   are never followed.
 //! - [`sigv4`]: presigned URLs for an S3-compatible store such as MinIO.
 //! - [`FileExchange`]: the MQTT half for a container. [`FileExchange::send`]
 //!   asks the fileManager for a PUT URL, uploads and asks for the transfer
 //!   (cloud and edge as wire notes §6 says), returning a [`SendHandle`] with
 //!   progress; inbound `resTransfer`s become [`FileOffer`]s to download to a
-//!   path or decode as an object. The client feeds it the `'file'` messages it
-//!   receives ([`InboundFile`]); this crate does not depend on the client.
+//!   path or decode as an object. Presigned URLs are used only for trusted
+//!   origins (see [`FileExchange`]'s origin policy). The client feeds it the
+//!   `'file'` messages it receives ([`InboundFile`]); this crate does not
+//!   depend on the client.
 //! - `local` (feature `local`): a fileManager for local work and tests: an
 //!   object store on `127.0.0.1` with signed, expiring URLs and fault
 //!   injection, the plugin's logic as a function, and `LocalFileManager`, the
@@ -46,8 +50,9 @@ pub use ecci_proto::file::PresignedUrl;
 pub use error::{ClientError, ErrorKind, Step, TransferError};
 pub use exchange::{
     ExchangeOptions, FileError, FileExchange, FileOffer, FileSource, Identity, InboundFile, Offers,
-    SendHandle, SendProgress, Sent,
+    Refusal, RefusalReason, SendHandle, SendProgress, Sent,
 };
 pub use transfer::{
-    Progress, RetryConfig, TransferConfig, TransferOptions, Transferred, Transfers,
+    DEFAULT_MAX_DOWNLOAD, Progress, RetryConfig, TransferConfig, TransferOptions, Transferred,
+    Transfers,
 };

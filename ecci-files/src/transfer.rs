@@ -5,9 +5,14 @@
 //! with exponential backoff, resumes an interrupted download with `Range`, and
 //! reports a 403 as [`ErrorKind::Expired`] without retrying, because only the
 //! fileManager can issue a fresh URL.
+//!
+//! Each leg is also bounded against a hostile server: a download never writes
+//! more than [`TransferConfig::max_download`] bytes, checks the free space
+//! first, restarts from zero at most once, and fails when it stops making
+//! progress ([`TransferConfig::stall_timeout`]), as does an upload's body;
+//! redirects are never followed.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::hash::Hasher;
@@ -15,7 +20,7 @@ use bytes::Bytes;
 use ecci_proto::file::PresignedUrl;
 use ecci_proto::pickle::{DecodeLimits, Protocol, Value};
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, LOCATION, RANGE};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -71,16 +76,46 @@ impl RetryConfig {
     }
 }
 
+/// The default [`TransferConfig::max_download`]: 4 GiB.
+pub const DEFAULT_MAX_DOWNLOAD: u64 = 4 << 30;
+
 /// Tunables of a [`Transfers`] client.
+///
+/// ```
+/// use std::time::Duration;
+/// use ecci_files::{TransferConfig, DEFAULT_MAX_DOWNLOAD};
+/// let config = TransferConfig { max_download: 256 << 20, ..TransferConfig::default() };
+/// assert_eq!(TransferConfig::default().max_download, DEFAULT_MAX_DOWNLOAD);
+/// assert_eq!(config.stall_timeout, Duration::from_secs(30));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransferConfig {
     /// Retries and backoff (see [`RetryConfig`]).
     pub retry: RetryConfig,
     /// Longest wait for a connection (default 10 s).
     pub connect_timeout: Duration,
-    /// Longest wait for the next bytes of an answer (default 60 s). A stall
-    /// counts as a connection error: retried, and a download resumes.
+    /// Longest wait for the next bytes of an answer (default 60 s). A silence
+    /// this long counts as a connection error: retried, and a download resumes
+    /// (within the download's [`stall_timeout`](Self::stall_timeout)).
     pub read_timeout: Duration,
+    /// The largest object a download accepts, in bytes (default
+    /// [`DEFAULT_MAX_DOWNLOAD`], 4 GiB). An answer announcing more
+    /// (`Content-Length`, or the complete size of a `Content-Range`) is refused
+    /// before a byte is written, and a body that goes past it is cut there: at
+    /// most this many bytes ever reach the disk. In-memory downloads are bounded
+    /// by the caller's `max` instead.
+    pub max_download: u64,
+    /// A download fails with [`ErrorKind::Stalled`] when fewer than
+    /// [`stall_min_bytes`](Self::stall_min_bytes) arrive within this long
+    /// (default 30 s), whatever the retries: a server that trickles bytes or
+    /// never answers cannot hold a transfer open forever. An upload fails the
+    /// same way while its body is being sent (a server that stops reading);
+    /// after that, waiting for the answer is bounded by
+    /// [`read_timeout`](Self::read_timeout). `Duration::MAX` turns it off.
+    pub stall_timeout: Duration,
+    /// The progress that resets the stall deadline, in bytes (default 64 KiB:
+    /// slower than about 2 KiB/s for 30 s counts as stalled).
+    pub stall_min_bytes: u64,
     /// Sync a downloaded file to the disk before renaming it into place
     /// (default off). The rename alone already makes a download appear whole
     /// or not at all to other programs; syncing also makes it survive a power
@@ -94,6 +129,9 @@ impl Default for TransferConfig {
             retry: RetryConfig::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            max_download: DEFAULT_MAX_DOWNLOAD,
+            stall_timeout: Duration::from_secs(30),
+            stall_min_bytes: 64 * 1024,
             sync_downloads: false,
         }
     }
@@ -193,8 +231,19 @@ impl Attempt {
         Self { kind, retry: false }
     }
 
-    fn status(status: StatusCode) -> Self {
-        if status == StatusCode::FORBIDDEN {
+    fn status(status: StatusCode, location: Option<&reqwest::header::HeaderValue>) -> Self {
+        if status.is_redirection() {
+            let origin = location
+                .and_then(|v| v.to_str().ok())
+                .map(|l| {
+                    crate::uri::origin_of(l).unwrap_or_else(|| "a relative location".to_owned())
+                })
+                .unwrap_or_else(|| "no location".to_owned());
+            Self::fatal(ErrorKind::Redirect {
+                status: status.as_u16(),
+                origin,
+            })
+        } else if status == StatusCode::FORBIDDEN {
             Self::fatal(ErrorKind::Expired)
         } else {
             Self {
@@ -226,7 +275,9 @@ impl Transfers {
     /// A client with these tunables.
     ///
     /// It speaks HTTP/1.1 only and ignores proxy settings: the object store
-    /// sits inside the platform's network.
+    /// sits inside the platform's network. Redirects are never followed: a
+    /// `3xx` answer fails the leg with [`ErrorKind::Redirect`], naming the
+    /// origin it pointed to.
     ///
     /// # Errors
     ///
@@ -237,6 +288,9 @@ impl Transfers {
             .http1_only()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
+            // A presigned URL names its store; a redirect would send the
+            // request (and an upload's bytes) to an origin nobody vetted.
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy();
         let client = tls(builder)?
             .build()
@@ -344,16 +398,17 @@ impl Transfers {
     {
         let err = |kind| TransferError::new(name, Step::Upload, kind);
         let mut retries = 0;
+        let mut stall = Stall::new(self.config.stall_timeout, self.config.stall_min_bytes);
         loop {
             let (source, len) = open().await.map_err(err)?;
             let (body, outcome) = UploadBody::new(source, len, sha256, progress.clone());
-            let result = self
+            let send = self
                 .client
                 .put(url.expose())
                 .header(CONTENT_LENGTH, len)
                 .body(reqwest::Body::wrap(body))
-                .send()
-                .await;
+                .send();
+            let result = stall.watch_upload(send, &outcome, len).await.map_err(err)?;
             let local_error = outcome.lock().ok().and_then(|mut o| o.io_error.take());
             if let Some(source) = local_error {
                 return Err(err(ErrorKind::Io {
@@ -369,7 +424,9 @@ impl Transfers {
                         sha256: digest.map(|d| hex(&d)),
                     });
                 }
-                Ok(response) => Attempt::status(response.status()),
+                Ok(response) => {
+                    Attempt::status(response.status(), response.headers().get(LOCATION))
+                }
                 Err(e) => self.probe_put(url, Attempt::network(e)).await,
             };
             self.give_up_or_wait(failure, &mut retries)
@@ -449,15 +506,13 @@ impl Transfers {
         options: TransferOptions,
     ) -> Result<Transferred, TransferError> {
         let err = |kind| TransferError::new(name, Step::Download, kind);
-        let temp = TempFile::create(dest).await.map_err(err)?;
-        let file = temp
-            .open()
-            .await
-            .map_err(ErrorKind::io("creating the temporary file"))
-            .map_err(err)?;
-        let mut sink = FileSink::start(file.into_std().await);
+        let (temp, file) = temp_file(dest).await.map_err(err)?;
+        let mut sink = FileSink::start(file, temp.path().to_path_buf());
+        let max = self.config.max_download;
+        // `temp` is removed when dropped: on every error below, and when the
+        // future is dropped.
         let done = self
-            .download(url, &mut sink, u64::MAX, &options)
+            .download(url, &mut sink, max, &options)
             .await
             .map_err(err)?;
         let file = sink.finish().await.map_err(err)?;
@@ -469,7 +524,7 @@ impl Transfers {
                 .map_err(ErrorKind::io("syncing the temporary file"))
                 .map_err(err)?;
         }
-        temp.persist(dest, self.config.sync_downloads)
+        persist(temp, dest, self.config.sync_downloads)
             .await
             .map_err(err)?;
         Ok(done)
@@ -568,6 +623,8 @@ impl Transfers {
             max,
             written: 0,
             total: None,
+            restarts: 0,
+            stall: Stall::new(self.config.stall_timeout, self.config.stall_min_bytes),
             hasher: digest_wanted.then(Hasher::new),
             progress: ProgressSink(options.progress.clone()),
         };
@@ -581,7 +638,8 @@ impl Transfers {
                     if state.written > before {
                         retries = 0;
                     }
-                    self.give_up_or_wait(failure, &mut retries).await?;
+                    let wait = self.give_up_or_wait(failure, &mut retries);
+                    state.stall.run(wait).await??;
                 }
             }
         }
@@ -603,6 +661,93 @@ impl Transfers {
     }
 }
 
+/// The stall deadline of a download: it moves forward each time
+/// `min_bytes` more have arrived, across attempts and retries.
+struct Stall {
+    timeout: Duration,
+    min_bytes: u64,
+    deadline: tokio::time::Instant,
+    /// Bytes received since the deadline last moved.
+    since: u64,
+    /// Bytes received in all, restarts included.
+    received: u64,
+}
+
+impl Stall {
+    fn new(timeout: Duration, min_bytes: u64) -> Self {
+        Self {
+            timeout,
+            min_bytes: min_bytes.max(1),
+            deadline: Self::from_now(timeout),
+            since: 0,
+            received: 0,
+        }
+    }
+
+    /// Now plus `timeout`; a timeout too large for the clock (`Duration::MAX`
+    /// to turn the deadline off) is a century.
+    fn from_now(timeout: Duration) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        now.checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+    }
+
+    fn got(&mut self, len: u64) {
+        self.received += len;
+        self.since += len;
+        if self.since >= self.min_bytes {
+            self.since = 0;
+            self.deadline = Self::from_now(self.timeout);
+        }
+    }
+
+    fn error(&self) -> ErrorKind {
+        ErrorKind::Stalled {
+            after: self.timeout,
+            min_bytes: self.min_bytes,
+            received: self.received,
+        }
+    }
+
+    /// Runs the request `send` of an upload of `len` bytes, whose body counts
+    /// what it sent in `outcome`, until the body is sent and the answer comes.
+    /// While the body is being sent, a server that takes fewer than
+    /// `min_bytes` within the timeout is the stall error; once it is all sent,
+    /// waiting for the answer is the read timeout's business (a store may take
+    /// a while to finish a large object).
+    async fn watch_upload<T>(
+        &mut self,
+        send: impl Future<Output = T>,
+        outcome: &std::sync::Mutex<body::Outcome>,
+        len: u64,
+    ) -> Result<T, ErrorKind> {
+        let mut send = std::pin::pin!(send);
+        let sent = || outcome.lock().map(|o| o.sent).unwrap_or(0);
+        let mut seen = 0;
+        loop {
+            if let Ok(out) = tokio::time::timeout_at(self.deadline, send.as_mut()).await {
+                return Ok(out);
+            }
+            let now = sent();
+            self.got(now.saturating_sub(seen));
+            seen = now;
+            if now >= len {
+                return Ok(send.await);
+            }
+            if self.deadline <= tokio::time::Instant::now() {
+                return Err(self.error());
+            }
+        }
+    }
+
+    /// Runs `fut` until the deadline; past it, the stall error.
+    async fn run<T>(&self, fut: impl Future<Output = T>) -> Result<T, ErrorKind> {
+        tokio::time::timeout_at(self.deadline, fut)
+            .await
+            .map_err(|_| self.error())
+    }
+}
+
 /// A download in progress: what is kept so far, across attempts.
 struct Download<'a, S> {
     sink: &'a mut S,
@@ -611,9 +756,16 @@ struct Download<'a, S> {
     written: u64,
     /// The object's size, once a response said.
     total: Option<u64>,
+    /// Restarts from the first byte so far (a server that ignored `Range`).
+    restarts: u32,
+    stall: Stall,
     hasher: Option<Hasher>,
     progress: ProgressSink,
 }
+
+/// Restarts from the first byte allowed per download: a server that ignores
+/// `Range` once may have lost the object's state; twice, it will again.
+const MAX_RESTARTS: u32 = 1;
 
 impl<S: Sink> Download<'_, S> {
     /// One GET, resuming after the bytes kept.
@@ -626,8 +778,22 @@ impl<S: Sink> Download<'_, S> {
         if self.written > 0 {
             request = request.header(RANGE, format!("bytes={}-", self.written));
         }
-        let mut response = request.send().await.map_err(Attempt::network)?;
+        let sent = self
+            .stall
+            .run(request.send())
+            .await
+            .map_err(Attempt::fatal)?;
+        let mut response = sent.map_err(Attempt::network)?;
         let status = response.status();
+        // The length of this body, as announced. The header itself, not the
+        // framing's view: a server that sends it beside chunked encoding (which
+        // the framing follows) has announced a size the body must keep to.
+        let announced = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .or(response.content_length());
         if status == StatusCode::PARTIAL_CONTENT && self.written > 0 {
             let range = response
                 .headers()
@@ -649,35 +815,56 @@ impl<S: Sink> Download<'_, S> {
                     });
                 }
             }
+            if let (Some(total), Some(len)) = (self.total, announced) {
+                if self.written.saturating_add(len) > total {
+                    return Err(Attempt::fatal(ErrorKind::TooLong { expected: total }));
+                }
+            }
         } else if status == StatusCode::OK {
             if self.written > 0 {
                 self.restart().await?;
             }
-            self.total = response.content_length();
+            self.total = announced;
         } else {
-            return Err(Attempt::status(status));
+            return Err(Attempt::status(status, response.headers().get(LOCATION)));
         }
         if self.total.is_some_and(|t| t > self.max) {
             return Err(Attempt::fatal(ErrorKind::TooLarge { max: self.max }));
         }
+        if let Some(total) = self.total {
+            let needed = total.saturating_sub(self.written);
+            self.sink
+                .check_space(needed)
+                .await
+                .map_err(Attempt::fatal)?;
+        }
         loop {
-            let chunk = match response.chunk().await {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(e) => {
+            let next = self.stall.run(response.chunk()).await;
+            let chunk = match next {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
                     self.sink.flush().await.map_err(Attempt::fatal)?;
                     return Err(Attempt::network(e));
                 }
+                Err(stalled) => return Err(Attempt::fatal(stalled)),
             };
             let len = chunk.len() as u64;
-            if self.written.saturating_add(len) > self.max {
+            self.stall.got(len);
+            let after = self.written.saturating_add(len);
+            if after > self.max {
                 return Err(Attempt::fatal(ErrorKind::TooLarge { max: self.max }));
+            }
+            if self.total.is_some_and(|t| after > t) {
+                return Err(Attempt::fatal(ErrorKind::TooLong {
+                    expected: self.total.unwrap_or_default(),
+                }));
             }
             self.sink.write(&chunk).await.map_err(Attempt::fatal)?;
             if let Some(h) = &mut self.hasher {
                 h.update(&chunk);
             }
-            self.written += len;
+            self.written = after;
             self.progress.set(self.written, self.total);
         }
         self.sink.flush().await.map_err(Attempt::fatal)?;
@@ -693,7 +880,15 @@ impl<S: Sink> Download<'_, S> {
         }
     }
 
+    /// Drops what was written to start again from the first byte, at most
+    /// [`MAX_RESTARTS`] times.
     async fn restart(&mut self) -> Result<(), Attempt> {
+        if self.restarts >= MAX_RESTARTS {
+            return Err(Attempt::fatal(ErrorKind::RangeIgnored {
+                restarts: self.restarts,
+            }));
+        }
+        self.restarts += 1;
         self.sink.reset().await.map_err(Attempt::fatal)?;
         self.written = 0;
         if let Some(h) = &mut self.hasher {
@@ -732,6 +927,8 @@ trait Sink {
     async fn flush(&mut self) -> Result<(), ErrorKind>;
     /// Drops everything written, for a restart from the first byte.
     async fn reset(&mut self) -> Result<(), ErrorKind>;
+    /// Fails when `needed` more bytes will not fit where the sink writes.
+    async fn check_space(&mut self, needed: u64) -> Result<(), ErrorKind>;
 }
 
 impl Sink for Vec<u8> {
@@ -744,6 +941,10 @@ impl Sink for Vec<u8> {
     }
     async fn reset(&mut self) -> Result<(), ErrorKind> {
         self.clear();
+        Ok(())
+    }
+    async fn check_space(&mut self, _needed: u64) -> Result<(), ErrorKind> {
+        // Bounded by the caller's `max`, which is all the memory it spends.
         Ok(())
     }
 }
@@ -764,10 +965,12 @@ enum WriteCmd {
 struct FileSink {
     tx: mpsc::Sender<WriteCmd>,
     thread: tokio::task::JoinHandle<std::io::Result<std::fs::File>>,
+    /// The temporary file, for the free-space check of its file system.
+    path: PathBuf,
 }
 
 impl FileSink {
-    fn start(file: std::fs::File) -> Self {
+    fn start(file: std::fs::File, path: PathBuf) -> Self {
         let (tx, mut rx) = mpsc::channel(WRITE_BEHIND);
         let thread = tokio::task::spawn_blocking(move || {
             use std::io::{Seek, Write};
@@ -802,7 +1005,7 @@ impl FileSink {
             }
             out.into_inner().map_err(|e| e.into_error())
         });
-        Self { tx, thread }
+        Self { tx, thread, path }
     }
 
     async fn call(
@@ -854,74 +1057,87 @@ impl Sink for FileSink {
         self.call(WriteCmd::Reset, "truncating the temporary file")
             .await
     }
-}
-
-/// A temporary file next to a download's destination, removed on drop unless
-/// it was renamed into place.
-struct TempFile {
-    path: Option<PathBuf>,
-}
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-impl TempFile {
-    async fn create(dest: &Path) -> Result<Self, ErrorKind> {
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let base = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| ErrorKind::Io {
-                doing: "naming the temporary file",
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "the destination has no file name",
-                ),
-            })?;
-        let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(".{base}.{}.{unique}.part", std::process::id()));
-        Ok(Self { path: Some(path) })
-    }
-
-    async fn open(&self) -> std::io::Result<tokio::fs::File> {
-        let path = self.path.as_deref().unwrap_or(Path::new(""));
-        tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
+    async fn check_space(&mut self, needed: u64) -> Result<(), ErrorKind> {
+        let path = self.path.clone();
+        let available = tokio::task::spawn_blocking(move || free_space(&path))
             .await
-    }
-
-    async fn persist(mut self, dest: &Path, sync: bool) -> Result<(), ErrorKind> {
-        let Some(path) = self.path.take() else {
-            return Ok(());
-        };
-        if let Err(e) = tokio::fs::rename(&path, dest).await {
-            self.path = Some(path);
-            return Err(ErrorKind::Io {
-                doing: "renaming the temporary file into place",
-                source: e,
-            });
+            .ok()
+            .flatten();
+        match available {
+            Some(available) if available < needed => Err(ErrorKind::NoSpace { needed, available }),
+            _ => Ok(()),
         }
-        // The rename is durable once the directory is synced; where a directory
-        // cannot be opened (not Unix) the data itself is already synced.
-        if let Some(dir) = dest.parent().filter(|d| sync && !d.as_os_str().is_empty()) {
-            if let Ok(dir) = tokio::fs::File::open(dir).await {
-                let _ = dir.sync_all().await;
-            }
-        }
-        Ok(())
     }
 }
 
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take() {
-            let _ = std::fs::remove_file(path);
+/// The bytes an unprivileged process may still write on the file system of
+/// `path` (`statvfs`: available blocks times the fragment size), or `None`
+/// where the platform does not say.
+#[cfg(unix)]
+fn free_space(path: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn free_space(_path: &Path) -> Option<u64> {
+    None
+}
+
+/// A temporary file next to a download's destination (`.NAME.XXXXXX.part`,
+/// tempfile's unpredictable name, created exclusively), removed when dropped
+/// unless [`persist`]ed: on every failure and when the download is cancelled.
+async fn temp_file(dest: &Path) -> Result<(tempfile::NamedTempFile, std::fs::File), ErrorKind> {
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let base = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| ErrorKind::Io {
+            doing: "naming the temporary file",
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the destination has no file name",
+            ),
+        })?;
+    let made = tokio::task::spawn_blocking(move || {
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{base}."))
+            .suffix(".part")
+            .tempfile_in(dir)?;
+        let file = temp.as_file().try_clone()?;
+        Ok::<_, std::io::Error>((temp, file))
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    made.map_err(ErrorKind::io("creating the temporary file"))
+}
+
+/// Renames the temporary file to `dest`; on failure it is removed.
+async fn persist(temp: tempfile::NamedTempFile, dest: &Path, sync: bool) -> Result<(), ErrorKind> {
+    let target = dest.to_path_buf();
+    let renamed = tokio::task::spawn_blocking(move || temp.persist(target).map(drop))
+        .await
+        .map_err(|e| ErrorKind::Io {
+            doing: "renaming the temporary file into place",
+            source: std::io::Error::other(e),
+        })?;
+    // A failed persist hands the temporary file back inside the error; dropping
+    // the error removes it.
+    renamed.map_err(|e| ErrorKind::Io {
+        doing: "renaming the temporary file into place",
+        source: e.error,
+    })?;
+    // The rename is durable once the directory is synced; where a directory
+    // cannot be opened (not Unix) the data itself is already synced.
+    if let Some(dir) = dest.parent().filter(|d| sync && !d.as_os_str().is_empty()) {
+        if let Ok(dir) = tokio::fs::File::open(dir).await {
+            let _ = dir.sync_all().await;
         }
     }
+    Ok(())
 }
 
 #[cfg(feature = "https")]
@@ -982,6 +1198,19 @@ mod tests {
         fn content_range_parsing_never_panics(input in ".*") {
             let _ = parse_content_range(&input);
         }
+    }
+
+    #[tokio::test]
+    async fn a_stall_deadline_moves_with_progress_and_may_be_off() {
+        let mut stall = Stall::new(Duration::from_secs(30), 10);
+        let first = stall.deadline;
+        stall.got(9);
+        assert_eq!(stall.deadline, first, "less than min_bytes moves nothing");
+        stall.got(1);
+        assert!(stall.deadline >= first);
+        assert_eq!((stall.since, stall.received), (0, 10));
+        let off = Stall::new(Duration::MAX, 1);
+        assert!(off.deadline > tokio::time::Instant::now() + Duration::from_secs(3600 * 24 * 365));
     }
 
     #[test]

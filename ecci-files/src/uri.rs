@@ -1,6 +1,20 @@
 //! Percent-encoding of URL path segments and query values, as SigV4 defines it
 //! (RFC 3986 unreserved characters pass, every other byte is `%XX` uppercase),
-//! and the decoding the local server needs.
+//! and the decoding the local server needs; and the origin of a URL, for the
+//! origin policy.
+
+/// The origin of `url`, serialized as `scheme://host[:port]` (the port only
+/// when it is not the scheme's default; host lowercased), or `None` when `url`
+/// is not an absolute `http`/`https` URL. Never contains a path or a query,
+/// so it may be shown where the URL may not.
+pub(crate) fn origin_of(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return None;
+    }
+    let origin = parsed.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
 
 /// Appends `input` to `out`, percent-encoding every byte but `A–Z a–z 0–9 - _ . ~`
 /// (and `/` when `keep_slash`).
@@ -88,6 +102,26 @@ mod tests {
         check("é", false, "%C3%A9");
         check("=&?#%", false, "%3D%26%3F%23%25");
         check("", false, "");
+    }
+
+    #[test]
+    fn origins() {
+        #[track_caller]
+        fn check(url: &str, expected: Option<&str>) {
+            assert_eq!(origin_of(url).as_deref(), expected, "url {url:?}");
+        }
+        check(
+            "http://MinIO:9000/app/x.bin?X-Amz-Signature=s",
+            Some("http://minio:9000"),
+        );
+        check("https://s3.example:443/b/k", Some("https://s3.example"));
+        check("http://127.0.0.1:80/", Some("http://127.0.0.1"));
+        check("http://[::1]:9000/b", Some("http://[::1]:9000"));
+        check("http://user:pw@host:1/b", Some("http://host:1"));
+        check("ftp://host/b", None);
+        check("file:///etc/passwd", None);
+        check("/relative/path", None);
+        check("", None);
     }
 
     #[test]

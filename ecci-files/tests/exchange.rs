@@ -14,7 +14,7 @@ use ecci_files::local::{Backend, FileManagerOptions, LocalFileManager, LocalStor
 use ecci_files::sigv4::Method;
 use ecci_files::{
     ErrorKind, ExchangeOptions, FileExchange, FileOffer, FileSource, Identity, InboundFile,
-    PresignedUrl, RetryConfig, TransferConfig,
+    PresignedUrl, Refusal, RefusalReason, RetryConfig, TransferConfig,
 };
 use ecci_proto::config::{ContainerType, Target};
 use ecci_proto::envelope::{Envelope, MessageType};
@@ -90,6 +90,8 @@ fn quick() -> ExchangeOptions {
 struct Container {
     exchange: FileExchange,
     pump: JoinHandle<()>,
+    /// What the origin policy refused.
+    refusals: mpsc::UnboundedReceiver<Refusal>,
 }
 
 impl Container {
@@ -109,6 +111,17 @@ impl Container {
         broker: &str,
         kind: Option<ContainerType>,
     ) -> Self {
+        Self::start_with(app, transport, me, broker, kind, quick()).await
+    }
+
+    async fn start_with(
+        app: &str,
+        transport: Arc<dyn Transport>,
+        me: &str,
+        broker: &str,
+        kind: Option<ContainerType>,
+        options: ExchangeOptions,
+    ) -> Self {
         let identity = Identity {
             app: app.parse().unwrap(),
             broker: b(broker),
@@ -124,7 +137,11 @@ impl Container {
             .await
             .unwrap();
         let (tx, rx) = mpsc::channel(16);
-        let exchange = FileExchange::start(identity, quick(), transport, rx).unwrap();
+        let (report, refusals) = mpsc::unbounded_channel();
+        let exchange = FileExchange::start_reporting(identity, options, transport, rx, move |r| {
+            let _ = report.send(r);
+        })
+        .unwrap();
         let pump = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 let Event::Message(m) = event else { continue };
@@ -150,7 +167,18 @@ impl Container {
                 }
             }
         });
-        Self { exchange, pump }
+        Self {
+            exchange,
+            pump,
+            refusals,
+        }
+    }
+
+    async fn refusal(&mut self) -> Refusal {
+        tokio::time::timeout(WAIT, self.refusals.recv())
+            .await
+            .expect("a refusal in time")
+            .unwrap()
     }
 
     async fn offer(&self) -> FileOffer {
@@ -1014,4 +1042,241 @@ async fn a_flood_of_requests_is_answered_within_the_concurrency_limit() {
     assert_eq!(stats.peak_in_progress, LIMIT as u64, "{stats:?}");
     assert_eq!((stats.refused, stats.failed), (0, 0), "{stats:?}");
     fm.shutdown().await.unwrap();
+}
+
+/// A server that only counts the connections made to it: the foreign origin
+/// of a forged URL.
+struct Foreign {
+    port: u16,
+    connections: Arc<std::sync::atomic::AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Foreign {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = Arc::clone(&connections);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Self {
+            port,
+            connections,
+            task,
+        }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn url(&self, name: &str) -> PresignedUrl {
+        PresignedUrl::new(format!(
+            "{}/{APP}/{name}?X-Amz-Signature=secret",
+            self.origin()
+        ))
+    }
+
+    fn connections(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[track_caller]
+fn check_refusal(refusal: &Refusal, cmd: &str, file: &str, origin: &str, reason: RefusalReason) {
+    assert_eq!(
+        (refusal.cmd, refusal.file.as_str(), refusal.origin.as_str()),
+        (cmd, file, origin)
+    );
+    assert_eq!(refusal.reason, reason);
+    let shown = refusal.to_string();
+    assert!(shown.contains(file) && shown.contains(origin), "{shown}");
+    assert!(!shown.contains("secret"), "the signature leaked: {shown}");
+}
+
+fn pinned(origins: &[String]) -> ExchangeOptions {
+    ExchangeOptions {
+        trusted_origins: origins.to_vec(),
+        ..quick()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrequested_put_url_is_ignored_and_reported() {
+    let hub = Hub::new();
+    let foreign = Foreign::start().await;
+    let plugin = FakePlugin::start(&hub, "b1").await;
+    let mut sender = Container::start(
+        Arc::new(hub.transport()),
+        "s",
+        "b1",
+        Some(ContainerType::Cloud),
+    )
+    .await;
+    plugin.put_url("f.bin", foreign.url("f.bin")).await;
+    let refusal = sender.refusal().await;
+    check_refusal(
+        &refusal,
+        "resPutURL",
+        "f.bin",
+        &foreign.origin(),
+        RefusalReason::Unrequested,
+    );
+    assert_eq!(refusal.topic, "ECCI/b1/app1/plugin/fileManager/s");
+    assert_eq!(sender.exchange.refused(), 1);
+    assert_eq!(foreign.connections(), 0);
+    sender.close().await;
+}
+
+/// With `trusted_origins` set, a PUT URL for another origin is refused even
+/// while a send waits for one; the send takes the next, trusted answer. The
+/// request carries no local path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_url_outside_the_pinned_origins_is_refused() {
+    let hub = Hub::new();
+    let root = TempDir::new("pinned-put");
+    let store = LocalStore::start(root.path()).await.unwrap();
+    let store_origin = format!("http://{}", store.addr());
+    let foreign = Foreign::start().await;
+    let mut plugin = FakePlugin::start(&hub, "b1").await;
+    let mut sender = Container::start_with(
+        APP,
+        Arc::new(hub.transport()),
+        "s",
+        "b1",
+        Some(ContainerType::Cloud),
+        pinned(std::slice::from_ref(&store_origin)),
+    )
+    .await;
+    let work = TempDir::new("pinned-put-src");
+    let path = work.path().join("source.bin");
+    std::fs::write(&path, b"pinned").unwrap();
+    let handle = sender
+        .exchange
+        .send(FileSource::Path(path), "p.bin", vec![target("r", "b1")])
+        .unwrap();
+    let request = plugin.next().await;
+    assert!(
+        matches!(&request, FileMessage::ReqPutUrl { file_name, file_path: None, .. } if file_name == "p.bin"),
+        "{request:?}"
+    );
+    plugin.put_url("p.bin", foreign.url("p.bin")).await;
+    let refusal = sender.refusal().await;
+    check_refusal(
+        &refusal,
+        "resPutURL",
+        "p.bin",
+        &foreign.origin(),
+        RefusalReason::NotAllowed,
+    );
+    let good = store
+        .presign(Method::Put, APP, "p.bin", Duration::from_secs(60))
+        .unwrap();
+    plugin.put_url("p.bin", good).await;
+    assert!(matches!(
+        plugin.next().await,
+        FileMessage::ReqTransfer { .. }
+    ));
+    tokio::time::timeout(WAIT, handle).await.unwrap().unwrap();
+    assert_eq!(
+        std::fs::read(store.object_path(APP, "p.bin").unwrap()).unwrap(),
+        b"pinned"
+    );
+    assert_eq!(foreign.connections(), 0);
+    sender.close().await;
+    store.shutdown().await.unwrap();
+}
+
+/// A receiver with `trusted_origins` refuses an offer from another origin and
+/// takes the next, trusted one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_from_an_untrusted_origin_is_refused() {
+    let hub = Hub::new();
+    let foreign = Foreign::start().await;
+    let trusted = "http://127.0.0.1:9".to_owned();
+    let plugin = FakePlugin::start(&hub, "b1").await;
+    let mut receiver = Container::start_with(
+        APP,
+        Arc::new(hub.transport()),
+        "r",
+        "b1",
+        None,
+        pinned(std::slice::from_ref(&trusted)),
+    )
+    .await;
+    let offer = |name: &str, url: PresignedUrl| FileMessage::ResTransfer {
+        file_name: name.to_owned(),
+        get_url: url,
+        sha256: None,
+    };
+    plugin
+        .reply("b1", "r", offer("evil.bin", foreign.url("evil.bin")))
+        .await;
+    let good = PresignedUrl::new(format!("{trusted}/{APP}/good.bin?X-Amz-Signature=s"));
+    plugin.reply("b1", "r", offer("good.bin", good)).await;
+    let refusal = receiver.refusal().await;
+    check_refusal(
+        &refusal,
+        "resTransfer",
+        "evil.bin",
+        &foreign.origin(),
+        RefusalReason::Untrusted,
+    );
+    assert_eq!(receiver.offer().await.file_name, "good.bin");
+    assert_eq!(foreign.connections(), 0);
+    receiver.close().await;
+}
+
+/// Without `trusted_origins`, a receiver learns the store of the first offer
+/// (and of every PUT URL its fileManager gave it); an offer from another
+/// origin after that is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_learns_its_store_and_refuses_others() {
+    let hub = Hub::new();
+    let foreign = Foreign::start().await;
+    let plugin = FakePlugin::start(&hub, "b1").await;
+    let mut receiver = Container::start(Arc::new(hub.transport()), "r", "b1", None).await;
+    let store = "http://127.0.0.1:9";
+    for (name, url) in [
+        (
+            "a.bin",
+            PresignedUrl::new(format!("{store}/{APP}/a.bin?X-Amz-Signature=s")),
+        ),
+        ("evil.bin", foreign.url("evil.bin")),
+        (
+            "b.bin",
+            PresignedUrl::new(format!("{store}/{APP}/b.bin?X-Amz-Signature=s")),
+        ),
+    ] {
+        let offer = FileMessage::ResTransfer {
+            file_name: name.to_owned(),
+            get_url: url,
+            sha256: None,
+        };
+        plugin.reply("b1", "r", offer).await;
+    }
+    assert_eq!(receiver.offer().await.file_name, "a.bin");
+    assert_eq!(receiver.offer().await.file_name, "b.bin");
+    let refusal = receiver.refusal().await;
+    check_refusal(
+        &refusal,
+        "resTransfer",
+        "evil.bin",
+        &foreign.origin(),
+        RefusalReason::Untrusted,
+    );
+    assert_eq!(receiver.exchange.refused(), 1);
+    assert_eq!(foreign.connections(), 0);
+    receiver.close().await;
 }

@@ -21,6 +21,7 @@
 //! | `ECCI_APP_TYPE` | [`Config::app_type`] | `None` |
 //! | `ECCI_APP_CONTROLLER_CONTAINER` | [`Config::controller`] | `None` |
 //! | `ECCI_AGENT_ID` | [`Config::agent_id`] | `None` (set but empty: `""`, as Python) |
+//! | `ECCI_FILE_ORIGINS` | [`Config::file_origins`] | none (Rust only: the object stores whose presigned URLs are trusted) |
 //!
 //! A variable set to the empty string counts as unset (except `ECCI_AGENT_ID`, which
 //! Python reports as `""`): deployment templates
@@ -78,6 +79,9 @@ pub mod vars {
     pub const APP_CONTROLLER_CONTAINER: &str = "ECCI_APP_CONTROLLER_CONTAINER";
     /// Agent id reported to the platform.
     pub const AGENT_ID: &str = "ECCI_AGENT_ID";
+    /// Origins (`scheme://host[:port]`, separated by commas or spaces) whose
+    /// presigned URLs file transfers trust. Rust SDK only.
+    pub const FILE_ORIGINS: &str = "ECCI_FILE_ORIGINS";
 
     /// The variables that say who this container is and how it reaches its broker:
     /// all a logger needs (see [`Config::identity_from_env`](super::Config::identity_from_env)).
@@ -166,6 +170,16 @@ pub enum ConfigError {
         /// What is wrong with the mountpoint.
         #[source]
         source: PrefixError,
+    },
+    /// An entry of `ECCI_FILE_ORIGINS` is not an `http`/`https` origin.
+    #[error("{variable}: {value:?} is not an origin like http://host:port ({reason})")]
+    Origin {
+        /// The variable.
+        variable: &'static str,
+        /// The entry.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// More than one controller is configured. No longer raised by reading the
     /// variables: the last entry is used with a [`ConfigWarning::SeveralControllers`],
@@ -511,6 +525,7 @@ pub struct Config {
     app_type: Option<AppType>,
     controller: Option<Target>,
     agent_id: Option<String>,
+    file_origins: Vec<String>,
     warnings: Vec<ConfigWarning>,
 }
 
@@ -671,9 +686,11 @@ impl Config {
                 app_type: None,
                 controller: None,
                 agent_id: None,
+                file_origins: Vec::new(),
                 warnings: Vec::new(),
             },
             mountpoints: Vec::new(),
+            origins: Vec::new(),
         }
     }
 
@@ -881,6 +898,18 @@ impl Config {
         self.agent_id.as_deref()
     }
 
+    /// The object stores whose presigned URLs file transfers trust
+    /// (`ECCI_FILE_ORIGINS`), as `scheme://host[:port]` (lowercase, the port
+    /// only when not the scheme's default), each once. Empty when unset.
+    ///
+    /// ```
+    /// # let c = ecci_proto::config::Config::builder("h", "b".parse().unwrap(), "a".parse().unwrap(), "c".parse().unwrap()).file_origin("HTTP://MinIO:9000/").file_origin("https://s3.example:443").build().unwrap();
+    /// assert_eq!(c.file_origins(), ["http://minio:9000", "https://s3.example"]);
+    /// ```
+    pub fn file_origins(&self) -> &[String] {
+        &self.file_origins
+    }
+
     /// The pub targets a publish addresses (wire notes §5): every target whose
     /// name starts with one of `names`, in configuration order, each once.
     ///
@@ -1010,6 +1039,8 @@ pub struct ConfigBuilder {
     config: Config,
     /// Checked and deduplicated by [`ConfigBuilder::build`].
     mountpoints: Vec<String>,
+    /// Checked and normalized by [`ConfigBuilder::build`].
+    origins: Vec<String>,
 }
 
 impl ConfigBuilder {
@@ -1132,6 +1163,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// Trusts presigned URLs of `origin` (as one entry of `ECCI_FILE_ORIGINS`;
+    /// checked by [`build`](Self::build)).
+    pub fn file_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origins.push(origin.into());
+        self
+    }
+
     /// Checks what the types cannot: an empty broker host, port 0, and the
     /// mountpoints. Errors name the variable that would carry the value.
     ///
@@ -1160,8 +1198,65 @@ impl ConfigBuilder {
             });
         }
         c.bridge_mountpoints = check_mountpoints(self.mountpoints)?;
+        c.file_origins = check_origins(self.origins)?;
         Ok(c)
     }
+}
+
+/// Normalizes the entries of `ECCI_FILE_ORIGINS`, each once.
+fn check_origins(raw: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    let mut origins = Vec::with_capacity(raw.len());
+    for entry in raw {
+        let origin = origin(&entry).map_err(|reason| ConfigError::Origin {
+            variable: vars::FILE_ORIGINS,
+            value: entry.clone(),
+            reason,
+        })?;
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
+}
+
+/// `scheme://host[:port][/]` → `scheme://host[:port]`, lowercase, without the
+/// scheme's default port (the form a URL's origin is compared in).
+fn origin(entry: &str) -> Result<String, &'static str> {
+    let (scheme, rest) = entry.split_once("://").ok_or("no scheme://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err("the scheme is not http or https"),
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err("an origin has no path, query or user");
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => {
+            let port = p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or("bad port")?;
+            (h, Some(port))
+        }
+        _ => (authority, None),
+    };
+    let bracketed = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
+    let plain = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if !bracketed && !plain {
+        return Err("bad host");
+    }
+    let host = host.to_ascii_lowercase();
+    Ok(match port {
+        Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
+        _ => format!("{scheme}://{host}"),
+    })
 }
 
 fn check_mountpoints(raw: Vec<String>) -> Result<Vec<Mountpoint>, ConfigError> {
@@ -1271,6 +1366,14 @@ fn load(options: &EnvOptions, lookup: &Lookup<'_>) -> Result<Config, ConfigError
     }
     // Set but empty is `""`, as Python sends it; only unset is `None` (JSON null).
     let agent_id = lookup(vars::AGENT_ID)?;
+    let file_origins = check_origins(
+        get(vars::FILE_ORIGINS)?
+            .unwrap_or_default()
+            .split([',', ' ', '\t', '\n'])
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )?;
 
     Ok(Config {
         broker_host,
@@ -1286,6 +1389,7 @@ fn load(options: &EnvOptions, lookup: &Lookup<'_>) -> Result<Config, ConfigError
         app_type,
         controller,
         agent_id,
+        file_origins,
         warnings,
     })
 }

@@ -439,6 +439,44 @@ fn agent_id() {
 }
 
 #[test]
+fn file_origins() {
+    check(&[("ECCI_FILE_ORIGINS", "")], Ok(base()));
+    check(
+        &[(
+            "ECCI_FILE_ORIGINS",
+            "HTTP://MinIO:9000/, https://s3.example:443 http://[::1]:80,http://minio:9000",
+        )],
+        Ok(base()
+            .file_origin("http://minio:9000")
+            .file_origin("https://s3.example")
+            .file_origin("http://[::1]")),
+    );
+    for (entry, reason) in [
+        ("minio:9000", "no scheme://"),
+        ("ftp://minio", "the scheme is not http or https"),
+        (
+            "http://minio:9000/bucket",
+            "an origin has no path, query or user",
+        ),
+        ("http://user@minio", "an origin has no path, query or user"),
+        ("http://minio:0", "bad port"),
+        ("http://minio:99999", "bad port"),
+        ("http://", "bad host"),
+        ("http://mi*nio", "bad host"),
+    ] {
+        let expected = format!(
+            "ECCI_FILE_ORIGINS: {entry:?} is not an origin like http://host:port ({reason})"
+        );
+        check(&[("ECCI_FILE_ORIGINS", entry)], Err(&expected));
+    }
+    // Spaces separate entries: `http://mi` is fine, `nio` is not.
+    check(
+        &[("ECCI_FILE_ORIGINS", "http://mi nio")],
+        Err("ECCI_FILE_ORIGINS: \"nio\" is not an origin like http://host:port (no scheme://)"),
+    );
+}
+
+#[test]
 fn lookup_errors_propagate() {
     let lookup = |variable: &'static str| match variable {
         "ECCI_APP_TYPE" => Err(ConfigError::NotUnicode { variable }),
