@@ -28,7 +28,9 @@ use ecci_proto::envelope::Envelope;
 use serde::Serialize;
 use tokio::runtime::Runtime;
 
+#[cfg(feature = "files")]
 use ecci_files::{FileOffer, Sent};
+#[cfg(feature = "files")]
 use ecci_proto::pickle::Value;
 
 use crate::{ClientBuilder, Error, ErrorEvent, Metrics, Received, Status, Targets};
@@ -358,6 +360,22 @@ impl Client {
         })
     }
 
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> Metrics {
+        self.inner.client.metrics()
+    }
+
+    /// Closes the client (every clone); see [`crate::Client::close`].
+    pub fn close(&self) {
+        self.block_on(self.inner.client.close());
+    }
+}
+
+/// File transfer (the `files` feature), under the async API's names: [`crate::Files`]'s
+/// `send_file`, `send_object`, `next_offer` and [`FileOffer`]'s `download_to`,
+/// `download_object`. The Python SDK's names are search aliases.
+#[cfg(feature = "files")]
+impl Client {
     /// Sends the file at `path` as the object `name` to `targets` and blocks until the
     /// fileManager has the transfer (Python: `putHandler(name, targets, filepath=path)`
     /// followed by `transfer`); see [`crate::Files::send_file`].
@@ -365,7 +383,8 @@ impl Client {
     /// # Errors
     ///
     /// As [`crate::Files::send_file`], and [`Error::File`] when the transfer fails.
-    pub fn put_file(
+    #[doc(alias = "put_file", alias = "putHandler", alias = "transfer")]
+    pub fn send_file(
         &self,
         path: impl AsRef<std::path::Path>,
         name: &str,
@@ -383,8 +402,9 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`put_file`](Self::put_file), and [`Error::Encode`].
-    pub fn put_object<T: Serialize + ?Sized>(
+    /// As [`send_file`](Self::send_file), and [`Error::Encode`].
+    #[doc(alias = "put_object", alias = "putHandler")]
+    pub fn send_object<T: Serialize + ?Sized>(
         &self,
         object: &T,
         name: &str,
@@ -406,7 +426,8 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Closed`] once the client is closed and no offer is left.
-    pub fn recv_offer_timeout(&self, timeout: Duration) -> Result<Option<FileOffer>, Error> {
+    #[doc(alias = "recv_offer_timeout", alias = "get_sub_get_file_dict")]
+    pub fn next_offer_timeout(&self, timeout: Duration) -> Result<Option<FileOffer>, Error> {
         self.block_on(async {
             match tokio::time::timeout(timeout, self.inner.client.files().next_offer()).await {
                 Ok(offer) => offer.map(Some),
@@ -415,22 +436,25 @@ impl Client {
         })
     }
 
-    /// Blocks until another container sends this one a file.
+    /// Blocks until another container sends this one a file (Python: polling
+    /// `get_sub_get_file_dict()`); see [`crate::Files::next_offer`].
     ///
     /// # Errors
     ///
     /// [`Error::Closed`] once the client is closed and no offer is left.
-    pub fn recv_offer(&self) -> Result<FileOffer, Error> {
+    #[doc(alias = "recv_offer", alias = "get_sub_get_file_dict")]
+    pub fn next_offer(&self) -> Result<FileOffer, Error> {
         self.block_on(self.inner.client.files().next_offer())
     }
 
     /// Downloads an offered file to `path` (Python: `download_file(path, info)`), through a
-    /// temporary file renamed when complete; returns its size.
+    /// temporary file renamed when complete; returns its size. See [`FileOffer::download_to`].
     ///
     /// # Errors
     ///
     /// [`Error::Download`], naming the file and the step.
-    pub fn download_file(
+    #[doc(alias = "download_file")]
+    pub fn download_to(
         &self,
         offer: &FileOffer,
         path: impl AsRef<std::path::Path>,
@@ -439,22 +463,13 @@ impl Client {
     }
 
     /// Downloads an offered in-memory object and decodes it safely (Python:
-    /// `download_contents(info)`).
+    /// `download_contents(info)`). See [`FileOffer::download_object`].
     ///
     /// # Errors
     ///
     /// [`Error::Download`], naming the file and the step.
-    pub fn download_contents(&self, offer: &FileOffer) -> Result<Value, Error> {
+    #[doc(alias = "download_contents")]
+    pub fn download_object(&self, offer: &FileOffer) -> Result<Value, Error> {
         Ok(self.block_on(offer.download_object())?)
-    }
-
-    /// A snapshot of the counters.
-    pub fn metrics(&self) -> Metrics {
-        self.inner.client.metrics()
-    }
-
-    /// Closes the client (every clone); see [`crate::Client::close`].
-    pub fn close(&self) {
-        self.block_on(self.inner.client.close());
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[cfg(feature = "files")]
 use ecci_files::{ExchangeOptions, Identity};
 use ecci_proto::ContainerName;
 use ecci_proto::config::{AppType, Config, Target, vars};
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::command::{Command, check_cmd_contents};
+#[cfg(feature = "files")]
 use crate::files::Files;
 use crate::inbound::{ErrorEvent, Inbox, QueueBytes, Received};
 use crate::publish::{Delivery, Sequencer, Targets};
@@ -107,6 +109,8 @@ pub struct ClientOptions {
     pub max_file_message: usize,
     /// The tunables of file transfers ([`Client::files`]): reply timeout, URL
     /// refreshes, checksums, the offer queue, retries. Default [`ExchangeOptions::default`].
+    /// Only with the `files` feature.
+    #[cfg(feature = "files")]
     pub files: ExchangeOptions,
     /// Capacity of the error event queue. Default 256.
     pub error_queue: usize,
@@ -148,6 +152,7 @@ impl Default for ClientOptions {
             max_file_message: 64 * 1024,
             error_queue: 256,
             error_queue_bytes: 64 * 1024 * 1024,
+            #[cfg(feature = "files")]
             files: ExchangeOptions::default(),
             decode_limits: DecodeLimits::default(),
             protocol: Protocol::default(),
@@ -407,12 +412,14 @@ impl ClientBuilder {
             max_file_message: options.max_file_message,
             tracker: Tracker::new(options.gap_grace),
         };
+        #[cfg(feature = "files")]
         let identity = Identity {
             app: config.app_id().clone(),
             broker: config.broker_id().clone(),
             me: config.container_name().clone(),
             container_type: config.container_type(),
         };
+        #[cfg(feature = "files")]
         let exchange = match crate::files::start_exchange(
             identity,
             &config,
@@ -429,10 +436,13 @@ impl ClientBuilder {
                 return Err(Error::FileSetup(e));
             }
         };
+        #[cfg(feature = "files")]
         let files = Files {
             exchange,
             config: Arc::new(config.clone()),
         };
+        #[cfg(not(feature = "files"))]
+        let files = Mutex::new(Some(tokio::spawn(crate::no_files::drain(file_rx))));
         let handle = tokio::spawn(task.run());
         Ok(Client {
             inner: Arc::new(Inner {
@@ -569,7 +579,11 @@ struct Inner {
     status: watch::Receiver<Status>,
     data: Inbox<Received>,
     commands: Inbox<Received>,
+    #[cfg(feature = "files")]
     files: Files,
+    /// The drain of file messages, which ends with the task.
+    #[cfg(not(feature = "files"))]
+    files: Mutex<Option<JoinHandle<()>>>,
     errors: Inbox<ErrorEvent>,
     counters: Arc<Counters>,
     sequencer: Sequencer,
@@ -879,7 +893,8 @@ impl Client {
 
     /// File transfer: send files and objects to targets through the fileManager, receive
     /// the files others send (wire.md §6). Every `{'type': 'file'}` message goes there;
-    /// one that is not a fileManager message is an error event.
+    /// one that is not a fileManager message is an error event. Only with the `files` feature.
+    #[cfg(feature = "files")]
     pub fn files(&self) -> Files {
         self.inner.files.clone()
     }
@@ -1106,7 +1121,21 @@ impl Client {
                 }
             }
         }
+        #[cfg(feature = "files")]
         self.inner.files.exchange.close().await;
+        #[cfg(not(feature = "files"))]
+        {
+            let drain = self
+                .inner
+                .files
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take();
+            if let Some(drain) = drain {
+                // Ends as the task (the sender's owner) has ended; it never panics.
+                let _ = drain.await;
+            }
+        }
         self.inner.transport.close().await;
     }
 }

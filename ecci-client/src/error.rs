@@ -128,12 +128,15 @@ pub enum Error {
     #[error("the transport's event stream is already taken")]
     TransportInUse,
     /// A file transfer failed or was refused; the source names the file and the step.
+    #[cfg(feature = "files")]
     #[error("file transfer failed")]
     File(#[from] ecci_files::FileError),
     /// A download failed; the source names the file and the step.
+    #[cfg(feature = "files")]
     #[error("file download failed")]
     Download(#[source] Box<ecci_files::TransferError>),
     /// The HTTP client for file transfers could not be set up.
+    #[cfg(feature = "files")]
     #[error("cannot set up file transfers")]
     FileSetup(#[source] ecci_files::ClientError),
     /// The blocking client could not start its runtime.
@@ -141,6 +144,7 @@ pub enum Error {
     Runtime(#[source] std::io::Error),
 }
 
+#[cfg(feature = "files")]
 impl From<ecci_files::TransferError> for Error {
     fn from(e: ecci_files::TransferError) -> Self {
         Error::Download(Box::new(e))

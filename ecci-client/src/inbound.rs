@@ -166,6 +166,7 @@ pub enum InboundError {
     /// A fileManager message whose presigned URL the origin policy refused
     /// (see [`ClientOptions::files`](crate::ClientOptions::files) and `ECCI_FILE_ORIGINS`):
     /// nothing was uploaded to or downloaded from that origin.
+    #[cfg(feature = "files")]
     #[error("file URL refused")]
     FileUrl(#[source] ecci_files::Refusal),
     /// A readiness command that does not fit this container's role or sender.

@@ -23,8 +23,9 @@
 //!   with progress; wire.md §6);
 //! - **Logging**: [`Client::install_logger`] ships `log` records to the platform over the
 //!   client's own connection ([`ecci_logger`]);
-//! - a **blocking** API for synchronous programs ([`blocking::Client`], with the Python
-//!   habits `put_file`/`put_object`, `download_file`, `download_contents`);
+//! - a **blocking** API for synchronous programs ([`blocking::Client`]: the same names as
+//!   the async API, `send_file`, `next_offer`, `download_object`…, each with the Python
+//!   name as a search alias);
 //! - one [`Error`] type.
 //!
 //! A tour on the in-memory hub (a real app uses [`Client::from_env`] and MQTT): a global
@@ -79,6 +80,12 @@
 //!
 //! # Features
 //!
+//! - `files` (default): file transfer through the platform's fileManager
+//!   ([`Client::files`], the blocking client's file methods, [`ClientOptions::files`], the
+//!   [`ecci_files`] re-export). It brings the HTTP stack: reqwest, hyper, and rustls for
+//!   HTTPS. Without it (`default-features = false`) none of these is compiled, and a file
+//!   message another container sends is dropped with a `warn` record naming its sender
+//!   (it still counts in [`Metrics::files`]).
 //! - `tls`: MQTT over TLS (rustls with the ring provider):
 //!   [`MqttConfig::tls`](ecci_transport::MqttConfig), given to the builder as a transport
 //!   made from [`mqtt_config`].
@@ -87,19 +94,25 @@ pub mod blocking;
 mod client;
 mod command;
 mod error;
+#[cfg(feature = "files")]
 mod files;
 mod inbound;
+#[cfg(not(feature = "files"))]
+mod no_files;
 mod publish;
 mod task;
 
 pub use client::{Client, ClientBuilder, ClientOptions, Metrics, Status, mqtt_config};
 pub use command::Command;
+#[cfg(feature = "files")]
 pub use ecci_files::{FileOffer, FileSource, Offers, SendHandle, SendProgress, Sent};
 pub use error::Error;
+#[cfg(feature = "files")]
 pub use files::Files;
 pub use inbound::{Contents, ErrorEvent, InboundError, Inbox, Received};
 pub use publish::{Delivery, Targets};
 
+#[cfg(feature = "files")]
 pub use ecci_files;
 pub use ecci_logger;
 pub use ecci_proto;

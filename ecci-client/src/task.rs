@@ -34,7 +34,11 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::client::{Counters, Status, bump};
 use crate::inbound::{Contents, ErrorEvent, InboundError, QueueBytes, Received, Weighed};
+#[cfg(feature = "files")]
 use ecci_files::InboundFile;
+// Without `files`, file messages go to the drain in `no_files`, with a stand-in of the type.
+#[cfg(not(feature = "files"))]
+use crate::no_files::InboundFile;
 use ecci_proto::file::FileMessage;
 
 /// An error and its sources, for the log: `a: b: c`.

@@ -180,7 +180,7 @@ async fn a_send_completes_while_the_data_queue_is_full() {
 }
 
 #[test]
-fn blocking_put_file_and_download() {
+fn blocking_send_file_and_download() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let broker = runtime.block_on(Broker::start()).unwrap();
     let dir = temp_dir("files-blocking");
@@ -197,29 +197,29 @@ fn blocking_put_file_and_download() {
 
     let src = dir.join("test.py");
     std::fs::write(&src, b"print('hello')\n").unwrap();
-    sender.put_file(&src, "test", "containerB").unwrap();
+    sender.send_file(&src, "test", "containerB").unwrap();
     let offer = receiver
-        .recv_offer_timeout(WAIT)
+        .next_offer_timeout(WAIT)
         .unwrap()
         .expect("an offer");
     let dest = dir.join("out.py");
-    assert_eq!(receiver.download_file(&offer, &dest).unwrap(), 15);
+    assert_eq!(receiver.download_to(&offer, &dest).unwrap(), 15);
     assert_eq!(std::fs::read(&dest).unwrap(), b"print('hello')\n");
 
     sender
-        .put_object(&vec!["2", "33"], "contents", "containerB")
+        .send_object(&vec!["2", "33"], "contents", "containerB")
         .unwrap();
     let offer = receiver
-        .recv_offer_timeout(WAIT)
+        .next_offer_timeout(WAIT)
         .unwrap()
         .expect("an offer");
     assert_eq!(
-        receiver.download_contents(&offer).unwrap(),
+        receiver.download_object(&offer).unwrap(),
         Value::List(vec![Value::from("2"), Value::from("33")])
     );
     assert!(
         receiver
-            .recv_offer_timeout(Duration::from_millis(10))
+            .next_offer_timeout(Duration::from_millis(10))
             .unwrap()
             .is_none()
     );

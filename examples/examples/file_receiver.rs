@@ -27,15 +27,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let client = Client::from_env()?;
     loop {
-        let offer = client.recv_offer()?;
+        let offer = client.next_offer()?;
         if offer.file_name != filename {
             println!("ignoring {:?} from {}", offer.file_name, offer.sender);
             continue;
         }
         if contents {
-            println!("{:?}", client.download_contents(&offer)?);
+            println!("{:?}", client.download_object(&offer)?);
         } else {
-            let bytes = client.download_file(&offer, &filepath)?;
+            let bytes = client.download_to(&offer, &filepath)?;
             println!("received {filename:?}: {bytes} bytes in {filepath}");
         }
         break;

@@ -29,9 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let client = Client::from_env()?;
     let sent = if contents {
-        client.put_object(&vec!["2", "33"], &filename, target.as_str())?
+        client.send_object(&vec!["2", "33"], &filename, target.as_str())?
     } else {
-        client.put_file(&filepath, &filename, target.as_str())?
+        client.send_file(&filepath, &filename, target.as_str())?
     };
     println!(
         "sent {:?} ({} bytes, sha256 {}) to {:?}",

@@ -1,7 +1,9 @@
 //! Project automation, reached as `cargo xtask <command>`.
 //!
 //! - `cargo xtask ci`: what `.ci/run` runs, in the same order: format check,
-//!   clippy with warnings denied, the README's test command, the quickstart,
+//!   clippy with warnings denied (and of `ecci-client` without its `files` feature,
+//!   whose `cargo tree` must hold no HTTP crate),
+//!   the README's test command (and `ecci-client`'s `no_files` test), the quickstart,
 //!   the doc build, `cargo package` of the publishable crates.
 //! - `cargo xtask tidy`: the dependency-boundary checks alone (they also run as a
 //!   test of this crate, so `cargo test --workspace` enforces them).
@@ -96,6 +98,7 @@ fn ci() -> Result<(), String> {
             problems.join("\n  ")
         )
     })?;
+    lean_client(&root)?;
     let steps: &[Step] = &[
         ("format check", &["fmt", "--all", "--", "--check"], &[]),
         (
@@ -112,8 +115,39 @@ fn ci() -> Result<(), String> {
             ],
             &[],
         ),
+        // ecci-client without its `files` feature: no HTTP stack, file messages dropped.
+        (
+            "clippy (ecci-client without files)",
+            &[
+                "clippy",
+                "--package",
+                "ecci-client",
+                "--no-default-features",
+                "--lib",
+                "--test",
+                "no_files",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        ),
         // The README's test command, exactly.
         ("tests", &["test", "--workspace"], &[]),
+        (
+            "tests (ecci-client without files)",
+            &[
+                "test",
+                "--package",
+                "ecci-client",
+                "--no-default-features",
+                "--test",
+                "no_files",
+                "--locked",
+            ],
+            &[],
+        ),
         // The README's first command: the whole flow with nothing installed.
         (
             "quickstart",
@@ -162,6 +196,51 @@ fn ci() -> Result<(), String> {
     }
     report("==> ci passed");
     Ok(())
+}
+
+/// The crates `ecci-client` must not pull without its `files` feature.
+const HTTP_STACK: &[&str] = &["ecci-files", "reqwest", "hyper", "rustls-platform-verifier"];
+
+/// Checks that `ecci-client` without its `files` feature depends on none of
+/// [`HTTP_STACK`] (`cargo tree`, normal dependencies only).
+fn lean_client(root: &Path) -> Result<(), String> {
+    report("==> ecci-client without files: no HTTP stack in cargo tree");
+    let output = Command::new(cargo())
+        .args([
+            "tree",
+            "--package",
+            "ecci-client",
+            "--no-default-features",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+            "--locked",
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cargo tree: could not run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo tree failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let found: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| HTTP_STACK.contains(name))
+        .collect();
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ecci-client without its `files` feature depends on {}",
+            found.join(", ")
+        ))
+    }
 }
 
 /// Runs the benchmark binary in release mode with the given suites (and `--strict`, which

@@ -1,18 +1,26 @@
-//! A parser for the Python literals found in `ECCI_*` variables.
+//! The workspace's one parser of Python literals (what `ast.literal_eval` reads).
 //!
 //! The platform writes some variables as Python source (`ECCI_PUB_TARGETS` is
 //! `{'worker1': 'broker1'}`) and the Python SDK reads them with
-//! `ast.literal_eval`. This module accepts the subset of that syntax the variables
-//! use: one dict of strings to strings, or one list (or tuple) of strings, with
-//! comments. [`parse_str_dict`] also takes numbers, `True`, `False` and `None` as
-//! values and turns them into what Python's `str()` shows, as the Python SDK does when
-//! it puts a broker id into a topic. Anything else (nesting, sets, bytes, f-strings)
-//! is an error that says where the input went wrong and what was expected there.
+//! `ast.literal_eval`. For those, [`parse_dict`] and [`parse_list`] accept the subset
+//! of that syntax the variables use: one dict of strings to strings, or one list (or
+//! tuple) of strings, with comments. [`parse_str_dict`] also takes numbers, `True`,
+//! `False` and `None` as values and turns them into what Python's `str()` shows, as the
+//! Python SDK does when it puts a broker id into a topic. Anything else (nesting, sets,
+//! bytes, f-strings) is an error that says where the input went wrong and what was
+//! expected there.
 //!
-//! Strings follow Python 3: single, double or triple quotes; `u` and `r` prefixes;
-//! the escapes `\\ \' \" \a \b \f \n \r \t \v \ooo \xhh \uhhhh \Uhhhhhhhh` and
-//! backslash-newline; an unknown escape such as `\d` keeps its backslash; adjacent
-//! literals are concatenated (`'a' "b"` is `'ab'`). `\N{…}` escapes are refused.
+//! [`parse_value`] reads any literal into a pickle [`Value`] (what `ecci send --data`
+//! takes): `None`, booleans, ints, floats, strings, bytes, lists, tuples, dicts and
+//! sets, nested up to [`MAX_DEPTH`], and JSON's `null`, `true` and `false` too, so that
+//! JSON text reads as well. `Value`'s `Display` is the reverse: Python's `repr`.
+//!
+//! Strings follow Python 3: single, double or triple quotes; `u`, `r`, and (for
+//! [`parse_value`]) `b`, `br`, `rb` prefixes; the escapes
+//! `\\ \' \" \a \b \f \n \r \t \v \ooo \xhh \uhhhh \Uhhhhhhhh` and
+//! backslash-newline; a JSON surrogate pair `\ud83d\ude00` is its one character; an
+//! unknown escape such as `\d` keeps its backslash; adjacent literals are concatenated
+//! (`'a' "b"` is `'ab'`). `\N{…}` escapes are refused.
 //!
 //! The parser never recurses and never panics; offsets in errors are byte offsets
 //! into the input.
@@ -25,10 +33,16 @@
 //! assert_eq!(parse_list("['a', \"b\"]").unwrap(), ["a", "b"]);
 //! let e = parse_dict("{'a': 'b' x}").unwrap_err();
 //! assert_eq!(e.to_string(), "expected ',' or '}' at offset 10, found 'x'");
+//!
+//! use ecci_proto::config::pyliteral::parse_value;
+//! let v = parse_value(r#"{'a': [1, b'x', None], "b": {"c": true}}"#).unwrap();
+//! assert_eq!(v.to_string(), "{'a': [1, b'x', None], 'b': {'c': True}}");
 //! ```
 
 use std::collections::HashMap;
 use std::fmt;
+
+use crate::pickle::{BigInt, Value};
 
 /// Why a string is not an accepted Python literal.
 ///
@@ -62,6 +76,29 @@ pub enum LiteralError {
     #[error("invalid escape at offset {offset}: {reason}")]
     InvalidEscape {
         /// Byte offset of the backslash.
+        offset: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Brackets nested deeper than [`MAX_DEPTH`] ([`parse_value`]).
+    #[error("nesting deeper than {max} at offset {offset}")]
+    TooDeep {
+        /// Byte offset of the bracket that opens one level too many.
+        offset: usize,
+        /// The most nesting accepted.
+        max: usize,
+    },
+    /// An int beyond 128 bits ([`parse_value`]; Python's are unbounded).
+    #[error("integer at offset {offset} is beyond 128 bits")]
+    IntTooLarge {
+        /// Byte offset of the number (after its sign).
+        offset: usize,
+    },
+    /// A bytes literal with a character that is not ASCII, or a str and a bytes literal
+    /// side by side ([`parse_value`]).
+    #[error("invalid bytes literal at offset {offset}: {reason}")]
+    InvalidBytes {
+        /// Byte offset of the offending character or literal.
         offset: usize,
         /// What is wrong with it.
         reason: &'static str,
@@ -251,6 +288,204 @@ pub fn parse_list(src: &str) -> Result<Vec<String>, LiteralError> {
     Ok(items)
 }
 
+/// The most nesting [`parse_value`] accepts; deeper input is refused rather than built.
+pub const MAX_DEPTH: usize = 100;
+
+/// Parses any Python literal (or JSON text) into a [`Value`]: `None`, `True`, `False`
+/// (and JSON's `null`, `true`, `false`), ints (up to 128 bits), floats, str and bytes,
+/// lists, tuples, dicts and sets, nested up to [`MAX_DEPTH`]. `(x)` is `x` and `(x,)` a
+/// tuple, as in Python; `{}` is a dict. Dict pairs keep their order and repeats (the
+/// receiver's `dict` keeps the last). The parser is iterative: depth costs heap, not stack.
+///
+/// ```
+/// use ecci_proto::config::pyliteral::parse_value;
+/// use ecci_proto::pickle::Value;
+/// assert_eq!(parse_value("(1,)").unwrap(), Value::Tuple(vec![Value::Int(1)]));
+/// assert_eq!(parse_value("{1, 2}").unwrap().to_string(), "{1, 2}");
+/// assert_eq!(parse_value("[0x1F, -2.5e3, 'a' 'b']").unwrap().to_string(), "[31, -2500.0, 'ab']");
+/// assert_eq!(
+///     parse_value("[1 2]").unwrap_err().to_string(),
+///     "expected ',' or ']' at offset 3, found '2'"
+/// );
+/// ```
+///
+/// # Errors
+///
+/// A [`LiteralError`] if `src` is anything but one literal, surrounded by optional
+/// whitespace and comments.
+pub fn parse_value(src: &str) -> Result<Value, LiteralError> {
+    /// An open bracket and what was read inside it so far.
+    enum Frame {
+        List(Vec<Value>),
+        Tuple {
+            items: Vec<Value>,
+            comma: bool,
+        },
+        /// `{` whose first item is not read yet, or read and not yet followed by `:` or `,`.
+        Brace,
+        Dict {
+            pairs: Vec<(Value, Value)>,
+            key: Option<Value>,
+        },
+        Set(Vec<Value>),
+    }
+
+    let mut p = Parser::new(src);
+    let mut stack: Vec<Frame> = Vec::new();
+    'value: loop {
+        p.skip_ws();
+        // A value starts here: an opening bracket or an atom.
+        let mut value = match p.peek() {
+            Some(open @ ('[' | '(' | '{')) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(LiteralError::TooDeep {
+                        offset: p.pos,
+                        max: MAX_DEPTH,
+                    });
+                }
+                p.pos += 1;
+                p.skip_ws();
+                let (frame, close) = match open {
+                    '[' => (Frame::List(Vec::new()), ']'),
+                    '(' => (
+                        Frame::Tuple {
+                            items: Vec::new(),
+                            comma: false,
+                        },
+                        ')',
+                    ),
+                    _ => (Frame::Brace, '}'),
+                };
+                if !p.eat(close) {
+                    stack.push(frame);
+                    continue 'value;
+                }
+                match frame {
+                    Frame::List(_) => Value::List(Vec::new()),
+                    Frame::Tuple { .. } => Value::Tuple(Vec::new()),
+                    _ => Value::Dict(Vec::new()),
+                }
+            }
+            _ => p.atom()?,
+        };
+        // A value is complete: hand it to the innermost open bracket, closing brackets as
+        // long as they end here.
+        loop {
+            p.skip_ws();
+            let Some(frame) = stack.last_mut() else {
+                p.end()?;
+                return Ok(value);
+            };
+            let next = p.peek();
+            let (close, items_done) = match frame {
+                Frame::List(items) => {
+                    items.push(value);
+                    (']', "',' or ']'")
+                }
+                Frame::Tuple { items, .. } => {
+                    items.push(value);
+                    (')', "',' or ')'")
+                }
+                Frame::Brace if next == Some(':') => {
+                    *frame = Frame::Dict {
+                        pairs: Vec::new(),
+                        key: Some(value),
+                    };
+                    p.pos += 1;
+                    continue 'value;
+                }
+                Frame::Brace => {
+                    *frame = Frame::Set(vec![value]);
+                    ('}', "',', ':' or '}'")
+                }
+                Frame::Set(items) => {
+                    items.push(value);
+                    ('}', "',' or '}'")
+                }
+                Frame::Dict {
+                    key: key @ None, ..
+                } => {
+                    if next != Some(':') {
+                        return Err(p.unexpected("':'"));
+                    }
+                    *key = Some(value);
+                    p.pos += 1;
+                    continue 'value;
+                }
+                Frame::Dict { pairs, key } => {
+                    if let Some(k) = key.take() {
+                        pairs.push((k, value));
+                    }
+                    ('}', "',' or '}'")
+                }
+            };
+            match next {
+                Some(',') => {
+                    p.pos += 1;
+                    if let Frame::Tuple { comma, .. } = frame {
+                        *comma = true;
+                    }
+                    p.skip_ws();
+                    if !p.eat(close) {
+                        continue 'value;
+                    }
+                }
+                Some(c) if c == close => p.pos += 1,
+                _ => return Err(p.unexpected(items_done)),
+            }
+            value = match stack.pop() {
+                Some(Frame::List(items)) => Value::List(items),
+                // `(x)` is x itself; `(x,)` is a tuple.
+                Some(Frame::Tuple { mut items, comma }) if !comma && items.len() == 1 => {
+                    items.pop().unwrap_or_default()
+                }
+                Some(Frame::Tuple { items, .. }) => Value::Tuple(items),
+                Some(Frame::Set(items)) => Value::Set(items),
+                Some(Frame::Dict { pairs, .. }) => Value::Dict(pairs),
+                // A `Brace` frame always becomes a `Dict` or `Set` above.
+                Some(Frame::Brace) | None => return Err(p.unexpected("a value")),
+            };
+        }
+    }
+}
+
+/// A string literal's opening at the cursor.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    /// The length of its prefix (`u`, `r`, `b`, `br`, `rb`, any case).
+    prefix: usize,
+    raw: bool,
+    bytes: bool,
+}
+
+/// What string literals decode into.
+enum Text {
+    Str(String),
+    Bytes(Vec<u8>),
+}
+
+impl Text {
+    /// Appends the character written at `at`; a bytes literal takes ASCII only.
+    fn push(&mut self, at: usize, c: char) -> Result<(), LiteralError> {
+        match self {
+            Text::Str(s) => s.push(c),
+            Text::Bytes(b) => b.push(u8::try_from(c).ok().filter(u8::is_ascii).ok_or(
+                LiteralError::InvalidBytes {
+                    offset: at,
+                    reason: "a bytes literal holds ASCII characters only",
+                },
+            )?),
+        }
+        Ok(())
+    }
+}
+
+/// A number's value: the decimal digits of an int (any length), or a float.
+enum Number {
+    Int(String),
+    Float(f64),
+}
+
 /// A cursor over the input; `pos` is always on a char boundary.
 struct Parser<'a> {
     src: &'a str,
@@ -331,6 +566,59 @@ impl<'a> Parser<'a> {
                 });
             }
         }
+        let (negative, _, number) = self.number("a string, number, True, False or None")?;
+        let (text, kind) = match number {
+            Number::Int(digits) => (digits, "int"),
+            Number::Float(f) => (python_float_repr(f), "float"),
+        };
+        let text = match (negative, text.strip_prefix('-')) {
+            (false, _) => text,
+            (true, Some(positive)) => positive.to_owned(),
+            // Python's str(-0) is '0'; str(-0.0) is '-0.0'.
+            (true, None) if text == "0" => text,
+            (true, None) => format!("-{text}"),
+        };
+        Ok(StrValue { text, kind })
+    }
+
+    /// A literal at the cursor that is not a bracket ([`parse_value`]).
+    fn atom(&mut self) -> Result<Value, LiteralError> {
+        if let Some(start) = self.string_start() {
+            return Ok(match self.literal(start, true)? {
+                Text::Str(s) => Value::Str(s),
+                Text::Bytes(b) => Value::Bytes(b),
+            });
+        }
+        let rest = self.rest();
+        let word_len = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let keyword = match &rest[..word_len] {
+            "None" | "null" => Some(Value::None),
+            "True" | "true" => Some(Value::Bool(true)),
+            "False" | "false" => Some(Value::Bool(false)),
+            _ => None,
+        };
+        if let Some(value) = keyword {
+            self.pos += word_len;
+            return Ok(value);
+        }
+        let (negative, start, number) = self.number("a value")?;
+        Ok(match number {
+            Number::Float(f) => Value::Float(if negative { -f } else { f }),
+            Number::Int(digits) => {
+                let n: i128 = digits
+                    .parse()
+                    .map_err(|_| LiteralError::IntTooLarge { offset: start })?;
+                let n = if negative { -n } else { n };
+                i64::try_from(n).map_or_else(|_| Value::BigInt(BigInt::from_i128(n)), Value::Int)
+            }
+        })
+    }
+
+    /// An optionally signed int or float at the cursor: whether it is negative, the
+    /// offset of its digits, and its value; `expected` names what else would have done.
+    fn number(&mut self, expected: &'static str) -> Result<(bool, usize, Number), LiteralError> {
         let negative = match self.peek() {
             Some(sign @ ('-' | '+')) => {
                 self.pos += 1;
@@ -342,7 +630,7 @@ impl<'a> Parser<'a> {
         };
         let start = self.pos;
         if !matches!(self.peek(), Some('0'..='9' | '.')) {
-            return Err(self.unexpected("a string, number, True, False or None"));
+            return Err(self.unexpected(expected));
         }
         // The token: digits, letters, `_`, `.`, and a sign right after the exponent's
         // `e` of a decimal number.
@@ -361,7 +649,7 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
-        let Some((text, kind)) = python_number(&self.src[start..end]) else {
+        let Some(number) = python_number(&self.src[start..end]) else {
             return Err(LiteralError::Unexpected {
                 offset: start,
                 expected: "a Python int or float",
@@ -369,14 +657,7 @@ impl<'a> Parser<'a> {
             });
         };
         self.pos = end;
-        let text = match (negative, text.strip_prefix('-')) {
-            (false, _) => text,
-            (true, Some(positive)) => positive.to_owned(),
-            // Python's str(-0) is '0'; str(-0.0) is '-0.0'.
-            (true, None) if text == "0" => text,
-            (true, None) => format!("-{text}"),
-        };
-        Ok(StrValue { text, kind })
+        Ok((negative, start, number))
     }
 
     fn end(&mut self) -> Result<(), LiteralError> {
@@ -387,30 +668,66 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The length of a string prefix plus opening quote at the cursor, if a
-    /// string starts here, and whether it is raw.
-    fn string_start(&self) -> Option<(usize, bool)> {
-        let mut chars = self.rest().chars();
-        match chars.next()? {
-            '\'' | '"' => Some((0, false)),
-            'u' | 'U' if matches!(chars.next(), Some('\'' | '"')) => Some((1, false)),
-            'r' | 'R' if matches!(chars.next(), Some('\'' | '"')) => Some((1, true)),
-            _ => None,
+    /// The opening of a string literal at the cursor (prefix and quote), if one starts
+    /// here.
+    fn string_start(&self) -> Option<Start> {
+        let b = self.rest().as_bytes();
+        let letters = b
+            .iter()
+            .take(3)
+            .take_while(|c| c.is_ascii_alphabetic())
+            .count();
+        if !matches!(b.get(letters), Some(b'\'' | b'"')) {
+            return None;
+        }
+        let prefix = b.get(..letters)?.to_ascii_lowercase();
+        let (raw, bytes) = match prefix.as_slice() {
+            b"" | b"u" => (false, false),
+            b"r" => (true, false),
+            b"b" => (false, true),
+            b"br" | b"rb" => (true, true),
+            _ => return None,
+        };
+        Some(Start {
+            prefix: letters,
+            raw,
+            bytes,
+        })
+    }
+
+    /// One str literal, or several adjacent ones concatenated as Python does.
+    fn string(&mut self, expected: &'static str) -> Result<String, LiteralError> {
+        let Some(start) = self.string_start().filter(|s| !s.bytes) else {
+            return Err(self.unexpected(expected));
+        };
+        match self.literal(start, false)? {
+            Text::Str(s) => Ok(s),
+            // `literal` started a str and takes no bytes after it.
+            Text::Bytes(_) => Err(self.unexpected(expected)),
         }
     }
 
-    /// One string, or several adjacent ones concatenated as Python does.
-    fn string(&mut self, expected: &'static str) -> Result<String, LiteralError> {
-        let Some((prefix, raw)) = self.string_start() else {
-            return Err(self.unexpected(expected));
+    /// The string literal that opens with `first` at the cursor, and the ones adjacent to
+    /// it, concatenated; str and bytes do not mix. Without `bytes`, a bytes literal after
+    /// a str one is not part of it (whatever follows the str says what is wrong).
+    fn literal(&mut self, first: Start, bytes: bool) -> Result<Text, LiteralError> {
+        let mut out = if first.bytes {
+            Text::Bytes(Vec::new())
+        } else {
+            Text::Str(String::new())
         };
-        let mut out = String::new();
-        self.string_piece(prefix, raw, &mut out)?;
+        self.string_piece(first, &mut out)?;
         loop {
             let before = self.pos;
             self.skip_ws();
-            match self.string_start() {
-                Some((prefix, raw)) => self.string_piece(prefix, raw, &mut out)?,
+            match self.string_start().filter(|next| bytes || !next.bytes) {
+                Some(next) if next.bytes == first.bytes => self.string_piece(next, &mut out)?,
+                Some(_) => {
+                    return Err(LiteralError::InvalidBytes {
+                        offset: self.pos,
+                        reason: "a str and a bytes literal side by side",
+                    });
+                }
                 None => {
                     self.pos = before;
                     return Ok(out);
@@ -419,16 +736,11 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn string_piece(
-        &mut self,
-        prefix: usize,
-        raw: bool,
-        out: &mut String,
-    ) -> Result<(), LiteralError> {
-        let start = self.pos;
-        self.pos += prefix;
+    fn string_piece(&mut self, start: Start, out: &mut Text) -> Result<(), LiteralError> {
+        let begin = self.pos;
+        self.pos += start.prefix;
         let Some(quote) = self.bump() else {
-            return Err(LiteralError::UnterminatedString { offset: start });
+            return Err(LiteralError::UnterminatedString { offset: begin });
         };
         let triple = {
             let mut rest = self.rest().chars();
@@ -437,7 +749,7 @@ impl<'a> Parser<'a> {
         if triple {
             self.pos += 2 * quote.len_utf8();
         }
-        let unterminated = LiteralError::UnterminatedString { offset: start };
+        let unterminated = LiteralError::UnterminatedString { offset: begin };
         loop {
             let at = self.pos;
             let Some(c) = self.bump() else {
@@ -453,47 +765,49 @@ impl<'a> Parser<'a> {
                         self.pos += 2 * quote.len_utf8();
                         return Ok(());
                     }
-                    out.push(c);
+                    out.push(at, c)?;
                 }
                 '\n' | '\r' if !triple => return Err(unterminated),
-                '\\' if raw => {
+                '\\' if start.raw => {
                     // A raw string keeps the backslash and the character after it,
                     // which therefore cannot end the string.
-                    out.push('\\');
+                    out.push(at, '\\')?;
+                    let next_at = self.pos;
                     match self.bump() {
                         Some('\n' | '\r') if !triple => return Err(unterminated),
-                        Some(next) => out.push(next),
+                        Some(next) => out.push(next_at, next)?,
                         None => return Err(unterminated),
                     }
                 }
                 '\\' if self.peek().is_none() => return Err(unterminated),
                 '\\' => self.escape(at, out)?,
-                c => out.push(c),
+                c => out.push(at, c)?,
             }
         }
     }
 
     /// Decodes the escape whose backslash is at `at`; the cursor is after it.
-    fn escape(&mut self, at: usize, out: &mut String) -> Result<(), LiteralError> {
+    fn escape(&mut self, at: usize, out: &mut Text) -> Result<(), LiteralError> {
         let invalid = |reason| LiteralError::InvalidEscape { offset: at, reason };
         // The caller has checked that something follows the backslash.
         let Some(c) = self.bump() else {
             return Err(invalid("nothing follows the backslash"));
         };
-        match c {
-            '\n' => {}
-            '\r' => {
+        let ch = |n: u32, reason| char::from_u32(n).ok_or_else(|| invalid(reason));
+        match (c, out) {
+            ('\n', _) => {}
+            ('\r', _) => {
                 self.eat('\n');
             }
-            '\\' | '\'' | '"' => out.push(c),
-            'a' => out.push('\x07'),
-            'b' => out.push('\x08'),
-            'f' => out.push('\x0c'),
-            'n' => out.push('\n'),
-            'r' => out.push('\r'),
-            't' => out.push('\t'),
-            'v' => out.push('\x0b'),
-            '0'..='7' => {
+            ('\\' | '\'' | '"', out) => out.push(at, c)?,
+            ('a', out) => out.push(at, '\x07')?,
+            ('b', out) => out.push(at, '\x08')?,
+            ('f', out) => out.push(at, '\x0c')?,
+            ('n', out) => out.push(at, '\n')?,
+            ('r', out) => out.push(at, '\r')?,
+            ('t', out) => out.push(at, '\t')?,
+            ('v', out) => out.push(at, '\x0b')?,
+            ('0'..='7', out) => {
                 let mut value = c.to_digit(8).unwrap_or(0);
                 for _ in 0..2 {
                     match self.peek().and_then(|d| d.to_digit(8)) {
@@ -504,49 +818,76 @@ impl<'a> Parser<'a> {
                         None => break,
                     }
                 }
-                out.push(char::from_u32(value).ok_or_else(|| invalid("not a character"))?);
+                match out {
+                    Text::Str(s) => s.push(ch(value, "not a character")?),
+                    Text::Bytes(b) => b.push(
+                        u8::try_from(value).map_err(|_| invalid("octal escape beyond \\377"))?,
+                    ),
+                }
             }
-            'x' => out.push(
-                self.hex(2)
-                    .ok_or_else(|| invalid("\\x needs two hex digits"))?,
-            ),
-            'u' => out.push(
-                self.hex(4)
-                    .ok_or_else(|| invalid("\\u needs four hex digits naming a character"))?,
-            ),
-            'U' => out.push(
-                self.hex(8)
-                    .ok_or_else(|| invalid("\\U needs eight hex digits naming a character"))?,
-            ),
-            'N' => return Err(invalid("\\N{...} escapes are not supported")),
+            ('x', out) => {
+                let n = self
+                    .hex(2)
+                    .ok_or_else(|| invalid("\\x needs two hex digits"))?;
+                match out {
+                    Text::Str(s) => s.push(ch(n, "\\x needs two hex digits")?),
+                    Text::Bytes(b) => b.push(u8::try_from(n).unwrap_or(0)),
+                }
+            }
+            // Not escapes in bytes: kept as written, as unknown escapes are.
+            ('u' | 'U' | 'N', out @ Text::Bytes(_)) => {
+                out.push(at, '\\')?;
+                out.push(at, c)?;
+            }
+            ('u', Text::Str(s)) => {
+                let reason = "\\u needs four hex digits naming a character";
+                let mut n = self.hex(4).ok_or_else(|| invalid(reason))?;
+                // A JSON surrogate pair, `\ud83d\ude00`, is its one character.
+                if (0xd800..0xdc00).contains(&n) && self.rest().starts_with("\\u") {
+                    let save = self.pos;
+                    self.pos += 2;
+                    match self.hex(4) {
+                        Some(low) if (0xdc00..0xe000).contains(&low) => {
+                            n = 0x10000 + ((n - 0xd800) << 10) + (low - 0xdc00);
+                        }
+                        _ => self.pos = save,
+                    }
+                }
+                s.push(ch(n, reason)?);
+            }
+            ('U', Text::Str(s)) => {
+                let reason = "\\U needs eight hex digits naming a character";
+                let n = self.hex(8).ok_or_else(|| invalid(reason))?;
+                s.push(ch(n, reason)?);
+            }
+            ('N', Text::Str(_)) => return Err(invalid("\\N{...} escapes are not supported")),
             // Python keeps unknown escapes as written (with a warning).
-            c => {
-                out.push('\\');
-                out.push(c);
+            (c, out) => {
+                out.push(at, '\\')?;
+                out.push(at + 1, c)?;
             }
         }
         Ok(())
     }
 
-    /// Reads exactly `n` hex digits as a character; `None` if there are fewer or
-    /// they name a surrogate or a value beyond U+10FFFF.
-    fn hex(&mut self, n: usize) -> Option<char> {
+    /// Reads exactly `n` hex digits; `None` if there are fewer.
+    fn hex(&mut self, n: usize) -> Option<u32> {
         let digits = self.rest().get(..n)?;
         if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        let c = char::from_u32(u32::from_str_radix(digits, 16).ok()?)?;
+        let value = u32::from_str_radix(digits, 16).ok()?;
         self.pos += n;
-        Some(c)
+        Some(value)
     }
 }
 
 #[cfg(test)]
 mod tests;
 
-/// Python's `str()` of the int or float literal `token` (no sign), and its type; `None`
-/// for what is not one (or an int beyond 128 bits).
-fn python_number(token: &str) -> Option<(String, &'static str)> {
+/// The int or float literal `token` (no sign); `None` for what is not one (or a hex,
+/// octal or binary int beyond 128 bits).
+fn python_number(token: &str) -> Option<Number> {
     // Underscores only between digits, or right after a base prefix (PEP 515).
     let b = token.as_bytes();
     let underscores_ok = b.iter().enumerate().all(|(i, &c)| {
@@ -571,7 +912,7 @@ fn python_number(token: &str) -> Option<(String, &'static str)> {
             }
             return u128::from_str_radix(digits, radix)
                 .ok()
-                .map(|n| (n.to_string(), "int"));
+                .map(|n| Number::Int(n.to_string()));
         }
     }
     if lower.bytes().all(|b| b.is_ascii_digit()) {
@@ -581,7 +922,7 @@ fn python_number(token: &str) -> Option<(String, &'static str)> {
             return None;
         }
         let digits = if digits.is_empty() { "0" } else { digits };
-        return Some((digits.to_owned(), "int"));
+        return Some(Number::Int(digits.to_owned()));
     }
     // A float: digits with a point and/or an exponent, nothing else.
     let (mantissa, exponent) = match lower.split_once('e') {
@@ -598,8 +939,7 @@ fn python_number(token: &str) -> Option<(String, &'static str)> {
     if !mantissa_ok || !exponent_ok || (exponent.is_none() && !mantissa.contains('.')) {
         return None;
     }
-    let value: f64 = lower.parse().ok()?;
-    Some((python_float_repr(value), "float"))
+    lower.parse().ok().map(Number::Float)
 }
 
 /// Python's `repr()` (and `str()`) of a float: the shortest digits that read back to it,

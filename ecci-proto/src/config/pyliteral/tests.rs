@@ -567,3 +567,246 @@ json.dump(out, sys.stdout)
         assert_eq!(ours, py, "input {src:?}");
     }
 }
+
+/// `parse_value`: any literal (or JSON) into a `Value`, shown back by its `Display`
+/// (Python's `repr`).
+mod value {
+    use super::*;
+    use crate::pickle::Value;
+
+    /// Parses `src` and shows it as Python would (`repr`), or the error.
+    #[track_caller]
+    fn check(src: &str, expected: &str) {
+        let got = match parse_value(src) {
+            Ok(v) => v.to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        assert_eq!(got, expected, "{src:?}");
+    }
+
+    #[test]
+    fn literals() {
+        check("None", "None");
+        check(" True ", "True");
+        check("null", "None");
+        check("false", "False");
+        check("42", "42");
+        check("-7", "-7");
+        check("- 7", "-7");
+        check("+7", "7");
+        check("1_000", "1000");
+        check("0x1F", "31");
+        check("0o17", "15");
+        check("0b101", "5");
+        check("1.5", "1.5");
+        check("-2e3", "-2000.0");
+        check("1e-7", "1e-07");
+        check(".5", "0.5");
+        check("5.", "5.0");
+        check("-0.0", "-0.0");
+        check("9223372036854775808", "9223372036854775808");
+        check(
+            "170141183460469231731687303715884105727",
+            "170141183460469231731687303715884105727",
+        );
+        check("'hi'", "'hi'");
+        check(r#""it's""#, r#""it's""#);
+        check(r"'a\nb\x41\u00e9'", r"'a\nbAé'");
+        check(r"'\101\0\012'", r"'A\x00\n'");
+        check(r#""\ud83d\ude00""#, "'😀'");
+        check(r"'\q\/'", r"'\\q\\/'");
+        check("'a' \"b\" '''c'''", "'abc'");
+        check("'''a\nb'''", r"'a\nb'");
+        check(r"b'\x00ab'", r"b'\x00ab'");
+        check(
+            r"b'\u00e9\777'",
+            "error: invalid escape at offset 8: octal escape beyond \\377",
+        );
+        check(r"b'\u00e9'", r"b'\\u00e9'");
+        check(r"b'a' B'b'", "b'ab'");
+        check(r"r'a\nb'", r"'a\\nb'");
+        check(r"Rb'\d'", r"b'\\d'");
+        check("u'é'", "'é'");
+        check("[1, 'a', None]", "[1, 'a', None]");
+        check("[1, 2,]", "[1, 2]");
+        check("[]", "[]");
+        check("()", "()");
+        check("(1)", "1");
+        check("(1,)", "(1,)");
+        check("(1, 2)", "(1, 2)");
+        check("{}", "{}");
+        check("{'a': [1, b'x', None]}", "{'a': [1, b'x', None]}");
+        check(
+            r#"{"a": {"b": [true, null]}, "c": 1.0}"#,
+            "{'a': {'b': [True, None]}, 'c': 1.0}",
+        );
+        check("{1, 2}", "{1, 2}");
+        check("{(1, 2): 'pair'}", "{(1, 2): 'pair'}");
+        check("[[[]]]", "[[[]]]");
+        check("# the job\n[1, # one\n 2] # done", "[1, 2]");
+        check(
+            &format!("{}{}", "[".repeat(100), "]".repeat(100)),
+            &format!("{}{}", "[".repeat(100), "]".repeat(100)),
+        );
+    }
+
+    #[test]
+    fn errors() {
+        check(
+            "",
+            "error: expected a value at offset 0, found end of input",
+        );
+        check(
+            "   ",
+            "error: expected a value at offset 3, found end of input",
+        );
+        check("[1 2]", "error: expected ',' or ']' at offset 3, found '2'");
+        check("(1 2)", "error: expected ',' or ')' at offset 3, found '2'");
+        check(
+            "{'a' 1}",
+            "error: expected ',', ':' or '}' at offset 5, found '1'",
+        );
+        check(
+            "{'a': 1 'b'}",
+            "error: expected ',' or '}' at offset 8, found '\\''",
+        );
+        check(
+            "{'a': 1, 'b'}",
+            "error: expected ':' at offset 12, found '}'",
+        );
+        check(
+            "{1, 2: 3}",
+            "error: expected ',' or '}' at offset 5, found ':'",
+        );
+        check("'abc", "error: unterminated string starting at offset 0");
+        check("'a\nb'", "error: unterminated string starting at offset 0");
+        check("1 2", "error: expected end of input at offset 2, found '2'");
+        check("hello", "error: expected a value at offset 0, found 'h'");
+        check(
+            "-",
+            "error: expected a value at offset 1, found end of input",
+        );
+        check(
+            "b'é'",
+            "error: invalid bytes literal at offset 2: a bytes literal holds ASCII characters only",
+        );
+        check(
+            "'a' b'b'",
+            "error: invalid bytes literal at offset 4: a str and a bytes literal side by side",
+        );
+        check(
+            "1.2.3",
+            "error: expected a Python int or float at offset 0, found '1'",
+        );
+        check(
+            "0777",
+            "error: expected a Python int or float at offset 0, found '0'",
+        );
+        check(
+            "1j",
+            "error: expected a Python int or float at offset 0, found '1'",
+        );
+        check(
+            &"9".repeat(50),
+            "error: integer at offset 0 is beyond 128 bits",
+        );
+        check(
+            &"[".repeat(101),
+            "error: nesting deeper than 100 at offset 100",
+        );
+        check(
+            "[1,",
+            "error: expected a value at offset 3, found end of input",
+        );
+        check(
+            r"'\N{BULLET}'",
+            "error: invalid escape at offset 1: \\N{...} escapes are not supported",
+        );
+        check(
+            r"'\ud800'",
+            "error: invalid escape at offset 1: \\u needs four hex digits naming a character",
+        );
+        check("f'x'", "error: expected a value at offset 0, found 'f'");
+    }
+
+    /// What CPython's `ast.literal_eval` makes of the same text, shown by `repr`.
+    #[test]
+    fn agrees_with_cpython() {
+        let cases: &[&str] = &[
+            "None",
+            "[1, -2, +3, - 4, 1_000, 0.5, -1e-7, 1E16, 12345678901234567890, 0x1F, 0o7, 0b11]",
+            r#"{'a': (1,), "b": (), 'c': {1, 2}, 'd': {}}"#,
+            r"'tab\there\x41\u00e9\U0001F600\\ \'q\' \a\b\f\v\0\101\d'",
+            r#""it's""#,
+            r"b'\x00\xff\n\'\101\u00e9' ",
+            r"rb'\d+' ",
+            r"R'\n'",
+            "u'unicode é'",
+            "'a' \"b\" '''c\nd''' \"\"\"e\"\"\"",
+            "[[1, [2, [3, []]]], ((1, 2), 3)]",
+            "{(1, 'a'): [b'x', None, True, False]}",
+            "(1)",
+            "( 1 , 2 , )",
+            "{ 'k' : 1 , }",
+            ".5",
+            "5.",
+            "-0.0",
+            "# c\n[1, # d\n 2]",
+            "'a\\\nb'",
+        ];
+        let script = r#"
+import ast, json, sys
+for s in json.load(sys.stdin):
+    print(repr(ast.literal_eval(s.strip())))
+"#;
+        let input = serde_json::to_vec(cases).expect("cases as JSON");
+        let output = crate::testutil::python(script, &input);
+        let expected = String::from_utf8(output).expect("utf-8");
+        assert_eq!(expected.lines().count(), cases.len());
+        for (case, want) in cases.iter().zip(expected.lines()) {
+            let value = parse_value(case).unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(value.to_string(), want, "{case}");
+        }
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::None),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::Float),
+            any::<String>().prop_map(Value::Str),
+            any::<Vec<u8>>().prop_map(Value::Bytes),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Tuple),
+                prop::collection::vec((any::<String>(), inner), 0..4).prop_map(|pairs| {
+                    Value::Dict(pairs.into_iter().map(|(k, v)| (Value::Str(k), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        /// `parse_value` reads back what `Display` (Python's `repr`) writes.
+        #[test]
+        fn reads_repr(v in value()) {
+            let text = v.to_string();
+            prop_assert_eq!(parse_value(&text), Ok(v), "{}", text);
+        }
+
+        #[test]
+        fn never_panics(src in "[{}\\[\\]()'\":, \\\\xuUN0-9abrf#\n\u{e9}.eE+-]{0,40}") {
+            let _ = parse_value(&src);
+        }
+
+        #[test]
+        fn never_panics_on_any_string(src in any::<String>()) {
+            let _ = parse_value(&src);
+        }
+    }
+}
