@@ -1,6 +1,7 @@
 //! Persistent sessions against the embedded broker: QoS 2 handshakes cut by reconnects
 //! resume without duplicates (PUBREL for what the broker PUBREC'd, remembered inbound ids),
-//! and two processes with one client id are reported, not fought over.
+//! and two processes with one client id are reported, not fought over. And the lanes of one
+//! connection: data before logs.
 #![cfg(feature = "test-util")]
 
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use ecci_transport::broker::Broker;
 use ecci_transport::conformance::{WAIT, next_message, wait_for};
 use ecci_transport::{
-    ConnectionError, Event, Events, Message, MqttConfig, MqttTransport, QoS, Transport,
+    ConnectionError, Event, Events, Message, MqttConfig, MqttTransport, Priority, QoS, Transport,
 };
 use tokio::time::timeout;
 
@@ -137,4 +138,48 @@ async fn a_second_client_with_the_same_id_is_reported_not_fought_over() {
     assert_eq!(before.reconnects, after.reconnects, "still fighting");
     a.close().await;
     b.close().await;
+}
+
+/// 500 log records queued before one data message: the data message goes out with the
+/// first batch (control ≫ data ≫ logs), the records after it, in order.
+#[tokio::test(flavor = "current_thread")]
+async fn data_overtakes_queued_logs() {
+    let broker = Broker::start().await.unwrap();
+    let sub = MqttTransport::start(config(&broker, "lanes-sub"));
+    let mut events = sub.take_events().unwrap();
+    bounded("subscribe", sub.subscribe("lanes/#", QoS::ExactlyOnce))
+        .await
+        .unwrap();
+    wait_for(&mut events, |e| matches!(e, Event::Connected)).await;
+    let publisher = MqttTransport::start(config(&broker, "lanes-pub"));
+    let mut pub_events = publisher.take_events().unwrap();
+    wait_for(&mut pub_events, |e| matches!(e, Event::Connected)).await;
+    // On this single-threaded runtime the transport's task cannot run during the loop, so
+    // all 500 records are queued before the data message.
+    let mut receipts = Vec::new();
+    for i in 0..500u32 {
+        let m = Message::new("lanes/log", i.to_be_bytes().to_vec(), QoS::AtLeastOnce)
+            .with_priority(Priority::Background);
+        receipts.push(publisher.try_publish(m).unwrap());
+    }
+    let data = Message::new("lanes/data", "d", QoS::AtLeastOnce);
+    receipts.push(publisher.try_publish(data).unwrap());
+    let mut position = None;
+    let mut logs = Vec::new();
+    for i in 0..501 {
+        let m = next_message(&mut events).await;
+        if m.topic == "lanes/data" {
+            position = Some(i);
+        } else {
+            logs.push(u32::from_be_bytes(m.payload[..].try_into().unwrap()));
+        }
+    }
+    let position = position.expect("data message delivered");
+    assert!(position <= 20, "data message delivered at {position}");
+    assert!(logs.windows(2).all(|w| w[0] < w[1]), "records in order");
+    for r in receipts {
+        bounded("receipt", r).await.unwrap();
+    }
+    publisher.close().await;
+    sub.close().await;
 }
