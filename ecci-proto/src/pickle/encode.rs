@@ -113,17 +113,27 @@ fn is_safe_global(g: &Global) -> bool {
 }
 
 /// The bytes a value's large leaves need, to size the output once (a frame
-/// envelope is one big array).
+/// envelope is one big array two dicts down). Looks two levels deep, no more.
 fn payload_hint(value: &Value) -> usize {
-    match value {
-        Value::NdArray(a) => a.data().len(),
-        Value::Bytes(b) | Value::ByteArray(b) => b.len(),
-        Value::Dict(pairs) => pairs
-            .iter()
-            .map(|(_, v)| payload_hint(v).min(1 << 30))
-            .sum(),
-        _ => 0,
+    fn leaf(value: &Value) -> usize {
+        match value {
+            Value::NdArray(a) => a.data().len(),
+            Value::Bytes(b) | Value::ByteArray(b) => b.len(),
+            _ => 0,
+        }
     }
+    let mut total = leaf(value);
+    if let Value::Dict(pairs) = value {
+        for (_, v) in pairs {
+            total = total.saturating_add(leaf(v));
+            if let Value::Dict(inner) = v {
+                for (_, w) in inner {
+                    total = total.saturating_add(leaf(w));
+                }
+            }
+        }
+    }
+    total.min(1 << 30)
 }
 
 /// What is left to write after a value's opening opcodes.
