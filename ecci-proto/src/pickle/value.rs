@@ -232,7 +232,7 @@ impl Value {
                 Value::NdArray(a) => {
                     let view = !a.data().is_empty() && range.contains(&a.data().as_ptr());
                     size_of::<NdArray>()
-                        + a.shape().len() * size_of::<usize>()
+                        + std::mem::size_of_val(a.shape())
                         + if view { 0 } else { a.data().len() }
                 }
                 Value::NumpyScalar(s) => size_of::<NumpyScalar>() + s.data().len(),
