@@ -4,7 +4,7 @@
 //! The decoder builds every object as inert data ([`Object`]: class name,
 //! arguments, state, items) and never calls or looks anything up. Then the
 //! classes every edge-AI app sends are mapped to typed values here, each in a
-//! module of its own: [`numpy`] (arrays and scalars), [`datetime`], `Decimal`,
+//! module of its own: `numpy` (arrays and scalars), `datetime`, `Decimal`,
 //! `complex`, `range` and the `collections` types below. A value that does not
 //! have the exact shape CPython writes for its class stays an inert [`Object`]:
 //! nothing is lost, nothing is guessed.
