@@ -371,7 +371,18 @@ impl Encoder {
     /// (or objects are allowed), else its name as text.
     fn global_value(&mut self, g: &Global) {
         if self.objects || is_safe_global(g) {
-            self.global_of(&g.module, &g.name);
+            // Python 2 names (what protocol 2 writes) under their Python 3 names,
+            // which every protocol loads.
+            let module = match g.module.as_str() {
+                "__builtin__" => "builtins",
+                "copy_reg" => "copyreg",
+                other => other,
+            };
+            let name = match (module, g.name.as_str()) {
+                ("builtins", "xrange") => "range",
+                (_, name) => name,
+            };
+            self.global_of(module, name);
         } else {
             self.str(&g.to_string());
         }
@@ -474,7 +485,7 @@ impl Encoder {
     }
 
     fn object<'v>(&mut self, o: &'v py::Object, rest: &mut Vec<Task<'v>>) {
-        self.global_of(&o.class.module, &o.class.name);
+        self.global_value(&o.class);
         tuple_tasks(&o.args, rest);
         match (o.construct, o.kwargs.is_empty()) {
             (Construct::Call, true) => rest.push(Task::Op(op::REDUCE)),

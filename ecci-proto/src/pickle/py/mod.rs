@@ -39,11 +39,12 @@ impl Decimal {
         let s = s.into();
         let body = s.strip_prefix(['+', '-']).unwrap_or(&s);
         let lower = body.to_ascii_lowercase();
-        let special = matches!(lower.as_str(), "inf" | "infinity" | "nan" | "snan")
-            || (lower.starts_with("nan") || lower.starts_with("snan"))
-                && lower.trim_start_matches('s')[3..]
-                    .bytes()
-                    .all(|b| b.is_ascii_digit());
+        // NaN and sNaN may carry diagnostic digits.
+        let payload = lower
+            .strip_prefix("snan")
+            .or_else(|| lower.strip_prefix("nan"));
+        let special = matches!(lower.as_str(), "inf" | "infinity")
+            || payload.is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
         let (mantissa, exponent) = match lower.split_once('e') {
             Some((m, e)) => (m, Some(e)),
             None => (lower.as_str(), None),
@@ -398,7 +399,9 @@ mod tests {
         ] {
             assert!(Decimal::new(ok).is_some(), "{ok}");
         }
-        for bad in ["", "1,0", "e5", "1e", "--1", "nan x", "0x10"] {
+        for bad in [
+            "", "1,0", "e5", "1e", "--1", "nan x", "0x10", "sssnan", "snan-1",
+        ] {
             assert!(Decimal::new(bad).is_none(), "{bad}");
         }
     }
