@@ -1705,7 +1705,12 @@ impl Builder<'_> {
             if let Some(array) = np::array_from_graph(&graph, id) {
                 // A view on the input costs nothing more; a copy costs its length.
                 if self.owner.is_none() || !self.is_view(array.data()) {
-                    self.budget.charge(array.data().len())?;
+                    let len = array.data().len();
+                    if copy {
+                        self.budget.charge_copy(len)?;
+                    } else {
+                        self.budget.charge(len)?;
+                    }
                 }
                 self.budget
                     .charge(size_of::<py::NdArray>() + array.shape().len() * 8)?;
