@@ -270,6 +270,28 @@ mod tests {
             line("ECCI/b/app/plugin/fileManager/r", &offer, &wide),
             "fileManager → r [file] {'cmd': 'resTransfer', 'file_name': 'f.bin', 'getURL': 'http://127.0.0.1:9/app/f.bin?<redacted>'}",
         );
+        // A numpy frame shows as its type and shape, never its bytes.
+        let frame = ecci_proto::pickle::NdArray::new(
+            ecci_proto::pickle::DType::new(
+                ecci_proto::pickle::Scalar::U8,
+                ecci_proto::pickle::ByteOrder::Little,
+            ),
+            vec![480, 640, 3],
+            ecci_proto::pickle::Order::C,
+            vec![0u8; 480 * 640 * 3],
+        )
+        .expect("a frame");
+        let frame = Envelope::data(Value::dict([
+            ("frame", Value::NdArray(Box::new(frame))),
+            ("ts", Value::Float(1.5)),
+        ]))
+        .to_pickle(Protocol::V5);
+        check(
+            "ECCI/b/app/app/cam/r",
+            &frame,
+            false,
+            "cam → r [data] {'frame': ndarray(uint8, 480×640×3), 'ts': 1.5}",
+        );
         let cmd = Envelope::cmd("start").to_pickle(Protocol::default());
         check(
             "mnt/ECCI/b/app/app/ctrl/w1",

@@ -842,3 +842,53 @@ async fn logger_ships_over_the_clients_connection() {
         .unwrap();
     c.close().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_payload_refused_by_policy_is_an_error_event_with_its_raw_bytes() {
+    use ecci_proto::pickle::{DecodeLimits, ObjectPolicy, decode};
+    let hub = Hub::new();
+    let options = ClientOptions {
+        decode_limits: DecodeLimits {
+            objects: ObjectPolicy::Refuse,
+            ..DecodeLimits::default()
+        },
+        ..ClientOptions::default()
+    };
+    let (c, _) = on_hub_with(&hub, plain("me", "b1", &[]), options).await;
+    let raw = hub.transport();
+    // {'type': 'data', 'contents': collections.OrderedDict([('a', 1)])}.
+    let ordered = Value::Mapping(Box::new(ecci_proto::pickle::Mapping {
+        kind: ecci_proto::pickle::MappingKind::OrderedDict,
+        pairs: vec![(Value::from("a"), Value::from(1))],
+    }));
+    let payload = envelope("data", ordered);
+    raw.publish(Message::new(
+        "ECCI/b1/app1/app/x/me",
+        payload.clone(),
+        QoS::ExactlyOnce,
+    ))
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let e = tokio::time::timeout(WAIT, c.errors().recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let InboundError::Envelope(EnvelopeError::NotPickle(reason)) = &e.error else {
+        panic!("{:?}", e.error)
+    };
+    assert!(
+        reason
+            .to_string()
+            .starts_with("refused global collections.OrderedDict at byte "),
+        "{reason}"
+    );
+    // Nothing lost: the application still has the payload and may decode it otherwise.
+    assert_eq!(e.payload, payload);
+    let value = decode(&e.payload, &DecodeLimits::default()).unwrap();
+    assert_eq!(
+        value.get("contents").map(Value::to_string).as_deref(),
+        Some("OrderedDict([('a', 1)])")
+    );
+}

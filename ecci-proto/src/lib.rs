@@ -7,7 +7,9 @@
 //! - [`name`]: validated broker ids, app ids and container names;
 //! - [`topic`]: building and parsing every ECCI topic, and a container's
 //!   subscription filters;
-//! - [`pickle`]: a data-only pickle codec (never runs code from the network);
+//! - [`pickle`]: a pickle codec that never runs code from the network: objects
+//!   decode to inert data, numpy arrays and the other well-known types to
+//!   typed values;
 //! - [`envelope`]: the `{'type': …, 'contents': …}` envelope on `ECCI/…` topics;
 //! - [`platform`]: the JSON sent to the platform (ready reports, `send_data`, log
 //!   records), byte-compatible with Python's `json.dumps`;

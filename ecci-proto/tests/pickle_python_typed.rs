@@ -71,8 +71,16 @@ fn cpython_with_numpy_1_and_2_loads_the_typed_values_we_write() {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        // One CPython pickle per case is the reference.
-        let Some(case) = name.strip_suffix(".np2.p4.pickle") else {
+        // Two CPython pickles per case are the references: numpy 2 with
+        // protocol 4, and numpy 1 with protocol 2 (Python 2 names, Latin-1 bytes).
+        let Some(case) = name
+            .strip_suffix(".np2.p4.pickle")
+            .map(|c| format!("{c}-np2p4"))
+            .or_else(|| {
+                name.strip_suffix(".np1.p2.pickle")
+                    .map(|c| format!("{c}-np1p2"))
+            })
+        else {
             continue;
         };
         let original = std::fs::read(&path).expect("pickle");

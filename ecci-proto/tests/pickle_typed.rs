@@ -164,3 +164,38 @@ fn frame_data_is_a_view_on_the_payload() {
         );
     }
 }
+
+#[test]
+fn the_well_known_policy_takes_typed_values_and_refuses_other_classes() {
+    use ecci_proto::pickle::ObjectPolicy;
+    let limits = DecodeLimits {
+        objects: ObjectPolicy::WellKnown,
+        ..DecodeLimits::default()
+    };
+    let mut checked = 0;
+    for entry in std::fs::read_dir(typed_dir()).expect("typed vectors") {
+        let path = entry.expect("read_dir").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if !name.ends_with(".pickle") {
+            continue;
+        }
+        let case = name.split('.').next().unwrap_or_default();
+        let user_class = matches!(
+            case,
+            "namedtuple" | "plain_object" | "dataclass" | "object_array"
+        );
+        let got = decode_bytes(&Bytes::from(std::fs::read(&path).expect("pickle")), &limits);
+        match (user_class, got) {
+            (false, Ok(_)) => {}
+            (true, Err(e)) => assert!(e.to_string().starts_with("refused"), "{name}: {e}"),
+            (false, Err(e)) => panic!("{name}: {e}"),
+            (true, Ok(v)) => panic!("{name}: decoded to {v}"),
+        }
+        checked += 1;
+    }
+    assert!(checked > 300, "{checked}");
+}

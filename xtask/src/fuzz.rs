@@ -9,7 +9,13 @@ use std::process::Command;
 use crate::{cargo, report};
 
 /// Every fuzz target in `fuzz/fuzz_targets`.
-const TARGETS: &[&str] = &["pickle_decode", "topic_parse", "envelope_file", "pyliteral"];
+const TARGETS: &[&str] = &[
+    "pickle_decode",
+    "pickle_memory",
+    "topic_parse",
+    "envelope_file",
+    "pyliteral",
+];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let mut seconds = 60u64;

@@ -1563,6 +1563,8 @@ enum Kind {
 struct Frame {
     id: NodeId,
     kind: Kind,
+    /// Whether this node was built before: its costs are a copy's.
+    copy: bool,
     items: Vec<Value>,
     /// The type of the first unhashable item, which makes a tuple unhashable.
     unhashable: Option<&'static str>,
@@ -1678,7 +1680,12 @@ impl Builder<'_> {
                 )))));
             }
             Node::Global(g) => {
-                self.budget.charge(g.module.len() + g.name.len())?;
+                let cost = size_of::<Global>() + g.module.len() + g.name.len();
+                if copy {
+                    self.budget.charge_copy(cost)?;
+                } else {
+                    self.budget.charge(cost)?;
+                }
                 return Ok(Entered::Value(Value::Global(g.clone())));
             }
             Node::List(items) => (Kind::List, items.len()),
@@ -1705,7 +1712,12 @@ impl Builder<'_> {
             if let Some(array) = np::array_from_graph(&graph, id) {
                 // A view on the input costs nothing more; a copy costs its length.
                 if self.owner.is_none() || !self.is_view(array.data()) {
-                    self.budget.charge(array.data().len())?;
+                    let len = array.data().len();
+                    if copy {
+                        self.budget.charge_copy(len)?;
+                    } else {
+                        self.budget.charge(len)?;
+                    }
                 }
                 self.budget
                     .charge(size_of::<py::NdArray>() + array.shape().len() * 8)?;
@@ -1720,6 +1732,7 @@ impl Builder<'_> {
         Ok(Entered::Container(Frame {
             id,
             kind,
+            copy,
             items: Vec::with_capacity(len),
             unhashable: None,
         }))
@@ -1749,6 +1762,13 @@ impl Builder<'_> {
                 let state = node.state.and_then(|_| items.next());
                 let list_items: Vec<Value> = items.by_ref().take(node.items.len()).collect();
                 let dict_items = pairs(items);
+                // The box and the class name, cloned for every copy.
+                let cost = size_of::<Object>() + node.class.module.len() + node.class.name.len();
+                if frame.copy {
+                    self.budget.charge_copy(cost)?;
+                } else {
+                    self.budget.charge(cost)?;
+                }
                 let obj = Object {
                     class: node.class.clone(),
                     construct: node.construct,
@@ -1758,7 +1778,6 @@ impl Builder<'_> {
                     items: list_items,
                     dict_items,
                 };
-                self.budget.charge(size_of::<Object>())?;
                 let value = py::typed(obj);
                 if let (Value::Object(obj), ObjectPolicy::WellKnown) = (&value, self.policy) {
                     return Err(DecodeError::RefusedObject {

@@ -113,17 +113,27 @@ fn is_safe_global(g: &Global) -> bool {
 }
 
 /// The bytes a value's large leaves need, to size the output once (a frame
-/// envelope is one big array).
+/// envelope is one big array two dicts down). Looks two levels deep, no more.
 fn payload_hint(value: &Value) -> usize {
-    match value {
-        Value::NdArray(a) => a.data().len(),
-        Value::Bytes(b) | Value::ByteArray(b) => b.len(),
-        Value::Dict(pairs) => pairs
-            .iter()
-            .map(|(_, v)| payload_hint(v).min(1 << 30))
-            .sum(),
-        _ => 0,
+    fn leaf(value: &Value) -> usize {
+        match value {
+            Value::NdArray(a) => a.data().len(),
+            Value::Bytes(b) | Value::ByteArray(b) => b.len(),
+            _ => 0,
+        }
     }
+    let mut total = leaf(value);
+    if let Value::Dict(pairs) = value {
+        for (_, v) in pairs {
+            total = total.saturating_add(leaf(v));
+            if let Value::Dict(inner) = v {
+                for (_, w) in inner {
+                    total = total.saturating_add(leaf(w));
+                }
+            }
+        }
+    }
+    total.min(1 << 30)
 }
 
 /// What is left to write after a value's opening opcodes.
@@ -361,7 +371,18 @@ impl Encoder {
     /// (or objects are allowed), else its name as text.
     fn global_value(&mut self, g: &Global) {
         if self.objects || is_safe_global(g) {
-            self.global_of(&g.module, &g.name);
+            // Python 2 names (what protocol 2 writes) under their Python 3 names,
+            // which every protocol loads.
+            let module = match g.module.as_str() {
+                "__builtin__" => "builtins",
+                "copy_reg" => "copyreg",
+                other => other,
+            };
+            let name = match (module, g.name.as_str()) {
+                ("builtins", "xrange") => "range",
+                (_, name) => name,
+            };
+            self.global_of(module, name);
         } else {
             self.str(&g.to_string());
         }
@@ -464,7 +485,7 @@ impl Encoder {
     }
 
     fn object<'v>(&mut self, o: &'v py::Object, rest: &mut Vec<Task<'v>>) {
-        self.global_of(&o.class.module, &o.class.name);
+        self.global_value(&o.class);
         tuple_tasks(&o.args, rest);
         match (o.construct, o.kwargs.is_empty()) {
             (Construct::Call, true) => rest.push(Task::Op(op::REDUCE)),

@@ -1,13 +1,19 @@
-//! A data-only pickle codec for the ECCI envelope.
+//! The pickle codec of the ECCI envelope: every Python value, never any code.
 //!
 //! Python peers put `pickle.dumps({'type': …, 'contents': …})` on every `ECCI/…`
 //! topic. Python's `pickle.loads` runs code named by the stream; this decoder
-//! never does: it understands the data subset of pickle (protocols 0–5) and
-//! refuses everything that would load code, with bounds on input size, nesting
-//! depth and decoded size so that a hostile stream cannot exhaust memory.
+//! never calls or looks up anything: plain data becomes plain [`Value`]s, every
+//! class-building opcode an inert [`Object`] (class name, arguments, state,
+//! items), and the types edge-AI apps send become typed values ([`py`]: numpy
+//! [`NdArray`]s, whose data is a view on a [`decode_bytes`] payload, and numpy
+//! scalars; `datetime` values; [`Decimal`]; `complex`; the `collections`
+//! types; `range`). [`DecodeLimits`] bounds input size, nesting depth and the
+//! memory a payload can make the decoder hold ([`DECODED_PER_INPUT_BYTE`]), and
+//! [`ObjectPolicy`] can refuse objects.
 //!
-//! [`encode`] writes protocol 2, 3 or 4 (default 4, what Python 3.8+ writes)
-//! in the forms CPython itself uses, so any Python 3 `pickle.loads` reads it.
+//! [`encode`] writes protocol 2–5 in the forms CPython itself uses, so any
+//! Python 3 `pickle.loads` reads it, typed values as their own types; inert
+//! objects go out as data unless [`encode_with_objects`] is asked for.
 //!
 //! ```
 //! use ecci_proto::pickle::{DecodeLimits, Protocol, Value, decode, encode};

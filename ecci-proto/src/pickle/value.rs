@@ -198,6 +198,68 @@ impl Value {
         }
     }
 
+    /// About how many bytes of memory this value holds: every value, the
+    /// capacity of every vector and string, boxed parts, and array data that is
+    /// not a view on `payload` (pass the decoded payload, or `&[]` to count all
+    /// array data). Walked without recursion.
+    ///
+    /// ```
+    /// use ecci_proto::pickle::Value;
+    /// let v = Value::List(vec![Value::Bytes(vec![0; 1000])]);
+    /// assert!(v.heap_size(&[]) >= 1000);
+    /// ```
+    pub fn heap_size(&self, payload: &[u8]) -> usize {
+        use std::mem::size_of;
+        let range = payload.as_ptr_range();
+        let mut total = size_of::<Value>();
+        let mut stack = vec![self];
+        while let Some(v) = stack.pop() {
+            total += match v {
+                Value::Str(s) => s.capacity(),
+                Value::Bytes(b) | Value::ByteArray(b) | Value::SurrogateStr(b) => b.capacity(),
+                Value::BigInt(b) => b.to_le_bytes().len(),
+                Value::List(items)
+                | Value::Tuple(items)
+                | Value::Set(items)
+                | Value::FrozenSet(items) => items.capacity() * size_of::<Value>(),
+                Value::Dict(pairs) => pairs.capacity() * 2 * size_of::<Value>(),
+                Value::Decimal(d) => d.as_str().len(),
+                Value::DateTime(_) => size_of::<DateTime>(),
+                Value::Time(_) => size_of::<Time>(),
+                Value::TimeZone(tz) => {
+                    size_of::<TimeZone>() + tz.name.as_ref().map_or(0, String::len)
+                }
+                Value::NdArray(a) => {
+                    let view = !a.data().is_empty() && range.contains(&a.data().as_ptr());
+                    size_of::<NdArray>()
+                        + std::mem::size_of_val(a.shape())
+                        + if view { 0 } else { a.data().len() }
+                }
+                Value::NumpyScalar(s) => size_of::<NumpyScalar>() + s.data().len(),
+                Value::Mapping(m) => {
+                    size_of::<Mapping>() + m.pairs.capacity() * 2 * size_of::<Value>()
+                }
+                Value::Deque(d) => size_of::<Deque>() + d.items.capacity() * size_of::<Value>(),
+                Value::Global(g) => size_of::<Global>() + g.module.len() + g.name.len(),
+                Value::Object(o) => {
+                    size_of::<Object>()
+                        + o.class.module.len()
+                        + o.class.name.len()
+                        + (o.args.capacity() + o.items.capacity()) * size_of::<Value>()
+                        + (o.kwargs.capacity() + o.dict_items.capacity()) * 2 * size_of::<Value>()
+                        + o.state.as_ref().map_or(0, |_| size_of::<Value>())
+                }
+                _ => 0,
+            };
+            let mut i = 0;
+            while let Some((child, _)) = v.child(i) {
+                stack.push(child);
+                i += 1;
+            }
+        }
+        total
+    }
+
     /// The Python type name of this value (`"dict"`, `"str"`, …), for error messages.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -23,14 +23,16 @@ pub struct TimeDelta {
 }
 
 impl TimeDelta {
-    /// The total length in microseconds.
-    pub fn total_microseconds(self) -> i64 {
-        (i64::from(self.days) * 86_400 + i64::from(self.seconds)) * 1_000_000
-            + i64::from(self.microseconds)
+    /// The total length in microseconds (an `i128`: `timedelta.max` has more
+    /// microseconds than an `i64` holds).
+    pub fn total_microseconds(self) -> i128 {
+        (i128::from(self.days) * 86_400 + i128::from(self.seconds)) * 1_000_000
+            + i128::from(self.microseconds)
     }
 
-    /// From a total in microseconds, normalized as Python does.
-    pub fn from_microseconds(total: i64) -> Option<Self> {
+    /// From a total in microseconds, normalized as Python does; `None` beyond
+    /// `timedelta.max` or `timedelta.min`.
+    pub fn from_microseconds(total: i128) -> Option<Self> {
         let days = total.div_euclid(86_400_000_000);
         let rest = total.rem_euclid(86_400_000_000);
         Some(Self {
@@ -481,7 +483,7 @@ mod chrono_impls {
             let secs = dt.offset().fix().local_minus_utc();
             let mut out = DateTime::from(dt.naive_local());
             out.time.tz = Some(TimeZone {
-                offset: TimeDelta::from_microseconds(i64::from(secs) * 1_000_000)
+                offset: TimeDelta::from_microseconds(i128::from(secs) * 1_000_000)
                     .unwrap_or_default(),
                 name: None,
             });
@@ -491,7 +493,10 @@ mod chrono_impls {
 
     impl From<TimeDelta> for chrono::TimeDelta {
         fn from(d: TimeDelta) -> Self {
-            chrono::TimeDelta::microseconds(d.total_microseconds())
+            // Each part fits chrono's range (±2^63 ms) even at timedelta.max.
+            chrono::TimeDelta::days(d.days.into())
+                + chrono::TimeDelta::seconds(d.seconds.into())
+                + chrono::TimeDelta::microseconds(d.microseconds.into())
         }
     }
 }
@@ -527,11 +532,24 @@ mod tests {
 
     #[test]
     fn offsets_format_as_python() {
-        let d = |s: i64| TimeDelta::from_microseconds(s * 1_000_000).unwrap();
+        let d = |s: i128| TimeDelta::from_microseconds(s * 1_000_000).unwrap();
         assert_eq!(offset_string(d(0)), "+00:00");
         assert_eq!(offset_string(d(-5400)), "-01:30");
         assert_eq!(offset_string(d(3661)), "+01:01:01");
         assert_eq!(d(-1).days, -1);
         assert_eq!(d(-1).seconds, 86399);
+        let max = TimeDelta {
+            days: 999_999_999,
+            seconds: 86_399,
+            microseconds: 999_999,
+        };
+        assert_eq!(
+            TimeDelta::from_microseconds(max.total_microseconds()),
+            Some(max)
+        );
+        assert_eq!(
+            TimeDelta::from_microseconds(max.total_microseconds() + 1),
+            None
+        );
     }
 }

@@ -39,11 +39,12 @@ impl Decimal {
         let s = s.into();
         let body = s.strip_prefix(['+', '-']).unwrap_or(&s);
         let lower = body.to_ascii_lowercase();
-        let special = matches!(lower.as_str(), "inf" | "infinity" | "nan" | "snan")
-            || (lower.starts_with("nan") || lower.starts_with("snan"))
-                && lower.trim_start_matches('s')[3..]
-                    .bytes()
-                    .all(|b| b.is_ascii_digit());
+        // NaN and sNaN may carry diagnostic digits.
+        let payload = lower
+            .strip_prefix("snan")
+            .or_else(|| lower.strip_prefix("nan"));
+        let special = matches!(lower.as_str(), "inf" | "infinity")
+            || payload.is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
         let (mantissa, exponent) = match lower.split_once('e') {
             Some((m, e)) => (m, Some(e)),
             None => (lower.as_str(), None),
@@ -152,6 +153,9 @@ pub(crate) fn is_well_known_global(module: &str, name: &str) -> bool {
 /// itself. Numpy arrays and scalars are recognized earlier, on the decoder's
 /// graph, so that their data stays a view on the input.
 pub(crate) fn typed(obj: Object) -> Value {
+    if let Some(shape) = collection(&obj) {
+        return build_collection(obj, shape);
+    }
     match well_known(&obj) {
         Some(v) => v,
         None => reconstructor(obj),
@@ -230,51 +234,97 @@ fn well_known(obj: &Object) -> Option<Value> {
             _ => None,
         };
     }
-    if c.module != "collections" {
+    None
+}
+
+/// The shape of a `collections` object CPython writes, found by reference so
+/// that [`build_collection`] can move the items instead of copying them.
+enum Collection {
+    Mapping(MappingKind),
+    /// `Counter(dict)`.
+    CounterArg,
+    /// `deque([items][, maxlen])`, plus appended items.
+    Deque {
+        maxlen: Option<usize>,
+        from_arg: bool,
+    },
+}
+
+fn collection(obj: &Object) -> Option<Collection> {
+    let c = &obj.class;
+    if c.module != "collections" || obj.state.is_some() || !obj.kwargs.is_empty() {
         return None;
     }
-    let mapping = |kind| {
-        Some(Value::Mapping(Box::new(Mapping {
-            kind,
-            pairs: obj.dict_items.clone(),
-        })))
-    };
-    match (c.name.as_str(), args) {
-        ("OrderedDict", []) if obj.items.is_empty() => mapping(MappingKind::OrderedDict),
-        ("defaultdict", [factory]) if obj.items.is_empty() => {
+    let no_items = obj.items.is_empty();
+    let no_pairs = obj.dict_items.is_empty();
+    Some(match (c.name.as_str(), obj.args.as_slice()) {
+        ("OrderedDict", []) if no_items => Collection::Mapping(MappingKind::OrderedDict),
+        ("defaultdict", [factory]) if no_items => {
             let factory = match factory {
                 Value::None => None,
                 Value::Global(g) => Some((**g).clone()),
                 _ => return None,
             };
-            mapping(MappingKind::DefaultDict { factory })
+            Collection::Mapping(MappingKind::DefaultDict { factory })
         }
-        ("defaultdict", []) if obj.items.is_empty() => {
-            mapping(MappingKind::DefaultDict { factory: None })
+        ("defaultdict", []) if no_items => {
+            Collection::Mapping(MappingKind::DefaultDict { factory: None })
         }
-        ("Counter", [Value::Dict(pairs)]) if no_items => Some(Value::Mapping(Box::new(Mapping {
-            kind: MappingKind::Counter,
-            pairs: pairs.clone(),
-        }))),
-        ("Counter", []) if obj.items.is_empty() => mapping(MappingKind::Counter),
-        ("deque", []) if obj.dict_items.is_empty() => Some(Value::Deque(Box::new(Deque {
-            items: obj.items.clone(),
+        ("Counter", [Value::Dict(_)]) if no_items && no_pairs => Collection::CounterArg,
+        ("Counter", []) if no_items => Collection::Mapping(MappingKind::Counter),
+        ("deque", []) if no_pairs => Collection::Deque {
             maxlen: None,
-        }))),
-        ("deque", [first, rest @ ..]) if obj.dict_items.is_empty() && rest.len() <= 1 => {
-            let mut items = match first {
-                Value::List(items) | Value::Tuple(items) => items.clone(),
-                _ => return None,
-            };
+            from_arg: false,
+        },
+        ("deque", [first, rest @ ..]) if no_pairs && rest.len() <= 1 => {
+            if !matches!(first, Value::List(_) | Value::Tuple(_)) {
+                return None;
+            }
             let maxlen = match rest {
                 [] | [Value::None] => None,
                 [Value::Int(n)] => Some(usize::try_from(*n).ok()?),
                 _ => return None,
             };
-            items.extend(obj.items.iter().cloned());
-            Some(Value::Deque(Box::new(Deque { items, maxlen })))
+            Collection::Deque {
+                maxlen,
+                from_arg: true,
+            }
         }
-        _ => None,
+        _ => return None,
+    })
+}
+
+/// The typed collection, its items moved out of `obj`.
+fn build_collection(obj: Object, shape: Collection) -> Value {
+    let Object {
+        mut args,
+        items,
+        dict_items,
+        ..
+    } = obj;
+    match shape {
+        Collection::Mapping(kind) => Value::Mapping(Box::new(Mapping {
+            kind,
+            pairs: dict_items,
+        })),
+        Collection::CounterArg => {
+            let pairs = match args.pop() {
+                Some(Value::Dict(pairs)) => pairs,
+                _ => Vec::new(),
+            };
+            Value::Mapping(Box::new(Mapping {
+                kind: MappingKind::Counter,
+                pairs,
+            }))
+        }
+        Collection::Deque { maxlen, from_arg } => {
+            let mut all = match (from_arg, args.into_iter().next()) {
+                (true, Some(Value::List(first) | Value::Tuple(first))) => first,
+                _ => Vec::new(),
+            };
+            all.extend(items);
+            Value::Deque(Box::new(Deque { items: all, maxlen }))
+        }
     }
 }
 
@@ -398,7 +448,9 @@ mod tests {
         ] {
             assert!(Decimal::new(ok).is_some(), "{ok}");
         }
-        for bad in ["", "1,0", "e5", "1e", "--1", "nan x", "0x10"] {
+        for bad in [
+            "", "1,0", "e5", "1e", "--1", "nan x", "0x10", "sssnan", "snan-1",
+        ] {
             assert!(Decimal::new(bad).is_none(), "{bad}");
         }
     }
