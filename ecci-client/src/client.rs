@@ -90,12 +90,13 @@ pub struct ClientOptions {
     /// Capacity of the command queue, and of the buffer that parks commands while it is
     /// full. Default 1024.
     pub command_queue: usize,
-    /// Payload bytes (as received, before decoding) of the data queue, and again of the
-    /// buffer that parks data while the queue is full: whichever bound, count or bytes, is
-    /// reached first applies. Default 64 MiB. Decoded contents take about their payload's
-    /// size for bytes and strings, and at most [`DecodeLimits::max_decoded`] per message.
+    /// Bytes of the data queue, and again of the buffer that parks data while the queue is
+    /// full, counting each message as the larger of its payload and its decoded contents
+    /// (which a pickle of many small values makes larger, up to
+    /// [`DecodeLimits::max_decoded`]): whichever bound, count or bytes, is reached first
+    /// applies. Default 64 MiB.
     pub data_queue_bytes: usize,
-    /// Payload bytes of the command queue, and again of its parked buffer, as
+    /// Bytes of the command queue, and again of its parked buffer, counted as
     /// [`data_queue_bytes`](Self::data_queue_bytes). Default 16 MiB.
     pub command_queue_bytes: usize,
     /// Capacity of the queue of file messages on their way to [`Client::files`], and of the

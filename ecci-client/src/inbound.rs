@@ -263,9 +263,9 @@ pub struct ErrorEvent {
 
 type Recv<T> = Pin<Box<dyn Future<Output = Option<T>> + Send>>;
 
-/// The payload bytes of the messages in one inbound queue (the pickles they were decoded
-/// from), shared by the client's task, which adds them, and the [`Inbox`], which takes them
-/// out; the task parks messages while they reach `max`.
+/// The bytes the items of one inbound queue count for (see [`weight`]; an error event's
+/// payload), shared by the client's task, which adds them, and the [`Inbox`], which takes
+/// them out; the task parks messages while they reach `max`.
 #[derive(Debug)]
 pub(crate) struct QueueBytes {
     held: AtomicUsize,

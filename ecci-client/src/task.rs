@@ -3,7 +3,7 @@
 //! state machine (connect events, commands, retry ticks) and carries out its actions.
 //!
 //! It never waits for room in an inbound queue either: a message whose queue is full (by
-//! count, or by the payload bytes of `ClientOptions::data_queue_bytes` and
+//! count, or by the bytes of `ClientOptions::data_queue_bytes` and
 //! `command_queue_bytes`) is parked in that queue's [`Parked`] buffer, bounded the same
 //! way, and moved on as room appears, so that an unread data queue cannot hold up the
 //! commands, the handshake or the file messages behind it. Only when a parked buffer is full
@@ -62,13 +62,13 @@ pub(crate) struct Senders {
     pub(crate) commands: mpsc::Sender<Weighed<Received>>,
     pub(crate) files: mpsc::Sender<InboundFile>,
     pub(crate) errors: mpsc::Sender<Weighed<ErrorEvent>>,
-    /// The payload bytes in the data, command and error queues (not those parked).
+    /// The bytes in the data, command and error queues (not those parked).
     pub(crate) data_bytes: Arc<QueueBytes>,
     pub(crate) command_bytes: Arc<QueueBytes>,
     pub(crate) error_bytes: Arc<QueueBytes>,
 }
 
-/// Messages waiting for room in one full queue, oldest first, with their payload bytes.
+/// Messages waiting for room in one full queue, oldest first, with the bytes they count for.
 pub(crate) struct Lane<T> {
     items: VecDeque<Weighed<T>>,
     bytes: usize,
@@ -104,7 +104,7 @@ impl<T> Lane<T> {
         self.bytes = 0;
     }
 
-    /// Full: as many messages as its queue holds, or as many payload bytes as its queue's
+    /// Full: as many messages as its queue holds, or as many bytes as its queue's
     /// byte bound.
     fn full(&self, capacity: usize, max_bytes: usize) -> bool {
         self.items.len() >= capacity || self.bytes >= max_bytes
@@ -112,7 +112,7 @@ impl<T> Lane<T> {
 }
 
 /// Messages waiting for room in their full queue; each buffer holds at most as many
-/// messages, and as many payload bytes (plus one message), as its queue.
+/// messages, and as many bytes (plus one message), as its queue.
 #[derive(Default)]
 pub(crate) struct Parked {
     data: Lane<Received>,
