@@ -1,0 +1,295 @@
+//! `ecci dev`'s web view in a real browser: headless Chromium driven over chromedriver's
+//! WebDriver HTTP API (a few requests, so a small client here rather than a WebDriver crate).
+//!
+//! The test starts `ecci dev`, runs the quickstart's three containers against it
+//! (`cargo run -p examples --example quickstart -- --platform …`), loads the page, and
+//! asserts that the graph shows the controller and both components as started, the file
+//! transfer at 100 % and a log record; the screenshot is saved as
+//! `target/tmp/ecci-web/ecci-dev.png`. It reads `ECCI_CHROMIUM` and `ECCI_CHROMEDRIVER`
+//! (set by `.ci/install-chromium.sh`); without them it says `skipped: …` on stderr, or fails
+//! when `ECCI_REQUIRE_SERVICES` is set.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+const ECCI: &str = env!("CARGO_BIN_EXE_ecci");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Chromium and chromedriver, from the environment; `None` (after saying why) to skip.
+fn browser() -> Option<(String, String)> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (get("ECCI_CHROMIUM"), get("ECCI_CHROMEDRIVER")) {
+        (Some(c), Some(d)) => Some((c, d)),
+        _ => {
+            let why = "ECCI_CHROMIUM or ECCI_CHROMEDRIVER unset (run .ci/install-chromium.sh)";
+            assert!(
+                std::env::var_os("ECCI_REQUIRE_SERVICES").is_none(),
+                "ECCI_REQUIRE_SERVICES is set but {why}"
+            );
+            #[expect(clippy::print_stderr, reason = "a skipped test says so")]
+            {
+                eprintln!("skipped: {why}");
+            }
+            None
+        }
+    }
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`, `Connection: close`; the JSON answer.
+async fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    // chromedriver keeps the connection open: read the head, then Content-Length bytes.
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let (head, length) = loop {
+        let n = stream.read(&mut chunk).await.expect("reads");
+        assert!(n > 0, "{method} {path}: the connection closed early");
+        answer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .expect("a Content-Length");
+            answer.drain(..end + 4);
+            break (head, length);
+        }
+    };
+    while answer.len() < length {
+        let n = stream.read(&mut chunk).await.expect("reads");
+        assert!(n > 0, "{method} {path}: the connection closed early");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&answer[..length]);
+    let json: Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}: {head}\n{body}"));
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "{method} {path}: {head}\n{json}"
+    );
+    json
+}
+
+/// A free port on 127.0.0.1 (bound, read back, released).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    l.local_addr().expect("addr").port()
+}
+
+/// A chromedriver with one headless Chromium session.
+struct Driver {
+    child: Child,
+    port: u16,
+    session: String,
+}
+
+impl Driver {
+    async fn start(chromium: &str, chromedriver: &str) -> Driver {
+        let port = free_port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver does not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let caps = json!({ "capabilities": { "alwaysMatch": { "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,1000"],
+        }}}});
+        let session = http(port, "POST", "/session", Some(&caps)).await;
+        let session = session["value"]["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned();
+        Driver {
+            child,
+            port,
+            session,
+        }
+    }
+
+    async fn call(&self, method: &str, what: &str, body: Option<&Value>) -> Value {
+        let path = format!("/session/{}/{what}", self.session);
+        http(self.port, method, &path, body).await["value"].take()
+    }
+
+    async fn stop(mut self) {
+        let path = format!("/session/{}", self.session);
+        http(self.port, "DELETE", &path, None).await;
+        let _ = self.child.kill().await;
+    }
+}
+
+/// What the page shows, read from its DOM.
+const READ_PAGE: &str = r##"
+const nodes = [...document.querySelectorAll("#graph .node")].map((g) => ({
+  name: g.dataset.name, role: g.dataset.role, state: g.dataset.state,
+  started: g.dataset.started === "true", text: g.textContent }));
+const files = [...document.querySelectorAll("#files tbody tr")].map((r) => ({
+  name: r.dataset.file, percent: Number(r.dataset.percent), text: r.textContent }));
+const logs = [...document.querySelectorAll("#logs tbody tr")].map((r) => r.textContent);
+const edges = document.querySelectorAll("#graph .edge").length;
+return { status: document.getElementById("status").dataset.status, nodes, files, logs, edges };
+"##;
+
+/// Whether `page` shows the quickstart's app: three containers started, the file delivered
+/// and a log record.
+fn shows_the_app(page: &Value) -> bool {
+    let started = |name: &str, role: &str| {
+        page["nodes"].as_array().is_some_and(|nodes| {
+            nodes.iter().any(|n| {
+                n["name"] == name
+                    && n["role"] == role
+                    && n["started"] == true
+                    && n["text"].as_str().is_some_and(|t| t.contains("started"))
+            })
+        })
+    };
+    let delivered = page["files"].as_array().is_some_and(|files| {
+        files
+            .iter()
+            .any(|f| f["name"] == "frames.bin" && f["percent"] == 100)
+    });
+    let logged = page["logs"].as_array().is_some_and(|logs| {
+        logs.iter().any(|l| {
+            l.as_str()
+                .is_some_and(|l| l.contains("started by the controller"))
+        })
+    });
+    page["status"] == "live"
+        && started("ctrl", "controller")
+        && started("worker1", "component")
+        && started("worker2", "component")
+        && delivered
+        && logged
+        && page["edges"].as_u64().is_some_and(|n| n >= 4)
+}
+
+fn out_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("ecci-web")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_the_quickstart_app() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let mut dev = Command::new(ECCI)
+        .args(["dev", "--web-port", "0"])
+        .env_remove("ECCI_APP_ID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ecci dev starts");
+    let mut lines = BufReader::new(dev.stdout.take().expect("stdout")).lines();
+    let (mut page, mut broker_port) = (None, None);
+    while page.is_none() || broker_port.is_none() {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("ecci dev prints its header")
+            .expect("reads")
+            .expect("a header line");
+        if let Some(url) = line.strip_prefix("# Live web view: ") {
+            page = Some(url.to_owned());
+        }
+        if let Some(port) = line.strip_prefix("export ECCI_LOCAL_BROKER_PORT=") {
+            broker_port = Some(port.to_owned());
+        }
+    }
+    let (page, broker_port) = (page.expect("url"), broker_port.expect("port"));
+    // The terminal view keeps printing: read it so the pipe never fills.
+    let drain = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    // The quickstart's containers against `ecci dev` (app demo, broker id local).
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let quickstart = Command::new(cargo)
+        .current_dir(&workspace)
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "examples",
+            "--example",
+            "quickstart",
+            "--",
+        ])
+        .args(["--platform", &format!("127.0.0.1:{broker_port}")])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let quickstart = tokio::time::timeout(Duration::from_secs(600), quickstart)
+        .await
+        .expect("the quickstart ends in time")
+        .expect("the quickstart runs");
+    assert!(
+        quickstart.status.success(),
+        "quickstart: {}\n{}\n{}",
+        quickstart.status,
+        String::from_utf8_lossy(&quickstart.stdout),
+        String::from_utf8_lossy(&quickstart.stderr)
+    );
+
+    let driver = Driver::start(&chromium, &chromedriver).await;
+    driver
+        .call("POST", "url", Some(&json!({ "url": page })))
+        .await;
+    let script = json!({ "script": READ_PAGE, "args": [] });
+    let deadline = Instant::now() + WAIT;
+    let shown = loop {
+        let shown = driver.call("POST", "execute/sync", Some(&script)).await;
+        if shows_the_app(&shown) || Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let png = driver.call("GET", "screenshot", None).await;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(png.as_str().expect("base64"))
+        .expect("a base64 screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    std::fs::create_dir_all(out_dir()).expect("output dir");
+    let shot = out_dir().join("ecci-dev.png");
+    std::fs::write(&shot, &png).expect("screenshot saved");
+    driver.stop().await;
+    assert!(
+        shows_the_app(&shown),
+        "the page ({page}) does not show the app; it shows {shown:#}; screenshot {}",
+        shot.display()
+    );
+
+    let pid = dev.id().expect("running").to_string();
+    let status = Command::new("kill").args(["-INT", &pid]).status().await;
+    assert!(status.expect("kill runs").success());
+    let status = tokio::time::timeout(WAIT, dev.wait()).await;
+    assert!(status.expect("exits in time").expect("status").success());
+    drain.await.expect("drained");
+}
