@@ -24,26 +24,33 @@ function size(n) {
   return n + " B";
 }
 
+const WIDTH = 640, PER_ROW = 5, ROW = 64;
+
+// Controllers on top, then components, unknown containers and plugins, each group in
+// rows of at most PER_ROW.
 function layout(containers) {
-  const rows = { controller: [], component: [], unknown: [], plugin: [] };
-  for (const c of containers) (rows[c.role] || rows.unknown).push(c);
-  const order = ["controller", "component", "unknown", "plugin"].filter((r) => rows[r].length);
+  const groups = { controller: [], component: [], unknown: [], plugin: [] };
+  for (const c of containers) (groups[c.role] || groups.unknown).push(c);
+  const rows = [];
+  for (const g of ["controller", "component", "unknown", "plugin"]) {
+    for (let i = 0; i < groups[g].length; i += PER_ROW) rows.push(groups[g].slice(i, i + PER_ROW));
+  }
+  const height = Math.max(380, rows.length * ROW + 40);
+  const gap = rows.length > 1 ? Math.min(150, (height - 80) / (rows.length - 1)) : 0;
+  const top = (height - gap * (rows.length - 1)) / 2;
   const pos = {};
-  const width = 640, height = 380;
-  order.forEach((r, i) => {
-    const y = 40 + (i * (height - 80)) / Math.max(1, order.length - 1);
-    rows[r].forEach((c, j) => {
-      pos[c.name] = { x: ((j + 1) * width) / (rows[r].length + 1), y: order.length === 1 ? height / 2 : y };
-    });
-  });
-  return pos;
+  rows.forEach((r, i) => r.forEach((c, j) => {
+    pos[c.name] = { x: ((j + 1) * WIDTH) / (r.length + 1), y: top + i * gap };
+  }));
+  return { pos, height };
 }
 
 function graph(s) {
   const svg = document.getElementById("graph");
-  svg.setAttribute("viewBox", "0 0 640 380");
+  const { pos, height } = layout(s.containers);
+  svg.setAttribute("viewBox", `0 0 ${WIDTH} ${height}`);
+  svg.style.height = `${height}px`;
   svg.replaceChildren();
-  const pos = layout(s.containers);
   const pairs = new Set(s.edges.map((e) => e.from + "\u0000" + e.to));
   for (const e of s.edges) {
     const a = pos[e.from], b = pos[e.to];
