@@ -502,3 +502,163 @@ impl State {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecci_proto::envelope::Envelope;
+    use ecci_proto::pickle::Protocol;
+
+    fn cmd(name: &str) -> Vec<u8> {
+        Envelope::cmd(name).to_pickle(Protocol::default())
+    }
+
+    fn file(pairs: Vec<(&str, Value)>) -> Vec<u8> {
+        Envelope::new(MessageType::File, Value::dict(pairs)).to_pickle(Protocol::default())
+    }
+
+    fn node<'a>(snap: &'a Json, name: &str) -> &'a Json {
+        snap["containers"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("no {name} in {snap}"))
+    }
+
+    #[test]
+    fn the_handshake_and_a_transfer() {
+        let mut s = State::new(Limits::default(), "toEdgeAI");
+        s.message(
+            "toEdgeAI/local/con_cntr_ready",
+            br#"{"app_id": "a", "container_name": "ctrl", "agent_id": null, "ready_type": "controller"}"#,
+            1,
+        );
+        s.message("ECCI/local/a/app/ctrl/w1", &cmd("req_ready"), 2);
+        s.message("ECCI/local/a/app/w1/ctrl", &cmd("ready"), 3);
+        let snap = s.snapshot(3);
+        assert_eq!(node(&snap, "w1")["state"], "ready");
+        assert_eq!(node(&snap, "w1")["role"], "component");
+        assert_eq!(node(&snap, "ctrl")["role"], "controller");
+        s.message("ECCI/local/a/app/ctrl/w1", &cmd("start"), 4);
+        s.message(
+            "toEdgeAI/local/con_cntr_ready",
+            br#"{"app_id": "a", "container_name": "ctrl", "agent_id": null, "ready_type": "app"}"#,
+            5,
+        );
+        s.message("ECCI/local/a/app/ctrl/w1", &cmd("exit"), 6);
+        let snap = s.snapshot(6);
+        assert_eq!(node(&snap, "ctrl")["state"], "started");
+        assert_eq!(node(&snap, "w1")["state"], "exited");
+        assert_eq!(node(&snap, "w1")["started"], true);
+
+        let put = file(vec![
+            ("cmd", Value::from("reqPutURL")),
+            ("file_name", Value::from("f.bin")),
+        ]);
+        s.message("ECCI/local/a/plugin/ctrl/fileManager", &put, 7);
+        let url = "http://127.0.0.1:9/a/f.bin?X-Amz-Signature=s3cr3t";
+        let res = file(vec![
+            ("cmd", Value::from("resPutURL")),
+            ("file_name", Value::from("f.bin")),
+            ("putURL", Value::from(url)),
+        ]);
+        s.message("ECCI/local/a/plugin/fileManager/ctrl", &res, 8);
+        s.store_request("PUT", "f.bin", 200, 9);
+        s.set_size("f.bin", 1234);
+        let targets = Value::dict([("local", Value::List(vec![Value::from("w1")]))]);
+        let transfer = file(vec![
+            ("cmd", Value::from("reqTransfer")),
+            ("file_name", Value::from("f.bin")),
+            ("target", targets),
+        ]);
+        s.message("ECCI/local/a/plugin/ctrl/fileManager", &transfer, 10);
+        assert_eq!(s.snapshot(10)["files"][0]["percent"], 50);
+        s.store_request("GET", "f.bin", 200, 11);
+        let snap = s.snapshot(11);
+        let f = &snap["files"][0];
+        assert_eq!(
+            (&f["percent"], &f["result"], &f["size"], &f["receivers"]),
+            (
+                &json!(100),
+                &json!("delivered"),
+                &json!(1234),
+                &json!(["w1"])
+            )
+        );
+        assert_eq!(node(&snap, "fileManager")["role"], "plugin");
+        let text = snap.to_string();
+        assert!(text.contains("?<redacted>"), "{text}");
+        assert!(
+            !text.contains("s3cr3t"),
+            "a signature reached the page: {text}"
+        );
+        assert!(
+            snap["errors"].as_array().is_some_and(Vec::is_empty),
+            "{snap}"
+        );
+    }
+
+    #[test]
+    fn errors_are_shown() {
+        let mut s = State::new(Limits::default(), "toEdgeAI");
+        s.message("ECCI/local/a/app/x/y", b"not a pickle", 1);
+        s.message("toEdgeAI/local/log", b"{}", 2);
+        s.message("toEdgeAI/local/send_data", b"\xff", 3);
+        s.store_request("PUT", "nothing", 403, 4);
+        let snap = s.snapshot(4);
+        let errors: Vec<&str> = snap["errors"]
+            .as_array()
+            .map(|e| e.iter().filter_map(|e| e["error"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("undecodable payload from x to y: "));
+        assert!(errors[1].starts_with("not a log record: missing field"));
+        assert_eq!(errors[2], "not JSON");
+        assert_eq!(snap["edges"][0]["latest"][0]["type"], "undecodable");
+    }
+
+    /// However many containers, edges, messages and records arrive, the model and its
+    /// snapshot stay within the limits.
+    #[test]
+    fn bounded() {
+        let limits = Limits::default();
+        let mut s = State::new(limits.clone(), "toEdgeAI");
+        let big = Envelope::data(Value::from("x".repeat(20_000))).to_pickle(Protocol::default());
+        for i in 0..5_000u64 {
+            let topic = format!("ECCI/b/a/app/c{}/c{}", i % 400, (i * 7) % 1_500);
+            s.message(&topic, &big, i * 10);
+            let log = format!(
+                r#"{{"app_id": "a", "container_name": "c1", "agent_id": null, "log_info": {{"time": "2026-11-24 02:26:10,087", "name": "n", "level": "INFO", "message": "{}"}}}}"#,
+                "m".repeat(10_000)
+            );
+            s.message("toEdgeAI/b/log", log.as_bytes(), i * 10);
+            s.message("toEdgeAI/b/send_data", br#"{"type": "data"}"#, i * 10);
+            s.message("ECCI/b/a/app/x", b"", i * 10);
+            let put = file(vec![
+                ("cmd", Value::from("reqPutURL")),
+                ("file_name", Value::from(format!("f{i}"))),
+            ]);
+            s.message("ECCI/b/a/plugin/c1/fileManager", &put, i * 10);
+        }
+        let snap = s.snapshot(50_000);
+        let len = |k: &str| snap[k].as_array().map_or(0, Vec::len);
+        assert_eq!(len("containers"), limits.containers);
+        assert!(len("edges") <= limits.edges, "{}", len("edges"));
+        assert_eq!(len("logs"), limits.records);
+        assert_eq!(len("records"), limits.records);
+        assert_eq!(len("errors"), limits.records);
+        assert_eq!(len("files"), limits.files);
+        assert!(snap["dropped"]["containers"].as_u64() > Some(0));
+        let per_edge = snap["edges"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .map(|e| e["latest"].as_array().map_or(0, Vec::len))
+                    .max()
+            })
+            .unwrap_or_default();
+        assert!(per_edge <= Some(limits.per_edge));
+        // The snapshot the page gets stays small: about 1 KiB per edge at most.
+        let bytes = snap.to_string().len();
+        assert!(bytes < 2 << 20, "snapshot of {bytes} bytes");
+    }
+}
