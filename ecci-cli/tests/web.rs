@@ -187,3 +187,93 @@ async fn the_page_shows_the_quickstart_app() {
     assert!(status.expect("exits in time").expect("status").success());
     drain.await.expect("drained");
 }
+
+/// Starts `ecci dev` with `args`; the child and its header up to the `export` of the port.
+async fn dev(args: &[&str]) -> (tokio::process::Child, Vec<String>) {
+    let mut dev = Command::new(ECCI)
+        .arg("dev")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ecci dev starts");
+    let mut lines = BufReader::new(dev.stdout.take().expect("stdout")).lines();
+    let mut header = Vec::new();
+    loop {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("ecci dev prints its header")
+            .expect("reads")
+            .expect("a header line");
+        let done = line.starts_with("export ECCI_LOCAL_BROKER_PORT=");
+        header.push(line);
+        if done {
+            return (dev, header);
+        }
+    }
+}
+
+/// The raw answer to `request` sent to `addr`, read until `until` appears in it (or the
+/// connection closes).
+async fn raw(addr: &str, request: &str, until: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read = async {
+        loop {
+            let n = stream.read(&mut chunk).await.expect("reads");
+            answer.extend_from_slice(&chunk[..n]);
+            if n == 0 || String::from_utf8_lossy(&answer).contains(until) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("answers in time");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn the_server_answers_page_state_and_events() {
+    let (mut child, header) = dev(&["--web-port", "0"]).await;
+    let page = header
+        .iter()
+        .find_map(|l| l.strip_prefix("# Live web view: http://"))
+        .expect("the page's address is printed");
+    let addr = page.trim_end_matches('/');
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+
+    let index = raw(addr, &get("/"), "</html>").await;
+    assert!(index.starts_with("HTTP/1.1 200"), "{index}");
+    assert!(index.contains("<script src=\"/app.js\">"), "{index}");
+    let js = raw(addr, &get("/app.js"), "onmessage").await;
+    assert!(js.contains("text/javascript"), "{js}");
+    let state = raw(addr, &get("/state"), "\"total\"").await;
+    let body = state.split_once("\r\n\r\n").expect("a body").1;
+    let json: Value = serde_json::from_str(body).expect("JSON state");
+    assert_eq!(json["containers"], json!([]));
+    // Server-sent events: the current snapshot at once.
+    let events = raw(addr, &get("/events"), "\n\n").await;
+    assert!(events.contains("text/event-stream"), "{events}");
+    assert!(events.contains("\r\ndata: {\"containers\":[]"), "{events}");
+    let missing = raw(addr, &get("/nothing"), "not found").await;
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    let post = "POST /state HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let refused = raw(addr, post, "only GET").await;
+    assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");
+    child.kill().await.expect("killed");
+
+    let (mut child, header) = dev(&["--no-web"]).await;
+    assert!(
+        !header.iter().any(|l| l.contains("web view")),
+        "{header:#?}"
+    );
+    child.kill().await.expect("killed");
+}
