@@ -24,7 +24,7 @@ function size(n) {
   return n + " B";
 }
 
-const WIDTH = 640, PER_ROW = 5, ROW = 64;
+const WIDTH = 640, PER_ROW = 4, ROW = 80;
 
 // Controllers on top, then components, unknown containers and plugins, each group in
 // rows of at most PER_ROW.
@@ -55,14 +55,16 @@ function graph(s) {
   for (const e of s.edges) {
     const a = pos[e.from], b = pos[e.to];
     if (!a || !b) continue;
-    // Two edges between one pair are drawn side by side.
-    const back = pairs.has(e.to + "\u0000" + e.from) ? 6 : 0;
+    // Edges bend: two between one pair apart, and one along a row over the boxes between.
     const dx = b.x - a.x, dy = b.y - a.y, len = Math.hypot(dx, dy) || 1;
-    const ox = (-dy / len) * back, oy = (dx / len) * back;
+    const bend = (pairs.has(e.to + "\u0000" + e.from) ? 14 : 0) + (Math.abs(dy) < 1 ? 64 + len / 4 : 0);
+    const cx = (a.x + b.x) / 2 + (-dy / len) * bend, cy = (a.y + b.y) / 2 + (dx / len) * bend;
     const g = el("svg:g", { class: "edge" + (e.plugin ? " plugin" : ""), "data-from": e.from, "data-to": e.to });
-    g.append(el("svg:line", { x1: a.x + ox, y1: a.y + oy, x2: b.x + ox, y2: b.y + oy, "marker-end": "url(#arrow)" }));
-    const t = 0.35;
-    g.append(el("svg:text", { x: a.x + dx * t + ox * 2, y: a.y + dy * t + oy * 2 }, `${e.rate}/s (${e.count})`));
+    g.append(el("svg:path", { d: `M ${a.x} ${a.y} Q ${cx} ${cy} ${b.x} ${b.y}`, "marker-end": "url(#arrow)" }));
+    // The label sits on the curve, a third of the way from the sender.
+    const t = 0.35, lx = (1 - t) * (1 - t) * a.x + 2 * (1 - t) * t * cx + t * t * b.x;
+    const ly = (1 - t) * (1 - t) * a.y + 2 * (1 - t) * t * cy + t * t * b.y;
+    g.append(el("svg:text", { x: lx, y: ly }, `${e.rate}/s (${e.count})`));
     g.append(el("svg:title", {}, `${e.from} → ${e.to}: ${e.count} messages, ${e.rate}/s`));
     svg.append(g);
   }
