@@ -175,13 +175,26 @@ pub(crate) async fn collect(
     let ms = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / UPDATES_PER_SECOND));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut sent, mut seen_requests) = (u64::MAX, 0usize);
+    let (mut sent, mut seen_requests, mut lost) = (u64::MAX, 0usize, false);
     loop {
         tokio::select! {
             event = events.recv() => match event {
                 Some(Event::Message(m)) => state.message(&m.topic, &m.payload, ms()),
                 Some(Event::Disconnected(e)) => {
+                    lost = true;
                     state.error(ms(), "connection", &format!("disconnected: {}", chain(&e)));
+                }
+                Some(Event::ConnectFailed(e)) => {
+                    state.error(ms(), "connection", &format!("cannot reconnect: {}", chain(&e)));
+                }
+                Some(Event::Connected) if lost => {
+                    lost = false;
+                    let gap = "reconnected: a gap, messages sent while disconnected were not seen";
+                    state.error(ms(), "connection", gap);
+                }
+                Some(Event::TooLarge { topic, size, max }) => {
+                    let what = format!("a message of {size} bytes skipped (larger than {max})");
+                    state.error(ms(), &topic, &what);
                 }
                 Some(_) => {}
                 None => return,
