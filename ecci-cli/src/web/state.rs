@@ -598,6 +598,34 @@ mod tests {
     }
 
     #[test]
+    fn frames_show_as_type_and_shape_and_edges_sample() {
+        use ecci_proto::pickle::{ByteOrder, DType, NdArray, Order, Scalar};
+        let frame = NdArray::new(
+            DType::new(Scalar::U8, ByteOrder::Little),
+            vec![480, 640, 3],
+            Order::C,
+            vec![0u8; 480 * 640 * 3],
+        )
+        .expect("a frame");
+        let contents = Value::dict([("frame", Value::NdArray(Box::new(frame)))]);
+        let payload = Envelope::data(contents).to_pickle(Protocol::default());
+        let mut s = State::new(Limits::default(), "toEdgeAI");
+        // 30 frames in 300 ms: one sample per 100 ms is kept.
+        for ms in 0..30 {
+            s.message("ECCI/b/a/app/cam/det", &payload, ms * 10);
+        }
+        s.tick(1000);
+        let snap = s.snapshot(1000);
+        let edge = &snap["edges"][0];
+        assert_eq!((&edge["count"], &edge["rate"]), (&json!(30), &json!(30.0)));
+        let latest = edge["latest"].as_array().expect("latest");
+        assert_eq!(latest.len(), 3, "{latest:?}");
+        assert_eq!(latest[0]["type"], "data");
+        assert_eq!(latest[0]["repr"], "{'frame': ndarray(uint8, 480×640×3)}");
+        assert_eq!(latest[0]["ms"], 200);
+    }
+
+    #[test]
     fn errors_are_shown() {
         let mut s = State::new(Limits::default(), "toEdgeAI");
         s.message("ECCI/local/a/app/x/y", b"not a pickle", 1);
