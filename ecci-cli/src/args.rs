@@ -38,6 +38,9 @@ serving presigned URLs from an object store on 127.0.0.1), prints the ECCI_* set
 give containers (as `export` lines; with them the file_sender and file_receiver examples
 work), and shows what the platform receives: log records, readiness reports
 (con_cntr_ready) and send_data, and with --all the app's own traffic. Runs until Ctrl-C.
+It also serves a live web view on 127.0.0.1 (its address printed at start): the app's
+containers as a graph with their readiness, the messages between them with rates and
+the latest of each decoded safely, logs, platform records, file transfers and errors.
 Files sent are kept in a temporary directory removed on exit, or in --files-dir.
 
 Usage: ecci dev [OPTIONS]
@@ -51,6 +54,9 @@ Options:
       --all             also show app traffic (ECCI/#), decoded safely
       --json            one JSON object per line instead of text
       --max-len N       cut shown contents after N characters (default: 400)
+      --web-port N      serve the live web view on 127.0.0.1:N (default 0: a free one,
+                        printed)
+      --no-web          no web view
   -h, --help            print this help
 ";
 
@@ -170,6 +176,8 @@ pub(crate) struct DevArgs {
     pub(crate) max_len: usize,
     /// Where the fileManager keeps objects; a temporary directory when `None`.
     pub(crate) files_dir: Option<std::path::PathBuf>,
+    /// The web view's port on 127.0.0.1 (0: a free one); `None` with `--no-web`.
+    pub(crate) web: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -437,6 +445,7 @@ fn dev(p: lexopt::Parser) -> Result<Command, UsageError> {
         json: false,
         max_len: DEFAULT_MAX_LEN,
         files_dir: None,
+        web: Some(0),
     };
     while let Some(arg) = o.next()? {
         match arg {
@@ -461,6 +470,8 @@ fn dev(p: lexopt::Parser) -> Result<Command, UsageError> {
             Long("all") => args.all = true,
             Long("json") => args.json = true,
             Long("max-len") => args.max_len = o.parsed("--max-len", "a number")?,
+            Long("web-port") => args.web = Some(o.parsed("--web-port", "a port number")?),
+            Long("no-web") => args.web = None,
             other => {
                 let e = other.unexpected();
                 return Err(o.err(lexopt_err(e)));
@@ -643,7 +654,16 @@ mod tests {
         check(&["dev", "--port=1884", "--all"], "Dev(DevArgs { port: 1884");
         check(
             &["dev", "--files-dir", "/tmp/x y"],
-            "Dev(DevArgs { port: 0, app: \"demo\", broker_id: \"local\", pre_topic: \"toEdgeAI\", all: false, json: false, max_len: 400, files_dir: Some(\"/tmp/x y\") })",
+            "Dev(DevArgs { port: 0, app: \"demo\", broker_id: \"local\", pre_topic: \"toEdgeAI\", all: false, json: false, max_len: 400, files_dir: Some(\"/tmp/x y\"), web: Some(0) })",
+        );
+        check(&["dev", "--web-port", "8088"], "Dev(DevArgs { port: 0,");
+        check(
+            &["dev", "--no-web"],
+            "Dev(DevArgs { port: 0, app: \"demo\", broker_id: \"local\", pre_topic: \"toEdgeAI\", all: false, json: false, max_len: 400, files_dir: None, web: None })",
+        );
+        check(
+            &["dev", "--web-port", "x"],
+            "error: ecci dev: --web-port: \"x\" is not a port number",
         );
         check(
             &["dev", "--files-dir", ""],

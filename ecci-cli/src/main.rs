@@ -3,7 +3,8 @@
 //! - `ecci dev` runs an MQTT broker on 127.0.0.1 with the fileManager plugin on it (objects
 //!   in a temporary directory removed on exit, or `--files-dir`), and shows what the platform
 //!   receives (log records, readiness reports, `send_data`, and with `--all` the app's
-//!   traffic); it prints the `ECCI_*` settings to give containers.
+//!   traffic); it prints the `ECCI_*` settings to give containers. It also serves a live web
+//!   view on 127.0.0.1 (`--web-port`, `--no-web`): see the `web` module.
 //! - `ecci watch` prints every message of an app on any broker, decoded safely (the
 //!   data-only pickle decoder; a bad payload is a line saying why, never a crash). File
 //!   messages are shown with the query (the signature) of their presigned URLs redacted.
@@ -17,6 +18,7 @@ mod literal;
 mod repr;
 mod run;
 mod show;
+mod web;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ecci_files::local::LocalFileManager;
+use ecci_files::local::{LocalFileManager, LocalStore};
 
 use ecci_proto::envelope::Envelope;
 use ecci_proto::pickle::Protocol;
@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::args::{BrokerAddr, DevArgs, Payload, SendArgs, WatchArgs};
 use crate::show::{self, Style, chain};
+use crate::web;
 
 /// A failure after the arguments were accepted: one line, exit code 1.
 #[derive(Debug)]
@@ -202,7 +203,7 @@ pub(crate) async fn dev(args: DevArgs) -> Result<(), Failure> {
     let files = FilesDir::new(args.files_dir.clone())?;
     let result = match start_file_manager(&addr, &args, &files).await {
         Ok(fm) => {
-            let result = serve_dev(&args, &addr, &files, fm.store().map(|s| s.addr())).await;
+            let result = serve_dev(&args, &addr, &files, fm.store()).await;
             let stopped = fm.shutdown().await;
             result.and(
                 stopped
@@ -274,12 +275,13 @@ async fn start_file_manager(
     .map_err(|e| Failure::new(format!("cannot start the fileManager: {}", chain(&e))))
 }
 
-/// Prints the settings and shows what the platform receives, until Ctrl-C.
+/// Prints the settings and shows what the platform receives, until Ctrl-C; serves the
+/// web view meanwhile unless `--no-web`.
 async fn serve_dev(
     args: &DevArgs,
     addr: &BrokerAddr,
     files: &FilesDir,
-    store: Option<std::net::SocketAddr>,
+    store: Option<&LocalStore>,
 ) -> Result<(), Failure> {
     let mut filters = vec![
         format!("{}/+/log", args.pre_topic),
@@ -293,24 +295,127 @@ async fn serve_dev(
     let mut events = transport
         .take_events()
         .ok_or_else(|| Failure::new("no event stream"))?;
+    let mut web = None;
     let result = async {
         connected(&mut events, addr, CONNECT_TIMEOUT).await?;
         subscribe_all(&transport, &filters).await?;
-        show_dev(args, addr, files, store, &filters, &mut events).await
+        if let Some(port) = args.web {
+            web = Some(WebView::start(port, args, addr).await?);
+        }
+        let store_addr = store.map(|s| s.addr());
+        let Some(w) = web.as_mut() else {
+            let collect = std::future::pending();
+            return show_dev(
+                args,
+                addr,
+                files,
+                store_addr,
+                None,
+                &filters,
+                &mut events,
+                collect,
+            )
+            .await;
+        };
+        let page = w.server.addr();
+        let collect = async {
+            web::collect(&mut w.state, &mut w.events, store, &w.snapshots).await;
+            note("the web view's connection ended; the page is no longer updated");
+            std::future::pending::<()>().await;
+        };
+        show_dev(
+            args,
+            addr,
+            files,
+            store_addr,
+            Some(page),
+            &filters,
+            &mut events,
+            collect,
+        )
+        .await
     }
     .await;
+    if let Some(w) = web {
+        w.stop().await;
+    }
     transport.close().await;
     result
 }
 
+/// The web view: its server, and the connection and model that feed it.
+struct WebView {
+    server: web::Server,
+    transport: MqttTransport,
+    events: Events,
+    state: web::State,
+    snapshots: tokio::sync::watch::Sender<Arc<str>>,
+}
+
+impl WebView {
+    /// Connects (subscribed to the app traffic and the platform topics) and serves the page
+    /// on 127.0.0.1:`port`.
+    async fn start(port: u16, args: &DevArgs, addr: &BrokerAddr) -> Result<WebView, Failure> {
+        let filters = [
+            "ECCI/#".to_owned(),
+            format!("{}/+/log", args.pre_topic),
+            format!("{PLATFORM_PREFIX}/+/con_cntr_ready"),
+            format!("{PLATFORM_PREFIX}/+/send_data"),
+        ];
+        let transport = MqttTransport::start(mqtt_config(addr, &None));
+        let Some(mut events) = transport.take_events() else {
+            transport.close().await;
+            return Err(Failure::new("no event stream"));
+        };
+        let subscribed = async {
+            connected(&mut events, addr, CONNECT_TIMEOUT).await?;
+            subscribe_all(&transport, &filters).await
+        };
+        if let Err(e) = subscribed.await {
+            transport.close().await;
+            return Err(e);
+        }
+        let state = web::State::new(web::Limits::default(), &args.pre_topic);
+        let first: Arc<str> = Arc::from(state.snapshot(0).to_string());
+        let (snapshots, rx) = tokio::sync::watch::channel(first);
+        let server = match web::Server::start(port, rx).await {
+            Ok(server) => server,
+            Err(e) => {
+                transport.close().await;
+                return Err(Failure::new(format!(
+                    "cannot serve the web view on 127.0.0.1:{port}: {e} (--web-port N, or --no-web)"
+                )));
+            }
+        };
+        Ok(WebView {
+            server,
+            transport,
+            events,
+            state,
+            snapshots,
+        })
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+        self.transport.close().await;
+    }
+}
+
 /// Prints the header (settings, where files are kept, how to try it), then the live view.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, each argument a part of the header"
+)]
 async fn show_dev(
     args: &DevArgs,
     addr: &BrokerAddr,
     files: &FilesDir,
     store: Option<std::net::SocketAddr>,
+    page: Option<std::net::SocketAddr>,
     filters: &[String],
     events: &mut Events,
+    collect: impl std::future::Future<Output = ()>,
 ) -> Result<(), Failure> {
     // Listen for Ctrl-C before the header says we are ready: a SIGINT that arrives
     // between the two would otherwise kill the process without cleaning up.
@@ -318,6 +423,7 @@ async fn show_dev(
     let (b, app) = (&args.broker_id, &args.app);
     let files_dir = files.path.display().to_string();
     let store = store.map_or_else(|| "-".to_owned(), |s| format!("http://{s}"));
+    let page = page.map(|p| format!("http://{p}/"));
     let mut out = Out(io::stdout());
     let exports = [
         ("ECCI_LOCAL_BROKER_IP", addr.host.clone()),
@@ -337,6 +443,7 @@ async fn show_dev(
                 "settings": settings,
                 "files": { "dir": files_dir, "temporary": files.temporary.is_some(), "store": store },
                 "watching": filters,
+                "web": page,
             })
             .to_string(),
         ]
@@ -345,6 +452,9 @@ async fn show_dev(
         let mut lines = vec![format!(
             "# ecci dev: broker on {addr}, broker id {b}, app {app}; Ctrl-C stops it."
         )];
+        if let Some(page) = &page {
+            lines.push(format!("# Live web view: {page}"));
+        }
         lines.push(format!(
             "# fileManager for app {app} on broker {b}: files kept in {files_dir}{}, served on {store}.",
             if files.temporary.is_some() { " (removed on exit)" } else { "" }
@@ -384,7 +494,10 @@ async fn show_dev(
         max_len: args.max_len,
         pre_topic: args.pre_topic.clone(),
     };
-    view(&mut interrupt, events, &mut out, &style, None, None).await
+    tokio::select! {
+        result = view(&mut interrupt, events, &mut out, &style, None, None) => result,
+        () = collect => Ok(()),
+    }
 }
 
 /// The filters `ecci watch` subscribes to.

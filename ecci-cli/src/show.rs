@@ -69,7 +69,7 @@ pub(crate) fn line(topic: &str, payload: &[u8], style: &Style) -> String {
     }
 }
 
-fn decode(payload: &[u8]) -> Result<Envelope, String> {
+pub(crate) fn decode(payload: &[u8]) -> Result<Envelope, String> {
     let mut envelope =
         Envelope::from_pickle(payload, &DecodeLimits::default()).map_err(|e| chain(&e))?;
     hide_signatures(&mut envelope.contents);

@@ -20,6 +20,15 @@
 //!
 //! Every log record and readiness report is printed as the platform receives
 //! it, and a summary at the end. It exits 0 when everything arrived.
+//!
+//! With `--platform HOST:PORT [--app APP] [--broker-id B]` the three
+//! containers run against a platform already running there instead (for
+//! example `ecci dev`, whose `export` lines give the three values; defaults
+//! `demo` and `local`, as `ecci dev`'s) and nothing is started:
+//!
+//! ```text
+//! cargo run -p examples --example quickstart -- --platform 127.0.0.1:41883
+//! ```
 #![expect(clippy::print_stdout, reason = "an example shows what happens")]
 
 use std::collections::BTreeMap;
@@ -66,7 +75,8 @@ async fn main() -> Result<(), BoxError> {
     let work_dir = tempfile::Builder::new()
         .prefix("ecci-quickstart-")
         .tempdir()?;
-    let outcome = run(work_dir.path()).await;
+    let platform = Platform::from_args(std::env::args().skip(1))?;
+    let outcome = run(work_dir.path(), platform).await;
     work_dir.close()?;
     let summary = outcome?;
     println!();
@@ -94,28 +104,90 @@ struct Summary {
     reports: usize,
 }
 
-async fn run(work_dir: &Path) -> Result<Summary, BoxError> {
+/// Where the platform is: started here (the default), or given with `--platform`.
+enum Platform {
+    Embedded,
+    Running {
+        host: String,
+        port: u16,
+        app: AppId,
+        broker_id: BrokerId,
+    },
+}
+
+impl Platform {
+    fn from_args(mut args: impl Iterator<Item = String>) -> Result<Platform, BoxError> {
+        let (mut at, mut app, mut broker_id) = (None, "demo".to_owned(), "local".to_owned());
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "--platform" => at = Some(value("--platform")?),
+                "--app" => app = value("--app")?,
+                "--broker-id" => broker_id = value("--broker-id")?,
+                other => {
+                    return Err(format!(
+                        "unexpected argument {other:?} (usage: quickstart [--platform HOST:PORT [--app APP] [--broker-id B]])"
+                    )
+                    .into());
+                }
+            }
+        }
+        let Some(at) = at else {
+            return Ok(Platform::Embedded);
+        };
+        let (host, port) = at
+            .rsplit_once(':')
+            .ok_or(format!("--platform {at:?}: not HOST:PORT"))?;
+        Ok(Platform::Running {
+            host: host.to_owned(),
+            port: port
+                .parse()
+                .map_err(|_| format!("--platform {at:?}: {port:?} is not a port number"))?,
+            app: app.parse().map_err(|e| format!("--app {app:?}: {e}"))?,
+            broker_id: broker_id
+                .parse()
+                .map_err(|e| format!("--broker-id {broker_id:?}: {e}"))?,
+        })
+    }
+}
+
+async fn run(work_dir: &Path, platform: Platform) -> Result<Summary, BoxError> {
     // --- What the platform provides: a broker and a fileManager. ---
-    let mut broker = Broker::start().await?;
-    let port = broker.port();
-    let app: AppId = "quickstart".parse()?;
-    let broker_id: BrokerId = "local".parse()?;
-    println!("platform  embedded MQTT broker on 127.0.0.1:{port}, broker id {broker_id}");
-    let file_manager = LocalFileManager::start_local(
-        Arc::new(MqttTransport::start(MqttConfig::new("127.0.0.1", port))),
-        app.clone(),
-        broker_id.clone(),
-        work_dir.join("objects"),
-    )
-    .await?;
-    println!(
-        "platform  fileManager keeping objects in {}",
-        work_dir.join("objects").display()
-    );
-    let view = PlatformView::start(port).await?;
+    let (mut broker, file_manager, host, port, app, broker_id) = match platform {
+        Platform::Embedded => {
+            let broker = Broker::start().await?;
+            let port = broker.port();
+            let app: AppId = "quickstart".parse()?;
+            let broker_id: BrokerId = "local".parse()?;
+            println!("platform  embedded MQTT broker on 127.0.0.1:{port}, broker id {broker_id}");
+            let file_manager = LocalFileManager::start_local(
+                Arc::new(MqttTransport::start(MqttConfig::new("127.0.0.1", port))),
+                app.clone(),
+                broker_id.clone(),
+                work_dir.join("objects"),
+            )
+            .await?;
+            println!(
+                "platform  fileManager keeping objects in {}",
+                work_dir.join("objects").display()
+            );
+            let host = "127.0.0.1".to_owned();
+            (Some(broker), Some(file_manager), host, port, app, broker_id)
+        }
+        Platform::Running {
+            host,
+            port,
+            app,
+            broker_id,
+        } => {
+            println!("platform  running on {host}:{port}: app {app}, broker id {broker_id}");
+            (None, None, host, port, app, broker_id)
+        }
+    };
+    let view = PlatformView::start(&host, port).await?;
 
     // --- Three containers, each configured as its ECCI_* variables would. ---
-    let ctrl_config = Config::builder("127.0.0.1", broker_id.clone(), app.clone(), name("ctrl"))
+    let ctrl_config = Config::builder(&*host, broker_id.clone(), app.clone(), name("ctrl"))
         .port(port)
         .app_type(AppType::Controller)
         .container_type(ContainerType::Cloud)
@@ -123,7 +195,7 @@ async fn run(work_dir: &Path) -> Result<Summary, BoxError> {
         .pub_target(name("worker2"), broker_id.clone())
         .build()?;
     let worker_config = |me: &str| {
-        Config::builder("127.0.0.1", broker_id.clone(), app.clone(), name(me))
+        Config::builder(&*host, broker_id.clone(), app.clone(), name(me))
             .port(port)
             .app_type(AppType::Component)
             .container_type(ContainerType::Cloud)
@@ -136,7 +208,7 @@ async fn run(work_dir: &Path) -> Result<Summary, BoxError> {
         worker_config("worker1")?,
         worker_config("worker2")?,
     ];
-    let guards = install_loggers(&configs, port)?;
+    let guards = install_loggers(&configs, &host, port)?;
     let [ctrl_config, w1_config, w2_config] = configs;
 
     let ctrl = Client::connect(ctrl_config).await?;
@@ -168,8 +240,12 @@ async fn run(work_dir: &Path) -> Result<Summary, BoxError> {
     })
     .await??;
     let (logs, reports) = view.finish(shipped).await?;
-    file_manager.shutdown().await?;
-    broker.stop().await;
+    if let Some(file_manager) = file_manager {
+        file_manager.shutdown().await?;
+    }
+    if let Some(broker) = broker.as_mut() {
+        broker.stop().await;
+    }
     Ok(Summary {
         answers,
         logs,
@@ -328,12 +404,16 @@ impl log::Log for PerContainer {
     fn flush(&self) {}
 }
 
-fn install_loggers(configs: &[Config], port: u16) -> Result<Vec<LoggerGuard>, BoxError> {
+fn install_loggers(
+    configs: &[Config],
+    host: &str,
+    port: u16,
+) -> Result<Vec<LoggerGuard>, BoxError> {
     let mut loggers = Vec::new();
     let mut guards = Vec::new();
     for config in configs {
         let mut logger_config = LoggerConfig::from_config(config);
-        logger_config.connection = Connection::Mqtt(MqttConfig::new("127.0.0.1", port));
+        logger_config.connection = Connection::Mqtt(MqttConfig::new(host, port));
         let (logger, guard) = ecci_logger::start(logger_config)?;
         loggers.push((config.container_name().to_string(), logger));
         guards.push(guard);
@@ -353,8 +433,8 @@ struct PlatformView {
 }
 
 impl PlatformView {
-    async fn start(port: u16) -> Result<Self, BoxError> {
-        let transport = MqttTransport::start(MqttConfig::new("127.0.0.1", port));
+    async fn start(host: &str, port: u16) -> Result<Self, BoxError> {
+        let transport = MqttTransport::start(MqttConfig::new(host, port));
         let mut events = transport
             .take_events()
             .ok_or("event stream already taken")?;
