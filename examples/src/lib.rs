@@ -2,6 +2,8 @@
 //! `cargo run -p examples --example NAME`. Each reads the `ECCI_*` variables
 //! like its Python counterpart:
 //!
+//! - `first`: the README's first container: logs, waits for one data message and
+//!   logs who sent what (as Python's repr).
 //! - `logger`: the Python SDK README's logger example: ships one record per Python
 //!   level and one with key-values to `toEdgeAI/{ECCI_LOCAL_BROKER_ID}/log`.
 //! - `controller`: a global controller that waits for its components through
@@ -17,7 +19,8 @@
 //!   an object).
 //! - `quickstart`: the whole flow in one process with nothing installed: an
 //!   embedded broker and fileManager, a controller and two components, logs,
-//!   messages and a file.
+//!   messages and a file (`-- --platform HOST:PORT` runs its containers against
+//!   `ecci dev` instead).
 //!
 //! `ecci dev` (the `ecci-cli` crate) runs a local broker and fileManager and
 //! prints the variables and commands to run the others against it.
