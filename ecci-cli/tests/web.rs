@@ -210,6 +210,9 @@ async fn dev(args: &[&str]) -> (tokio::process::Child, Vec<String>) {
         let done = line.starts_with("export ECCI_LOCAL_BROKER_PORT=");
         header.push(line);
         if done {
+            // Keep reading what it prints: with the pipe closed, its next line would fail
+            // and end the process (and reset the page's connections).
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
             return (dev, header);
         }
     }
