@@ -171,6 +171,9 @@ pub(crate) async fn collect(
     store: Option<&LocalStore>,
     out: &watch::Sender<Arc<str>>,
 ) {
+    if let Some(store) = store {
+        state.set_store_origin(&format!("http://{}", store.addr()));
+    }
     let start = Instant::now();
     let ms = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / UPDATES_PER_SECOND));

@@ -10,7 +10,9 @@
 //! per incarnation and lane) and shows what is still missing after the grace period, and
 //! each duplicate it saw, as error events. At most [`Limits::streams`] streams are tracked
 //! at once: one more starts a fresh tracker (itself an error event), so memory stays bounded.
-//! URLs a container refuses never reach the broker, so the page cannot show them.
+//! URLs a container refuses never reach the broker, so the page cannot show them; a
+//! `resPutURL` or `resTransfer` whose URL points elsewhere than the local object store is
+//! shown as a warning, as the container will likely refuse it.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ use ecci_proto::MessageType;
 use ecci_proto::pickle::Value;
 use ecci_proto::platform::{LogRecord, ReadyReport, ReadyType};
 use ecci_proto::sequence::{Gap, Lane, Seq, Tracker, Verdict};
-use ecci_proto::topic::{Topic, TopicKind};
+use ecci_proto::topic::{AppTopic, Topic, TopicKind};
 use serde_json::{Value as Json, json};
 
 use crate::repr::repr;
@@ -172,6 +174,20 @@ pub(crate) struct State {
     dropped_edges: u64,
     pre_topic: String,
     sequences: Sequences,
+    /// The local object store's origin (`http://127.0.0.1:PORT`), when `ecci dev` runs one.
+    store_origin: Option<String>,
+}
+
+/// The origin of `url` as `scheme://authority`, lowercased: everything before the first
+/// `/`, `?` or `#` after `://` (the whole of `url` when it has no `://`). Good enough to
+/// tell the local store's `http://127.0.0.1:PORT` from anything else; never contains the
+/// query, where a signature would be.
+fn origin_of(url: &str) -> String {
+    let end = url.find("://").map_or(url.len(), |i| {
+        let rest = &url[i + 3..];
+        i + 3 + rest.find(['/', '?', '#']).unwrap_or(rest.len())
+    });
+    url[..end].to_ascii_lowercase()
 }
 
 /// How a gap or duplicate names the urgent lane (the ordered one goes unsaid).
@@ -207,12 +223,25 @@ impl State {
             Ok(Topic::App(t)) => {
                 let (from, to) = (t.sender.as_str(), t.receiver.as_str());
                 let plugin = t.kind == TopicKind::Plugin;
-                self.app_message(topic, from, to, plugin, payload, ms);
+                // One stream per sender and receiver, whichever mountpoint it came
+                // through, as the receiver counts it.
+                let stream = AppTopic {
+                    mountpoint: None,
+                    ..t.clone()
+                }
+                .to_string();
+                self.app_message(&stream, from, to, plugin, payload, ms);
             }
             Ok(Topic::Log(_)) => self.log(topic, payload, ms),
             Ok(Topic::Platform(_)) => self.platform(topic, payload, ms),
             Err(e) => self.error(ms, topic, &format!("not an ECCI topic: {e}")),
         }
+    }
+
+    /// Sets the local object store's origin, `http://HOST:PORT`: fileManager answers with
+    /// URLs elsewhere are shown as warnings.
+    pub(crate) fn set_store_origin(&mut self, origin: &str) {
+        self.store_origin = Some(origin.to_ascii_lowercase());
     }
 
     /// An error event (a bad payload, a refused request, a lost connection).
@@ -264,9 +293,10 @@ impl State {
         }
     }
 
+    /// A message on the app topic `stream` (without its mountpoint).
     fn app_message(
         &mut self,
-        topic: &str,
+        stream: &str,
         from: &str,
         to: &str,
         plugin: bool,
@@ -280,7 +310,7 @@ impl State {
             self.set_role(side, "plugin", ms);
         }
         let (decoded, seq) = decode_with_seq(payload);
-        let verdict = seq.map(|seq| self.sequence(topic, seq, ms));
+        let verdict = seq.map(|seq| self.sequence(stream, seq, ms));
         let kind = match &decoded {
             Ok(e) => e.kind.as_str(),
             Err(_) => "undecodable",
@@ -337,7 +367,7 @@ impl State {
             }
         }
         if let Some(what) = duplicate {
-            self.error(ms, topic, &what);
+            self.error(ms, stream, &what);
         }
         match decoded {
             Ok(e) if e.kind == MessageType::Cmd => {
@@ -438,6 +468,22 @@ impl State {
         };
         let max = self.limits.max_len;
         let name = clean(name, max);
+        let url_key = match cmd {
+            "resPutURL" => "putURL",
+            "resTransfer" => "getURL",
+            _ => "",
+        };
+        let url = contents.get(url_key).and_then(Value::as_str);
+        if let (Some(url), Some(store), "fileManager") = (url, &self.store_origin, from) {
+            let origin = origin_of(url);
+            if origin != *store {
+                let what = format!(
+                    "warning: the {cmd} for {name} to {to} points at {}, not the local store {store}: the container refuses it unless its ECCI_FILE_ORIGINS lists that origin",
+                    clean(&origin, max)
+                );
+                self.error(ms, &format!("ECCI/…/{from}/{to}"), &what);
+            }
+        }
         match cmd {
             "reqPutURL" => {
                 let t = Transfer {
@@ -833,8 +879,9 @@ mod tests {
             s.message(topic, &numbered(0xab, Lane::Ordered, n), ms);
         }
         s.message(topic, &numbered(0xab, Lane::Ordered, 2), 40);
-        // 6 comes in time; 3, 4 and 7 do not.
-        s.message(topic, &numbered(0xab, Lane::Ordered, 6), 50);
+        // 6 comes in time, through a bridge (the same stream); 3, 4 and 7 do not.
+        let bridged = format!("bridge/edge1/{topic}");
+        s.message(&bridged, &numbered(0xab, Lane::Ordered, 6), 50);
         // An urgent lane of its own: 1 then 3.
         s.message(topic, &numbered(0xab, Lane::Urgent, 1), 60);
         s.message(topic, &numbered(0xab, Lane::Urgent, 3), 70);
@@ -866,6 +913,41 @@ mod tests {
             (&edge["count"], &edge["duplicates"], &edge["lost"]),
             (&json!(9), &json!(1), &json!(4))
         );
+    }
+
+    /// A fileManager answer whose URL is not the local store's is a warning; the local
+    /// store's is none.
+    #[test]
+    fn urls_elsewhere_than_the_local_store_are_warnings() {
+        let mut s = State::new(Limits::default(), "toEdgeAI");
+        s.set_store_origin("http://127.0.0.1:9000");
+        let answer = |cmd: &str, key: &str, url: &str| {
+            file(vec![
+                ("cmd", Value::from(cmd)),
+                ("file_name", Value::from("f.bin")),
+                (key, Value::from(url)),
+            ])
+        };
+        let topic = "ECCI/local/a/plugin/fileManager/w1";
+        let ours = "HTTP://127.0.0.1:9000/a/f.bin?X-Amz-Signature=s3cr3t";
+        s.message(topic, &answer("resPutURL", "putURL", ours), 1);
+        s.message(topic, &answer("resTransfer", "getURL", ours), 2);
+        let elsewhere = "http://10.0.0.7:9000/a/f.bin?X-Amz-Signature=s3cr3t";
+        s.message(topic, &answer("resTransfer", "getURL", elsewhere), 3);
+        s.message(
+            topic,
+            &answer("resPutURL", "putURL", "file:///etc/passwd"),
+            4,
+        );
+        let snap = s.snapshot(4);
+        assert_eq!(
+            errors(&snap),
+            [
+                "warning: the resTransfer for f.bin to w1 points at http://10.0.0.7:9000, not the local store http://127.0.0.1:9000: the container refuses it unless its ECCI_FILE_ORIGINS lists that origin",
+                "warning: the resPutURL for f.bin to w1 points at file://, not the local store http://127.0.0.1:9000: the container refuses it unless its ECCI_FILE_ORIGINS lists that origin",
+            ]
+        );
+        assert!(!snap.to_string().contains("s3cr3t"), "{snap}");
     }
 
     /// A flood of duplicates is one error event a second per edge, each with the count.
