@@ -1,6 +1,7 @@
 //! The live web view of `ecci dev`: a page on 127.0.0.1 showing the app as a graph of its
 //! containers, the latest messages per edge, the platform records, file transfers and
-//! error events, updated live over server-sent events.
+//! error events (bad payloads, messages lost or duplicated by their sequence numbers,
+//! fileManager URLs elsewhere than the local store), updated live over server-sent events.
 //!
 //! Three parts, each with one owner:
 //! - [`State`] (in `state.rs`), the bounded model, fed by `ecci dev`'s own MQTT
