@@ -7,10 +7,11 @@
 //! fileManager's presigned URLs (`putURL`, `getURL`) are hidden: a line shown or saved is
 //! never a credential.
 
-use ecci_proto::envelope::Envelope;
+use ecci_proto::envelope::{Envelope, EnvelopeError};
 use ecci_proto::file::PresignedUrl;
-use ecci_proto::pickle::{DecodeLimits, Value};
+use ecci_proto::pickle::{self, DecodeLimits, Value};
 use ecci_proto::platform::LogRecord;
+use ecci_proto::sequence::Seq;
 use ecci_proto::topic::{AppTopic, Topic};
 use serde_json::json;
 
@@ -70,10 +71,22 @@ pub(crate) fn line(topic: &str, payload: &[u8], style: &Style) -> String {
 }
 
 pub(crate) fn decode(payload: &[u8]) -> Result<Envelope, String> {
-    let mut envelope =
-        Envelope::from_pickle(payload, &DecodeLimits::default()).map_err(|e| chain(&e))?;
-    hide_signatures(&mut envelope.contents);
-    Ok(envelope)
+    decode_with_seq(payload).0
+}
+
+/// Like [`decode`], with the envelope's sequence-number extension (`'ecci_seq'`) when it
+/// has a well-formed one, even if the rest is not a valid envelope.
+pub(crate) fn decode_with_seq(payload: &[u8]) -> (Result<Envelope, String>, Option<Seq>) {
+    let value = match pickle::decode(payload, &DecodeLimits::default()) {
+        Ok(value) => value,
+        Err(e) => return (Err(chain(&EnvelopeError::NotPickle(e))), None),
+    };
+    let seq = Seq::read(&value);
+    let envelope = Envelope::from_value(value).map(|mut envelope| {
+        hide_signatures(&mut envelope.contents);
+        envelope
+    });
+    (envelope.map_err(|e| chain(&e)), seq)
 }
 
 /// The URLs of a fileManager message (keys `putURL`, `getURL` of the contents) with their

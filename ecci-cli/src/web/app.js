@@ -65,7 +65,7 @@ function graph(s) {
     const t = 0.35, lx = (1 - t) * (1 - t) * a.x + 2 * (1 - t) * t * cx + t * t * b.x;
     const ly = (1 - t) * (1 - t) * a.y + 2 * (1 - t) * t * cy + t * t * b.y;
     g.append(el("svg:text", { x: lx, y: ly }, `${e.rate}/s (${e.count})`));
-    g.append(el("svg:title", {}, `${e.from} → ${e.to}: ${e.count} messages, ${e.rate}/s`));
+    g.append(el("svg:title", {}, `${e.from} → ${e.to}: ${e.count} messages, ${e.rate}/s${losses(e)}`));
     svg.append(g);
   }
   const defs = el("svg:defs", {});
@@ -84,13 +84,18 @@ function graph(s) {
   }
 }
 
+// Lost and duplicate messages of an edge (by the senders' sequence numbers), if any.
+function losses(e) {
+  return (e.lost ? ` · ${e.lost} lost` : "") + (e.duplicates ? ` · ${e.duplicates} duplicates` : "");
+}
+
 function edges(s) {
   const box = document.getElementById("edges");
   box.replaceChildren();
   const list = [...s.edges].sort((a, b) => b.count - a.count);
   for (const e of list) {
     const d = el("div", { class: "edge-box", "data-from": e.from, "data-to": e.to });
-    d.append(el("h3", {}, `${e.from} → ${e.to}${e.plugin ? " (plugin)" : ""} · ${e.count} messages · ${e.rate}/s`));
+    d.append(el("h3", {}, `${e.from} → ${e.to}${e.plugin ? " (plugin)" : ""} · ${e.count} messages · ${e.rate}/s${losses(e)}`));
     const t = el("table", {});
     for (const m of e.latest) t.append(row(`+${(m.ms / 1000).toFixed(1)}s`, m.type, el("td", { class: "repr" }, m.repr)));
     d.append(t);

@@ -1,6 +1,7 @@
 //! The live web view of `ecci dev`: a page on 127.0.0.1 showing the app as a graph of its
 //! containers, the latest messages per edge, the platform records, file transfers and
-//! error events, updated live over server-sent events.
+//! error events (bad payloads, messages lost or duplicated by their sequence numbers,
+//! fileManager URLs elsewhere than the local store), updated live over server-sent events.
 //!
 //! Three parts, each with one owner:
 //! - [`State`] (in `state.rs`), the bounded model, fed by `ecci dev`'s own MQTT
@@ -171,6 +172,9 @@ pub(crate) async fn collect(
     store: Option<&LocalStore>,
     out: &watch::Sender<Arc<str>>,
 ) {
+    if let Some(store) = store {
+        state.set_store_origin(&format!("http://{}", store.addr()));
+    }
     let start = Instant::now();
     let ms = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / UPDATES_PER_SECOND));

@@ -4,17 +4,28 @@
 //!
 //! Everything shown went through the same safe path as the terminal view: envelopes through
 //! the data-only pickle decoder (presigned URL signatures redacted), text cleaned and cut.
+//!
+//! Gaps and duplicates: the messages a Rust container publishes carry `'ecci_seq'`
+//! ([`Seq`]); the model runs one [`Tracker`] over every stream it sees (sender → receiver,
+//! per incarnation and lane) and shows what is still missing after the grace period, and
+//! each duplicate it saw, as error events. At most [`Limits::streams`] streams are tracked
+//! at once: one more starts a fresh tracker (itself an error event), so memory stays bounded.
+//! URLs a container refuses never reach the broker, so the page cannot show them; a
+//! `resPutURL` or `resTransfer` whose URL points elsewhere than the local object store is
+//! shown as a warning, as the container will likely refuse it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use ecci_proto::MessageType;
 use ecci_proto::pickle::Value;
 use ecci_proto::platform::{LogRecord, ReadyReport, ReadyType};
-use ecci_proto::topic::{Topic, TopicKind};
+use ecci_proto::sequence::{Gap, Lane, Seq, Tracker, Verdict};
+use ecci_proto::topic::{AppTopic, Topic, TopicKind};
 use serde_json::{Value as Json, json};
 
 use crate::repr::repr;
-use crate::show::{clean, decode};
+use crate::show::{clean, decode_with_seq};
 
 /// The bounds of the model.
 #[derive(Debug, Clone)]
@@ -33,6 +44,11 @@ pub(crate) struct Limits {
     pub(crate) max_len: usize,
     /// An edge's latest messages are sampled: at most one per this many milliseconds.
     pub(crate) sample_ms: u64,
+    /// Sequence streams (topic, sender incarnation, lane) tracked at once.
+    pub(crate) streams: usize,
+    /// How long a missing message may still arrive before it counts as lost (the
+    /// containers' default `gap_grace`).
+    pub(crate) gap_grace_ms: u64,
 }
 
 impl Default for Limits {
@@ -45,7 +61,39 @@ impl Default for Limits {
             files: 100,
             max_len: 300,
             sample_ms: 100,
+            streams: 256,
+            gap_grace_ms: 5000,
         }
+    }
+}
+
+/// Gap and duplicate detection over the streams the view sees.
+#[derive(Debug)]
+struct Sequences {
+    tracker: Tracker,
+    /// The streams fed to `tracker` since it was made.
+    streams: HashSet<(String, u64, Lane)>,
+    /// The time `ms` counts from, for the tracker's `Instant`s.
+    epoch: Instant,
+}
+
+impl Sequences {
+    fn new(grace_ms: u64) -> Sequences {
+        Sequences {
+            tracker: Tracker::new(Duration::from_millis(grace_ms)),
+            streams: HashSet::new(),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
+    }
+}
+
+impl Default for Sequences {
+    fn default() -> Sequences {
+        Sequences::new(Limits::default().gap_grace_ms)
     }
 }
 
@@ -72,6 +120,12 @@ struct Sample {
 struct Edge {
     plugin: bool,
     count: u64,
+    /// Messages seen twice (by their sequence number).
+    duplicates: u64,
+    /// When a duplicate was last shown as an error event (at most one a second per edge).
+    last_duplicate_ms: Option<u64>,
+    /// Messages lost (sequence numbers missing after the grace period).
+    lost: u64,
     /// Count and time at the start of the current rate window.
     base: (u64, u64),
     rate: f64,
@@ -119,6 +173,29 @@ pub(crate) struct State {
     dropped_containers: u64,
     dropped_edges: u64,
     pre_topic: String,
+    sequences: Sequences,
+    /// The local object store's origin (`http://127.0.0.1:PORT`), when `ecci dev` runs one.
+    store_origin: Option<String>,
+}
+
+/// The origin of `url` as `scheme://authority`, lowercased: everything before the first
+/// `/`, `?` or `#` after `://` (the whole of `url` when it has no `://`). Good enough to
+/// tell the local store's `http://127.0.0.1:PORT` from anything else; never contains the
+/// query, where a signature would be.
+fn origin_of(url: &str) -> String {
+    let end = url.find("://").map_or(url.len(), |i| {
+        let rest = &url[i + 3..];
+        i + 3 + rest.find(['/', '?', '#']).unwrap_or(rest.len())
+    });
+    url[..end].to_ascii_lowercase()
+}
+
+/// How a gap or duplicate names the urgent lane (the ordered one goes unsaid).
+fn lane_note(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Ordered => "",
+        Lane::Urgent => " on the urgent lane",
+    }
 }
 
 fn push_bounded<T>(list: &mut VecDeque<T>, item: T, max: usize) {
@@ -131,6 +208,7 @@ fn push_bounded<T>(list: &mut VecDeque<T>, item: T, max: usize) {
 impl State {
     pub(crate) fn new(limits: Limits, pre_topic: &str) -> State {
         State {
+            sequences: Sequences::new(limits.gap_grace_ms),
             limits,
             pre_topic: pre_topic.to_owned(),
             ..State::default()
@@ -145,12 +223,25 @@ impl State {
             Ok(Topic::App(t)) => {
                 let (from, to) = (t.sender.as_str(), t.receiver.as_str());
                 let plugin = t.kind == TopicKind::Plugin;
-                self.app_message(from, to, plugin, payload, ms);
+                // One stream per sender and receiver, whichever mountpoint it came
+                // through, as the receiver counts it.
+                let stream = AppTopic {
+                    mountpoint: None,
+                    ..t.clone()
+                }
+                .to_string();
+                self.app_message(&stream, from, to, plugin, payload, ms);
             }
             Ok(Topic::Log(_)) => self.log(topic, payload, ms),
             Ok(Topic::Platform(_)) => self.platform(topic, payload, ms),
             Err(e) => self.error(ms, topic, &format!("not an ECCI topic: {e}")),
         }
+    }
+
+    /// Sets the local object store's origin, `http://HOST:PORT`: fileManager answers with
+    /// URLs elsewhere are shown as warnings.
+    pub(crate) fn set_store_origin(&mut self, origin: &str) {
+        self.store_origin = Some(origin.to_ascii_lowercase());
     }
 
     /// An error event (a bad payload, a refused request, a lost connection).
@@ -202,20 +293,31 @@ impl State {
         }
     }
 
-    fn app_message(&mut self, from: &str, to: &str, plugin: bool, payload: &[u8], ms: u64) {
+    /// A message on the app topic `stream` (without its mountpoint).
+    fn app_message(
+        &mut self,
+        stream: &str,
+        from: &str,
+        to: &str,
+        plugin: bool,
+        payload: &[u8],
+        ms: u64,
+    ) {
         self.container(from, ms);
         self.container(to, ms);
         if plugin {
             let side = if from == "fileManager" { from } else { to };
             self.set_role(side, "plugin", ms);
         }
-        let decoded = decode(payload);
+        let (decoded, seq) = decode_with_seq(payload);
+        let verdict = seq.map(|seq| self.sequence(stream, seq, ms));
         let kind = match &decoded {
             Ok(e) => e.kind.as_str(),
             Err(_) => "undecodable",
         };
         let key = (from.to_owned(), to.to_owned());
         let known = self.edges.contains_key(&key);
+        let mut duplicate = None;
         if !known && self.edges.len() >= self.limits.edges {
             self.dropped_edges += 1;
         } else {
@@ -227,6 +329,22 @@ impl State {
             let edge = self.edges.entry(key).or_default();
             edge.plugin = plugin;
             edge.count += 1;
+            if let Some((Verdict::Duplicate, seq)) = verdict.zip(seq) {
+                edge.duplicates += 1;
+                let shown = edge
+                    .last_duplicate_ms
+                    .is_none_or(|last| ms.saturating_sub(last) >= 1000);
+                if shown {
+                    edge.last_duplicate_ms = Some(ms);
+                    let what = format!(
+                        "duplicate from {from} to {to} (seq {}{}; {} duplicates on this edge so far)",
+                        seq.seq,
+                        lane_note(seq.lane),
+                        edge.duplicates,
+                    );
+                    duplicate = Some(what);
+                }
+            }
             // Errors are always kept; other messages are sampled.
             let due = edge
                 .last_sample_ms
@@ -247,6 +365,9 @@ impl State {
                     per_edge,
                 );
             }
+        }
+        if let Some(what) = duplicate {
+            self.error(ms, stream, &what);
         }
         match decoded {
             Ok(e) if e.kind == MessageType::Cmd => {
@@ -276,6 +397,66 @@ impl State {
         }
     }
 
+    /// Runs the tracker over a message with the extension `seq`, received on `topic`.
+    fn sequence(&mut self, topic: &str, seq: Seq, ms: u64) -> Verdict {
+        let key = (topic.to_owned(), seq.incarnation, seq.lane);
+        if !self.sequences.streams.contains(&key)
+            && self.sequences.streams.len() >= self.limits.streams
+        {
+            // A fresh tracker rather than an unbounded one: report what is already due,
+            // and say that gaps across this point are not seen.
+            self.expire_gaps(ms);
+            let pending = self.sequences.tracker.next_deadline().is_some();
+            self.sequences = Sequences {
+                epoch: self.sequences.epoch,
+                ..Sequences::new(self.limits.gap_grace_ms)
+            };
+            let what = format!(
+                "more than {} sequence streams (restarted senders or a flood): gap tracking starts afresh{}",
+                self.limits.streams,
+                if pending {
+                    ", messages still missing within their grace period are not reported"
+                } else {
+                    ""
+                }
+            );
+            self.error(ms, "sequence numbers", &what);
+        }
+        let now = self.sequences.at(ms);
+        let verdict = self.sequences.tracker.receive(topic, seq, now);
+        self.sequences.streams.insert(key);
+        verdict
+    }
+
+    /// Shows the gaps whose grace period is over at `ms` as error events.
+    fn expire_gaps(&mut self, ms: u64) {
+        let now = self.sequences.at(ms);
+        let gaps = self.sequences.tracker.expire(now);
+        for gap in gaps {
+            self.gap(&gap, ms);
+        }
+    }
+
+    fn gap(&mut self, gap: &Gap, ms: u64) {
+        let (from, to) = match Topic::parse_with_log_pre_topic(&gap.topic, &self.pre_topic) {
+            Ok(Topic::App(t)) => (t.sender.as_str().to_owned(), t.receiver.as_str().to_owned()),
+            _ => ("?".to_owned(), "?".to_owned()),
+        };
+        if let Some(edge) = self.edges.get_mut(&(from.clone(), to.clone())) {
+            edge.lost = edge.lost.saturating_add(gap.count);
+        }
+        let plural = if gap.count == 1 { "" } else { "s" };
+        let what = format!(
+            "lost {} message{plural} from {from} to {to} (seq {}..{}{}, sender incarnation {:x})",
+            gap.count,
+            gap.first,
+            gap.last,
+            lane_note(gap.lane),
+            gap.incarnation,
+        );
+        self.error(ms, &gap.topic, &what);
+    }
+
     fn transfer(&mut self, name: &str) -> Option<&mut Transfer> {
         self.transfers.iter_mut().rev().find(|t| t.name == name)
     }
@@ -287,6 +468,22 @@ impl State {
         };
         let max = self.limits.max_len;
         let name = clean(name, max);
+        let url_key = match cmd {
+            "resPutURL" => "putURL",
+            "resTransfer" => "getURL",
+            _ => "",
+        };
+        let url = contents.get(url_key).and_then(Value::as_str);
+        if let (Some(url), Some(store), "fileManager") = (url, &self.store_origin, from) {
+            let origin = origin_of(url);
+            if origin != *store {
+                let what = format!(
+                    "warning: the {cmd} for {name} to {to} points at {}, not the local store {store}: the container refuses it unless its ECCI_FILE_ORIGINS lists that origin",
+                    clean(&origin, max)
+                );
+                self.error(ms, &format!("ECCI/…/{from}/{to}"), &what);
+            }
+        }
         match cmd {
             "reqPutURL" => {
                 let t = Transfer {
@@ -420,8 +617,10 @@ impl State {
         push_bounded(&mut self.records, row, self.limits.records);
     }
 
-    /// Updates the rates (messages per second over windows of at least a second).
+    /// Updates the rates (messages per second over windows of at least a second) and shows
+    /// the gaps whose grace period is over.
     pub(crate) fn tick(&mut self, ms: u64) {
+        self.expire_gaps(ms);
         for e in self.edges.values_mut() {
             let (count, at) = e.base;
             let dt = ms.saturating_sub(at);
@@ -461,6 +660,8 @@ impl State {
                     "to": clean(to, max),
                     "plugin": e.plugin,
                     "count": e.count,
+                    "duplicates": e.duplicates,
+                    "lost": e.lost,
                     "rate": (e.rate * 10.0).round() / 10.0,
                     "latest": e.latest.iter().rev().map(|s| json!({
                         "ms": s.ms, "type": s.kind, "repr": s.repr,
@@ -515,6 +716,28 @@ mod tests {
 
     fn file(pairs: Vec<(&str, Value)>) -> Vec<u8> {
         Envelope::new(MessageType::File, Value::dict(pairs)).to_pickle(Protocol::default())
+    }
+
+    /// A data message carrying the sequence-number extension.
+    fn numbered(incarnation: u64, lane: Lane, seq: u64) -> Vec<u8> {
+        let seq = Seq {
+            incarnation,
+            lane,
+            seq,
+        };
+        let value = seq.add_to(Envelope::data(Value::from(seq.seq as i64)).into_value());
+        ecci_proto::pickle::encode(&value, Protocol::default())
+    }
+
+    fn errors(snap: &Json) -> Vec<String> {
+        snap["errors"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(|e| e["error"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn node<'a>(snap: &'a Json, name: &str) -> &'a Json {
@@ -644,6 +867,136 @@ mod tests {
         assert_eq!(snap["edges"][0]["latest"][0]["type"], "undecodable");
     }
 
+    /// A hole in a stream is an error event once its grace period is over, not before, and
+    /// once; a duplicate is one at once; a message that fills a hole in time is none.
+    #[test]
+    fn gaps_and_duplicates_are_error_events() {
+        let limits = Limits::default();
+        let grace = limits.gap_grace_ms;
+        let mut s = State::new(limits, "toEdgeAI");
+        let topic = "ECCI/local/a/app/cam/det";
+        for (n, ms) in [(1, 0), (2, 10), (5, 20), (8, 30)] {
+            s.message(topic, &numbered(0xab, Lane::Ordered, n), ms);
+        }
+        s.message(topic, &numbered(0xab, Lane::Ordered, 2), 40);
+        // 6 comes in time, through a bridge (the same stream); 3, 4 and 7 do not.
+        let bridged = format!("bridge/edge1/{topic}");
+        s.message(&bridged, &numbered(0xab, Lane::Ordered, 6), 50);
+        // An urgent lane of its own: 1 then 3.
+        s.message(topic, &numbered(0xab, Lane::Urgent, 1), 60);
+        s.message(topic, &numbered(0xab, Lane::Urgent, 3), 70);
+        s.tick(20 + grace - 1);
+        let snap = s.snapshot(20 + grace - 1);
+        assert_eq!(
+            errors(&snap),
+            ["duplicate from cam to det (seq 2; 1 duplicates on this edge so far)"],
+            "{snap}"
+        );
+        assert_eq!(snap["errors"][0]["topic"], topic);
+        s.tick(70 + grace);
+        // Reported once, however often the ticker runs; a late message adds nothing.
+        s.tick(80 + grace);
+        s.message(topic, &numbered(0xab, Lane::Ordered, 3), 90 + grace);
+        s.tick(100 + 2 * grace);
+        let snap = s.snapshot(100 + 2 * grace);
+        assert_eq!(
+            errors(&snap)[1..],
+            [
+                "lost 1 message from cam to det (seq 2..2 on the urgent lane, sender incarnation ab)",
+                "lost 2 messages from cam to det (seq 3..4, sender incarnation ab)",
+                "lost 1 message from cam to det (seq 7..7, sender incarnation ab)",
+            ],
+            "{snap}"
+        );
+        let edge = &snap["edges"][0];
+        assert_eq!(
+            (&edge["count"], &edge["duplicates"], &edge["lost"]),
+            (&json!(9), &json!(1), &json!(4))
+        );
+    }
+
+    /// A fileManager answer whose URL is not the local store's is a warning; the local
+    /// store's is none.
+    #[test]
+    fn urls_elsewhere_than_the_local_store_are_warnings() {
+        let mut s = State::new(Limits::default(), "toEdgeAI");
+        s.set_store_origin("http://127.0.0.1:9000");
+        let answer = |cmd: &str, key: &str, url: &str| {
+            file(vec![
+                ("cmd", Value::from(cmd)),
+                ("file_name", Value::from("f.bin")),
+                (key, Value::from(url)),
+            ])
+        };
+        let topic = "ECCI/local/a/plugin/fileManager/w1";
+        let ours = "HTTP://127.0.0.1:9000/a/f.bin?X-Amz-Signature=s3cr3t";
+        s.message(topic, &answer("resPutURL", "putURL", ours), 1);
+        s.message(topic, &answer("resTransfer", "getURL", ours), 2);
+        let elsewhere = "http://10.0.0.7:9000/a/f.bin?X-Amz-Signature=s3cr3t";
+        s.message(topic, &answer("resTransfer", "getURL", elsewhere), 3);
+        s.message(
+            topic,
+            &answer("resPutURL", "putURL", "file:///etc/passwd"),
+            4,
+        );
+        let snap = s.snapshot(4);
+        assert_eq!(
+            errors(&snap),
+            [
+                "warning: the resTransfer for f.bin to w1 points at http://10.0.0.7:9000, not the local store http://127.0.0.1:9000: the container refuses it unless its ECCI_FILE_ORIGINS lists that origin",
+                "warning: the resPutURL for f.bin to w1 points at file://, not the local store http://127.0.0.1:9000: the container refuses it unless its ECCI_FILE_ORIGINS lists that origin",
+            ]
+        );
+        assert!(!snap.to_string().contains("s3cr3t"), "{snap}");
+    }
+
+    /// A flood of duplicates is one error event a second per edge, each with the count.
+    #[test]
+    fn duplicates_are_rate_limited() {
+        let mut s = State::new(Limits::default(), "toEdgeAI");
+        let one = numbered(1, Lane::Ordered, 1);
+        for ms in 0..2000 {
+            s.message("ECCI/b/a/app/x/y", &one, ms);
+        }
+        let snap = s.snapshot(2000);
+        assert_eq!(
+            errors(&snap),
+            [
+                "duplicate from x to y (seq 1; 1 duplicates on this edge so far)",
+                "duplicate from x to y (seq 1; 1001 duplicates on this edge so far)",
+            ]
+        );
+        assert_eq!(snap["edges"][0]["duplicates"], 1999);
+    }
+
+    /// Streams beyond the cap start a fresh tracker (said once as an error event): the
+    /// number tracked never passes the cap, and gaps are still found afterwards.
+    #[test]
+    fn sequence_streams_are_capped() {
+        let limits = Limits {
+            streams: 8,
+            ..Limits::default()
+        };
+        let grace = limits.gap_grace_ms;
+        let mut s = State::new(limits, "toEdgeAI");
+        for inc in 0..20u64 {
+            s.message("ECCI/b/a/app/x/y", &numbered(inc, Lane::Ordered, 1), inc);
+            assert!(s.sequences.streams.len() <= 8);
+        }
+        let afresh = errors(&s.snapshot(20))
+            .iter()
+            .filter(|e| e.contains("gap tracking starts afresh"))
+            .count();
+        assert_eq!(afresh, 2);
+        s.message("ECCI/b/a/app/x/y", &numbered(19, Lane::Ordered, 3), 30);
+        s.tick(30 + grace);
+        let errors = errors(&s.snapshot(30 + grace));
+        assert_eq!(
+            errors.last().map(String::as_str),
+            Some("lost 1 message from x to y (seq 2..2, sender incarnation 13)")
+        );
+    }
+
     /// However many containers, edges, messages and records arrive, the model and its
     /// snapshot stay within the limits.
     #[test]
@@ -666,6 +1019,12 @@ mod tests {
                 ("file_name", Value::from(format!("f{i}"))),
             ]);
             s.message("ECCI/b/a/plugin/c1/fileManager", &put, i * 10);
+            // A new sender incarnation each time, with a hole.
+            let topic = format!("ECCI/b/a/app/c{}/c0", i % 50);
+            s.message(&topic, &numbered(i, Lane::Ordered, 1), i * 10);
+            s.message(&topic, &numbered(i, Lane::Ordered, 3), i * 10);
+            s.tick(i * 10);
+            assert!(s.sequences.streams.len() <= limits.streams);
         }
         let snap = s.snapshot(50_000);
         let len = |k: &str| snap[k].as_array().map_or(0, Vec::len);
