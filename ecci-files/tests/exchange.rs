@@ -13,8 +13,8 @@ use std::time::Duration;
 use ecci_files::local::{Backend, FileManagerOptions, LocalFileManager, LocalStore};
 use ecci_files::sigv4::Method;
 use ecci_files::{
-    ErrorKind, ExchangeOptions, FileExchange, FileOffer, FileSource, Identity, InboundFile,
-    PresignedUrl, Refusal, RefusalReason, RetryConfig, TransferConfig,
+    BackoffConfig, ErrorKind, ExchangeOptions, FileExchange, FileOffer, FileSource, Identity,
+    InboundFile, PresignedUrl, Refusal, RefusalReason, RetryConfig, TransferConfig,
 };
 use ecci_proto::config::{ContainerType, Target};
 use ecci_proto::envelope::{Envelope, MessageType};
@@ -76,7 +76,10 @@ fn quick() -> ExchangeOptions {
         sha256: true,
         transfer: TransferConfig {
             retry: RetryConfig {
-                initial_backoff: Duration::ZERO,
+                backoff: BackoffConfig {
+                    initial: Duration::ZERO,
+                    ..BackoffConfig::default()
+                },
                 ..RetryConfig::default()
             },
             ..TransferConfig::default()
