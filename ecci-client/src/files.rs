@@ -180,8 +180,8 @@ impl Files {
         self.exchange.next_offer().await.ok_or(Error::Closed)
     }
 
-    /// The offers as a [`Stream`](futures_core::Stream); clones compete for them, and a
-    /// stream polled without result holds the queue until it yields or is dropped (see
+    /// The offers as a [`Stream`](futures_core::Stream); clones and streams compete for
+    /// them, each offer taken once, and a waiting stream holds nothing (see
     /// [`FileExchange::offers`]).
     pub fn offers(&self) -> Offers {
         self.exchange.offers()

@@ -518,7 +518,8 @@ struct Shared {
     /// One lock per file name in use: transfers of one name never interleave,
     /// because the protocol correlates by name only.
     names: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    offers: Arc<tokio::sync::Mutex<mpsc::Receiver<FileOffer>>>,
+    /// Many consumers (clones, streams) take from it, each offer once.
+    offers: flume::Receiver<FileOffer>,
     closed: watch::Sender<bool>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
     /// The sends running, by number: [`close`](FileExchange::close) aborts them and waits
@@ -668,7 +669,7 @@ impl FileExchange {
     ) -> Result<Self, ClientError> {
         let transfers = Transfers::new(options.transfer.clone())?;
         let trust = Mutex::new(Trust::new(&options.trusted_origins));
-        let (offer_tx, offer_rx) = mpsc::channel(options.offer_queue.max(1));
+        let (offer_tx, offer_rx) = flume::bounded(options.offer_queue.max(1));
         let (closed, closed_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             identity,
@@ -677,7 +678,7 @@ impl FileExchange {
             transfers,
             waiters: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
-            offers: Arc::new(tokio::sync::Mutex::new(offer_rx)),
+            offers: offer_rx,
             closed,
             dispatcher: Mutex::new(None),
             sends: watch::Sender::new(HashMap::new()),
@@ -814,20 +815,27 @@ impl FileExchange {
     ///
     /// Cancel safe: no offer is lost.
     pub async fn next_offer(&self) -> Option<FileOffer> {
-        self.shared.offers.lock().await.recv().await
+        self.shared.offers.recv_async().await.ok()
+    }
+
+    /// The offer waiting first, if any; `None` when none is waiting (or the
+    /// exchange is closed and none is left).
+    pub fn try_next_offer(&self) -> Option<FileOffer> {
+        self.shared.offers.try_recv().ok()
     }
 
     /// The offers as a [`Stream`](futures_core::Stream). Clones of the
-    /// exchange and streams compete for the same offers.
+    /// exchange and streams compete for the same offers, each taken once, in
+    /// the order they arrived.
     ///
-    /// A stream polled once takes the offer queue until an offer comes: while
-    /// an [`Offers`] whose `poll_next` returned `Pending` lives, every other
-    /// consumer ([`next_offer`](Self::next_offer), other streams) waits until
-    /// it is polled to an offer or dropped. No offer is lost either way.
+    /// A stream waiting for an offer holds nothing: other streams and
+    /// [`next_offer`](Self::next_offer) take offers meanwhile (the queue is a
+    /// multi-consumer [`flume`] channel, not a locked receiver). No offer is
+    /// lost when a stream or a `next_offer` future is dropped.
     pub fn offers(&self) -> Offers {
         Offers {
-            rx: Arc::clone(&self.shared.offers),
-            pending: None,
+            rx: self.shared.offers.clone(),
+            stream: self.shared.offers.clone().into_stream(),
         }
     }
 
@@ -862,12 +870,10 @@ impl FileExchange {
     }
 }
 
-type Recv = Pin<Box<dyn Future<Output = Option<FileOffer>> + Send>>;
-
 /// The offers of a [`FileExchange`] as a stream; see [`FileExchange::offers`].
 pub struct Offers {
-    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<FileOffer>>>,
-    pending: Option<Recv>,
+    rx: flume::Receiver<FileOffer>,
+    stream: flume::r#async::RecvStream<'static, FileOffer>,
 }
 
 impl fmt::Debug for Offers {
@@ -883,7 +889,7 @@ impl Offers {
     ///
     /// Cancel safe.
     pub async fn recv(&self) -> Option<FileOffer> {
-        self.rx.lock().await.recv().await
+        self.rx.recv_async().await.ok()
     }
 }
 
@@ -891,15 +897,11 @@ impl futures_core::Stream for Offers {
     type Item = FileOffer;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FileOffer>> {
-        let rx = Arc::clone(&self.rx);
-        let pending = self
-            .pending
-            .get_or_insert_with(|| Box::pin(async move { rx.lock_owned().await.recv().await }));
-        let out = pending.as_mut().poll(cx);
-        if out.is_ready() {
-            self.pending = None;
-        }
-        out
+        Pin::new(&mut self.stream).poll_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
     }
 }
 
@@ -908,7 +910,7 @@ impl futures_core::Stream for Offers {
 async fn dispatch(
     shared: std::sync::Weak<Shared>,
     mut inbound: mpsc::Receiver<InboundFile>,
-    offers: mpsc::Sender<FileOffer>,
+    offers: flume::Sender<FileOffer>,
     mut closed: watch::Receiver<bool>,
 ) {
     loop {
@@ -986,7 +988,7 @@ async fn dispatch(
                 tokio::select! {
                     biased;
                     _ = closed.wait_for(|c| *c) => return,
-                    sent = offers.send(offer) => if sent.is_err() { return },
+                    sent = offers.send_async(offer) => if sent.is_err() { return },
                 }
             }
             // Requests and relays are for plugins, not containers.

@@ -8,9 +8,9 @@
 //! - [`Transfers`]: PUT a file, a buffer or a pickled object to a presigned URL,
 //!   and GET one back into a file (through a temporary file renamed when
 //!   complete) or into memory. Both legs stream in constant memory, retry
-//!   connection errors and 5xx answers with backoff ([`RetryConfig`]), resume an
-//!   interrupted download with `Range`, compute SHA-256 on the fly and report
-//!   [`Progress`]. A 403 is [`ErrorKind::Expired`]: ask for a fresh URL.
+//!   connection errors and 5xx answers with the MQTT transport's jittered
+//!   backoff ([`RetryConfig`]), resume an interrupted download with `Range`,
+//!   compute SHA-256 on the fly and report [`Progress`]. A 403 is [`ErrorKind::Expired`]: ask for a fresh URL.
 //!   Downloads are bounded in size and time ([`TransferConfig`]); redirects
 //!   are never followed.
 //! - [`sigv4`]: presigned URLs for an S3-compatible store such as MinIO.
@@ -47,6 +47,8 @@ mod transfer;
 mod uri;
 
 pub use ecci_proto::file::PresignedUrl;
+/// The retry waits of [`RetryConfig`]: the MQTT transport's, re-exported.
+pub use ecci_transport::BackoffConfig;
 pub use error::{ClientError, ErrorKind, Step, TransferError};
 pub use exchange::{
     ExchangeOptions, FileError, FileExchange, FileOffer, FileSource, Identity, InboundFile, Offers,

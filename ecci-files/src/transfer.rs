@@ -22,6 +22,7 @@ use ecci_proto::pickle::{DecodeLimits, Protocol, Value};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, LOCATION, RANGE};
 
+use ecci_transport::{Backoff, BackoffConfig};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::body::{self, Source, UploadBody};
@@ -30,49 +31,64 @@ use crate::error::{ClientError, ErrorKind, Step, TransferError};
 /// Retry tunables: how often and how patiently a leg is tried again after a
 /// connection error or a 5xx answer.
 ///
-/// The wait before retry `n` (from 0) is `initial_backoff * multiplier^n`, capped
-/// at `max_backoff`. A download attempt that received bytes before failing
-/// resets the count, so a slow but progressing link is never given up on.
+/// The waits between retries come from [`Backoff`], the MQTT transport's
+/// reconnect delays: `backoff.initial`, growing by `backoff.multiplier` up to
+/// `backoff.max`, each shortened by a random part of up to `backoff.jitter`, so
+/// that containers cut off together do not all retry in the same instant. A
+/// download attempt that received bytes before failing resets the count and the
+/// wait, so a slow but progressing link is never given up on.
 ///
 /// ```
 /// use std::time::Duration;
-/// use ecci_files::RetryConfig;
+/// use ecci_files::{BackoffConfig, RetryConfig};
 /// let retry = RetryConfig { max_retries: 2, ..RetryConfig::default() };
-/// assert_eq!(retry.backoff(0), Duration::from_millis(100));
-/// assert_eq!(retry.backoff(1), Duration::from_millis(200));
-/// assert_eq!(retry.backoff(30), Duration::from_secs(10));
+/// assert_eq!(retry.backoff.initial, Duration::from_millis(100));
+/// assert_eq!(retry.backoff.max, Duration::from_secs(10));
+/// let no_wait = RetryConfig {
+///     backoff: BackoffConfig { initial: Duration::ZERO, ..BackoffConfig::default() },
+///     ..RetryConfig::default()
+/// };
+/// # let _ = no_wait;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryConfig {
     /// Retries after the first attempt (default 5).
     pub max_retries: u32,
-    /// The first wait (default 100 ms).
-    pub initial_backoff: Duration,
-    /// The longest wait (default 10 s).
-    pub max_backoff: Duration,
-    /// The growth of the wait per retry (default 2.0).
-    pub multiplier: f64,
+    /// The waits between them (default: 100 ms, ×2, capped at 10 s, jitter 0.5).
+    pub backoff: BackoffConfig,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
         Self {
             max_retries: 5,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(10),
-            multiplier: 2.0,
+            backoff: BackoffConfig {
+                max: Duration::from_secs(10),
+                ..BackoffConfig::default()
+            },
         }
     }
 }
 
-impl RetryConfig {
-    /// The wait before retry `retry` (counted from 0).
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let factor = self.multiplier.max(1.0).powi(retry.min(64) as i32);
-        let secs = self.initial_backoff.as_secs_f64() * factor;
-        Duration::try_from_secs_f64(secs)
-            .unwrap_or(self.max_backoff)
-            .min(self.max_backoff)
+/// The retries of one leg: how many so far, and the next wait.
+#[derive(Debug)]
+struct Retries {
+    count: u32,
+    backoff: Backoff,
+}
+
+impl Retries {
+    fn new(config: &RetryConfig) -> Retries {
+        Retries {
+            count: 0,
+            backoff: Backoff::new(config.backoff),
+        }
+    }
+
+    /// Back to none, after progress.
+    fn reset(&mut self) {
+        self.count = 0;
+        self.backoff.reset();
     }
 }
 
@@ -397,7 +413,7 @@ impl Transfers {
         Fut: Future<Output = Result<(Source, u64), ErrorKind>>,
     {
         let err = |kind| TransferError::new(name, Step::Upload, kind);
-        let mut retries = 0;
+        let mut retries = Retries::new(&self.config.retry);
         let mut stall = Stall::new(self.config.stall_timeout, self.config.stall_min_bytes);
         loop {
             let (source, len) = open().await.map_err(err)?;
@@ -465,18 +481,22 @@ impl Transfers {
 
     /// Returns the final error when `failure` is not retried or retries are
     /// exhausted; otherwise waits the backoff.
-    async fn give_up_or_wait(&self, failure: Attempt, retries: &mut u32) -> Result<(), ErrorKind> {
-        if !failure.retry || *retries >= self.config.retry.max_retries {
+    async fn give_up_or_wait(
+        &self,
+        failure: Attempt,
+        retries: &mut Retries,
+    ) -> Result<(), ErrorKind> {
+        if !failure.retry || retries.count >= self.config.retry.max_retries {
             return Err(match failure.kind {
                 ErrorKind::Connection { source, .. } => ErrorKind::Connection {
-                    attempts: *retries + 1,
+                    attempts: retries.count + 1,
                     source,
                 },
                 kind => kind,
             });
         }
-        tokio::time::sleep(self.config.retry.backoff(*retries)).await;
-        *retries += 1;
+        tokio::time::sleep(retries.backoff.next_delay()).await;
+        retries.count += 1;
         Ok(())
     }
 
@@ -628,7 +648,7 @@ impl Transfers {
             hasher: digest_wanted.then(Hasher::new),
             progress: ProgressSink(options.progress.clone()),
         };
-        let mut retries = 0;
+        let mut retries = Retries::new(&self.config.retry);
         loop {
             let before = state.written;
             match state.attempt(&self.client, url).await {
@@ -636,7 +656,7 @@ impl Transfers {
                 Err(failure) => {
                     state.progress.set(state.written, state.total);
                     if state.written > before {
-                        retries = 0;
+                        retries.reset();
                     }
                     let wait = self.give_up_or_wait(failure, &mut retries);
                     state.stall.run(wait).await??;
@@ -1223,16 +1243,33 @@ mod tests {
     fn backoff_grows_and_caps() {
         let retry = RetryConfig {
             max_retries: 3,
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(35),
-            multiplier: 2.0,
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(35),
+                multiplier: 2.0,
+                jitter: 0.5,
+            },
         };
-        let waits: Vec<_> = (0..4).map(|n| retry.backoff(n).as_millis()).collect();
-        assert_eq!(waits, [10, 20, 35, 35]);
+        let mut retries = Retries::new(&retry);
+        for step in [10, 20, 35, 35] {
+            let wait = retries.backoff.next_delay();
+            let step = Duration::from_millis(step);
+            assert!(wait <= step && wait >= step / 2, "{wait:?} vs {step:?}");
+        }
+        retries.count = 3;
+        retries.reset();
+        assert_eq!(retries.count, 0);
+        assert!(retries.backoff.next_delay() <= Duration::from_millis(10));
         let silly = RetryConfig {
-            multiplier: f64::NAN,
+            backoff: BackoffConfig {
+                multiplier: f64::NAN,
+                jitter: 0.0,
+                ..retry.backoff
+            },
             ..retry
         };
-        assert_eq!(silly.backoff(3), Duration::from_millis(10));
+        let mut retries = Retries::new(&silly);
+        let waits: Vec<_> = (0..3).map(|_| retries.backoff.next_delay()).collect();
+        assert_eq!(waits, [Duration::from_millis(10); 3]);
     }
 }

@@ -3,6 +3,8 @@
 //! and the decoding the local server needs; and the origin of a URL, for the
 //! origin policy.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 /// The origin of `url`, serialized as `scheme://host[:port]` (the port only
 /// when it is not the scheme's default; host lowercased), or `None` when `url`
 /// is not an absolute `http`/`https` URL. Never contains a path or a query,
@@ -16,22 +18,22 @@ pub(crate) fn origin_of(url: &str) -> Option<String> {
     origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
+/// Every byte but the RFC 3986 unreserved characters `A–Z a–z 0–9 - _ . ~`:
+/// what SigV4 encodes in a path segment and a query value.
+const SIGV4: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// [`SIGV4`], but `/` passes: an object key in a SigV4 path.
+const SIGV4_PATH: &AsciiSet = &SIGV4.remove(b'/');
+
 /// Appends `input` to `out`, percent-encoding every byte but `A–Z a–z 0–9 - _ . ~`
-/// (and `/` when `keep_slash`).
+/// (and `/` when `keep_slash`) as `%XX`, uppercase.
 pub(crate) fn encode_into(out: &mut String, input: &str, keep_slash: bool) {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in input.as_bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.' | b'~')
-            || (keep_slash && b == b'/')
-        {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-        }
-    }
+    let set = if keep_slash { SIGV4_PATH } else { SIGV4 };
+    out.extend(utf8_percent_encode(input, set));
 }
 
 /// `input` percent-encoded (see [`encode_into`]).
@@ -42,25 +44,24 @@ pub(crate) fn encode(input: &str, keep_slash: bool) -> String {
     out
 }
 
-/// Decodes `%XX` escapes; `None` when an escape is malformed or the result is
-/// not UTF-8.
+/// Decodes `%XX` escapes; `None` when an escape is malformed (a `%` not
+/// followed by two hex digits: `percent_decode` would pass it through as it
+/// is) or the result is not UTF-8.
 #[cfg(any(test, feature = "local"))]
 pub(crate) fn decode(input: &str) -> Option<String> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hi = bytes.get(i + 1).and_then(|c| char::from(*c).to_digit(16))?;
-            let lo = bytes.get(i + 2).and_then(|c| char::from(*c).to_digit(16))?;
-            out.push(u8::try_from(hi * 16 + lo).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
+    let well_formed = input.split('%').skip(1).all(|after| {
+        after
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(input)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]

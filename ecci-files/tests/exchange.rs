@@ -13,8 +13,8 @@ use std::time::Duration;
 use ecci_files::local::{Backend, FileManagerOptions, LocalFileManager, LocalStore};
 use ecci_files::sigv4::Method;
 use ecci_files::{
-    ErrorKind, ExchangeOptions, FileExchange, FileOffer, FileSource, Identity, InboundFile,
-    PresignedUrl, Refusal, RefusalReason, RetryConfig, TransferConfig,
+    BackoffConfig, ErrorKind, ExchangeOptions, FileExchange, FileOffer, FileSource, Identity,
+    InboundFile, PresignedUrl, Refusal, RefusalReason, RetryConfig, TransferConfig,
 };
 use ecci_proto::config::{ContainerType, Target};
 use ecci_proto::envelope::{Envelope, MessageType};
@@ -76,7 +76,10 @@ fn quick() -> ExchangeOptions {
         sha256: true,
         transfer: TransferConfig {
             retry: RetryConfig {
-                initial_backoff: Duration::ZERO,
+                backoff: BackoffConfig {
+                    initial: Duration::ZERO,
+                    ..BackoffConfig::default()
+                },
                 ..RetryConfig::default()
             },
             ..TransferConfig::default()
@@ -1279,4 +1282,80 @@ async fn a_receiver_learns_its_store_and_refuses_others() {
     assert_eq!(receiver.exchange.refused(), 1);
     assert_eq!(foreign.connections(), 0);
     receiver.close().await;
+}
+
+/// The polled offers stream, as a future: the next offer, or `None` once closed.
+async fn next_of(offers: &mut ecci_files::Offers) -> Option<FileOffer> {
+    std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut *offers), cx))
+        .await
+}
+
+/// Offers have many consumers: a stream left waiting (a `select!` branch that
+/// lost) holds nothing, so `next_offer` and other streams take offers
+/// meanwhile, each once and in order; a dropped `next_offer` loses none; after
+/// `close` every stream ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_have_many_consumers_and_none_is_lost() {
+    let hub = Hub::new();
+    let trusted = "http://127.0.0.1:9".to_owned();
+    let plugin = FakePlugin::start(&hub, "b1").await;
+    let receiver = Container::start_with(
+        APP,
+        Arc::new(hub.transport()),
+        "r",
+        "b1",
+        None,
+        pinned(std::slice::from_ref(&trusted)),
+    )
+    .await;
+    let offer = |name: &str| FileMessage::ResTransfer {
+        file_name: name.to_owned(),
+        get_url: PresignedUrl::new(format!("{trusted}/{APP}/{name}?X-Amz-Signature=s")),
+        sha256: None,
+    };
+    let mut idle = receiver.exchange.offers();
+    let short = Duration::from_millis(50);
+    assert!(
+        tokio::time::timeout(short, next_of(&mut idle))
+            .await
+            .is_err()
+    );
+    let mut polled_once = receiver.exchange.offers();
+    let first_poll = std::future::poll_fn(|cx| {
+        let poll = futures_core::Stream::poll_next(std::pin::Pin::new(&mut polled_once), cx);
+        std::task::Poll::Ready(poll.is_pending())
+    });
+    assert!(first_poll.await, "no offer yet");
+    assert!(
+        tokio::time::timeout(short, receiver.exchange.next_offer())
+            .await
+            .is_err()
+    );
+    assert!(receiver.exchange.try_next_offer().is_none());
+    for name in ["1.bin", "2.bin", "3.bin", "4.bin"] {
+        plugin.reply("b1", "r", offer(name)).await;
+    }
+    // `polled_once` is pending and never polled again: it holds nothing.
+    assert_eq!(receiver.offer().await.file_name, "1.bin");
+    let mut other = receiver.exchange.offers();
+    let second = tokio::time::timeout(WAIT, next_of(&mut other)).await;
+    assert_eq!(second.unwrap().unwrap().file_name, "2.bin");
+    let third = tokio::time::timeout(WAIT, next_of(&mut idle)).await;
+    assert_eq!(third.unwrap().unwrap().file_name, "3.bin");
+    let fourth = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(offer) = receiver.exchange.try_next_offer() {
+                return offer;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    assert_eq!(fourth.await.unwrap().file_name, "4.bin");
+    let exchange = receiver.exchange.clone();
+    receiver.close().await;
+    for stream in [&mut idle, &mut other, &mut polled_once] {
+        let end = tokio::time::timeout(WAIT, next_of(stream)).await;
+        assert!(end.unwrap().is_none(), "the stream ends after close");
+    }
+    assert!(exchange.next_offer().await.is_none());
 }

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ecci_files::{
-    ErrorKind, PresignedUrl, Progress, RetryConfig, TransferConfig, TransferError, TransferOptions,
-    Transfers,
+    BackoffConfig, ErrorKind, PresignedUrl, Progress, RetryConfig, TransferConfig, TransferError,
+    TransferOptions, Transfers,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -205,8 +205,10 @@ fn transfers(max_download: u64) -> Transfers {
     Transfers::new(TransferConfig {
         retry: RetryConfig {
             max_retries: 5,
-            initial_backoff: Duration::from_millis(10),
-            ..RetryConfig::default()
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(10),
+                ..RetryConfig::default().backoff
+            },
         },
         max_download,
         stall_timeout: STALL,

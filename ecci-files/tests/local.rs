@@ -11,8 +11,8 @@ use std::time::Duration;
 use ecci_files::local::{LocalError, LocalStore, RequestRecord};
 use ecci_files::sigv4::Method;
 use ecci_files::{
-    PresignedUrl, Progress, RetryConfig, Step, TransferConfig, TransferError, TransferOptions,
-    Transfers,
+    BackoffConfig, PresignedUrl, Progress, RetryConfig, Step, TransferConfig, TransferError,
+    TransferOptions, Transfers,
 };
 use ecci_proto::pickle::{DecodeLimits, Value};
 use sha2::{Digest, Sha256};
@@ -40,8 +40,10 @@ impl Fixture {
         let transfers = Transfers::new(TransferConfig {
             retry: RetryConfig {
                 max_retries,
-                initial_backoff: Duration::ZERO,
-                ..RetryConfig::default()
+                backoff: BackoffConfig {
+                    initial: Duration::ZERO,
+                    ..BackoffConfig::default()
+                },
             },
             ..TransferConfig::default()
         })

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use ecci_files::sigv4::{Credentials, Method, S3Presigner};
-use ecci_files::{PresignedUrl, RetryConfig, TransferConfig, TransferOptions, Transfers};
+use ecci_files::{
+    BackoffConfig, PresignedUrl, RetryConfig, TransferConfig, TransferOptions, Transfers,
+};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -86,8 +88,10 @@ fn transfers() -> Transfers {
     Transfers::new(TransferConfig {
         retry: RetryConfig {
             max_retries: 3,
-            initial_backoff: Duration::ZERO,
-            ..RetryConfig::default()
+            backoff: BackoffConfig {
+                initial: Duration::ZERO,
+                ..BackoffConfig::default()
+            },
         },
         ..TransferConfig::default()
     })

@@ -18,8 +18,8 @@ use std::time::Duration;
 use ecci_files::local::LocalStore;
 use ecci_files::sigv4::Method;
 use ecci_files::{
-    ErrorKind, RetryConfig, Step, TransferConfig, TransferError, TransferOptions, Transferred,
-    Transfers,
+    BackoffConfig, ErrorKind, RetryConfig, Step, TransferConfig, TransferError, TransferOptions,
+    Transferred, Transfers,
 };
 
 const BUCKET: &str = "app1";
@@ -54,9 +54,11 @@ fn transfers(max_retries: u32, backoff: Duration) -> Transfers {
     Transfers::new(TransferConfig {
         retry: RetryConfig {
             max_retries,
-            initial_backoff: backoff,
-            max_backoff: backoff,
-            ..RetryConfig::default()
+            backoff: BackoffConfig {
+                initial: backoff,
+                max: backoff,
+                ..BackoffConfig::default()
+            },
         },
         ..TransferConfig::default()
     })

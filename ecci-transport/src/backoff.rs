@@ -38,40 +38,64 @@ fn seed() -> u64 {
     RandomState::new().hash_one((nanos, std::process::id()))
 }
 
-/// The delays between connection attempts.
-#[derive(Debug)]
-pub(crate) struct Backoff {
+/// The delays between attempts: exponential growth from [`BackoffConfig::initial`] to
+/// [`BackoffConfig::max`], each delay less a random part of up to
+/// [`BackoffConfig::jitter`] of it, so that clients cut off together do not all come back
+/// in the same instant. The MQTT reconnects and `ecci-files`' HTTP retries both use it.
+///
+/// A silly configuration never panics: a multiplier below 1 (or NaN) counts as 1, a
+/// growth past [`Duration`]'s range stops at the cap, a jitter outside `0.0..=1.0` (or
+/// NaN) is clamped (NaN counts as 0).
+///
+/// ```
+/// use std::time::Duration;
+/// use ecci_transport::{Backoff, BackoffConfig};
+/// let config = BackoffConfig { jitter: 0.0, ..BackoffConfig::default() };
+/// let mut backoff = Backoff::new(config);
+/// assert_eq!(backoff.next_delay(), Duration::from_millis(100));
+/// assert_eq!(backoff.next_delay(), Duration::from_millis(200));
+/// backoff.reset();
+/// assert_eq!(backoff.next_delay(), Duration::from_millis(100));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Backoff {
     config: BackoffConfig,
     next: Duration,
 }
 
 impl Backoff {
-    pub(crate) fn new(config: BackoffConfig) -> Backoff {
+    /// Starts at `config.initial`.
+    pub fn new(config: BackoffConfig) -> Backoff {
         Backoff {
             next: config.initial,
             config,
         }
     }
 
-    /// Back to the first delay, after a successful connection.
-    pub(crate) fn reset(&mut self) {
+    /// Back to the first delay, after a success (a connection, or progress).
+    pub fn reset(&mut self) {
         self.next = self.config.initial;
     }
 
     /// Jumps to the longest delay, after a failure that retrying soon cannot cure.
-    pub(crate) fn jump_to_max(&mut self) {
+    pub fn jump_to_max(&mut self) {
         self.next = self.config.max;
     }
 
     /// The delay before the next attempt: the current step, less up to `jitter` of it.
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let step = self.next.min(self.config.max);
-        self.next = step
-            .mul_f64(self.config.multiplier.max(1.0))
-            .min(self.config.max);
-        let jitter = self.config.jitter.clamp(0.0, 1.0);
+    pub fn next_delay(&mut self) -> Duration {
+        let max = self.config.max;
+        let step = self.next.min(max);
+        let grown = step.as_secs_f64() * self.config.multiplier.max(1.0);
+        self.next = Duration::try_from_secs_f64(grown).map_or(max, |d| d.min(max));
+        let jitter = match self.config.jitter {
+            j if j.is_nan() => 0.0,
+            j => j.clamp(0.0, 1.0),
+        };
         let r = (random_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        step.mul_f64(1.0 - jitter * r)
+        // Through f64 a step near `Duration::MAX` may round past it: keep the step then.
+        Duration::try_from_secs_f64(step.as_secs_f64() * (1.0 - jitter * r))
+            .map_or(step, |d| d.min(step))
     }
 }
 
@@ -98,6 +122,33 @@ mod tests {
         assert!(b.next_delay() <= Duration::from_millis(100));
         b.jump_to_max();
         assert!(b.next_delay() >= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn silly_configs_never_panic() {
+        for (multiplier, jitter) in [
+            (f64::NAN, f64::NAN),
+            (f64::INFINITY, 2.0),
+            (1e300, -1.0),
+            (-3.0, f64::INFINITY),
+        ] {
+            let mut b = Backoff::new(BackoffConfig {
+                initial: Duration::from_millis(10),
+                max: Duration::MAX,
+                multiplier,
+                jitter,
+            });
+            for _ in 0..5 {
+                assert!(b.next_delay() <= Duration::MAX);
+            }
+        }
+        let mut flat = Backoff::new(BackoffConfig {
+            multiplier: f64::NAN,
+            jitter: f64::NAN,
+            ..BackoffConfig::default()
+        });
+        assert_eq!(flat.next_delay(), Duration::from_millis(100));
+        assert_eq!(flat.next_delay(), Duration::from_millis(100));
     }
 
     #[test]

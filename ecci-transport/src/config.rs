@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-/// Delays between connection attempts: `initial`, then multiplied by `multiplier` up to
+/// Delays between attempts (MQTT reconnects here, HTTP retries in `ecci-files`; see
+/// [`Backoff`](crate::Backoff)): `initial`, then multiplied by `multiplier` up to
 /// `max`; each delay is shortened by a random fraction of up to `jitter` so that many clients
 /// do not reconnect in step.
 ///

@@ -55,6 +55,7 @@ pub mod mosquitto;
 #[cfg(feature = "test-util")]
 pub mod skip;
 
+pub use backoff::Backoff;
 pub use config::{
     BackoffConfig, MqttConfig, TAKEOVER_STREAK, TAKEOVER_WINDOW, client_id, stable_client_id,
 };
