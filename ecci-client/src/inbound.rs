@@ -1,5 +1,14 @@
 //! What the client hands the application: received messages (sender and contents together),
 //! the queues they wait in, and the error events for messages that could not be used.
+//!
+//! Why an [`Inbox`] is a tokio `mpsc` receiver behind a mutex rather than a kept
+//! multi-consumer channel (async-channel, flume; ecci-files' offer queue is a flume
+//! channel): the client's task reserves room in the queue *before* it takes a parked
+//! message out (`Sender::reserve`), so that a message is never taken from the parked
+//! buffer and then lost to a full queue or a cancelled send, and it reads the queue's
+//! room (`capacity`, `max_capacity`) to keep the byte accounting exact. Neither crate can
+//! reserve a slot. The cost, documented on [`Inbox`]: a consumer waiting in `recv` holds
+//! the queue, so two consumers of one inbox take turns.
 
 use std::fmt;
 use std::future::Future;
