@@ -74,8 +74,9 @@ use async_trait::async_trait;
 ///
 /// # Queues
 /// Outgoing messages wait in one bounded queue per [`Priority`]: [`Priority::Control`]
-/// messages always go out before [`Priority::Bulk`] ones, so commands are never stuck behind
-/// data or logs. [`publish`](Transport::publish) waits for room; [`try_publish`](Transport::try_publish)
+/// messages (the handshake, file-transfer control, urgent commands) always go out before
+/// [`Priority::Bulk`] ones (an application's data and commands, in publish order), and those
+/// before [`Priority::Background`] ones (log records): control ≫ data ≫ logs. [`publish`](Transport::publish) waits for room; [`try_publish`](Transport::try_publish)
 /// never waits and hands the message back.
 #[async_trait]
 pub trait Transport: std::fmt::Debug + Send + Sync {
