@@ -12,8 +12,9 @@
 //! retransmitted (a Python receiver would see them twice). Its first acknowledgement makes
 //! it *acknowledging*: from then on what is not acknowledged within
 //! [`E2eOptions::timeout`] (doubling per attempt, at most 30 s) and everything
-//! unacknowledged after each reconnect is sent again, and the receiver drops the
-//! duplicates. A target that has not acknowledged anything [`E2eOptions::probe`] after its
+//! unacknowledged after each reconnect is sent again, oldest first and at most 16 per
+//! target every `min(timeout, probe) / 10` (a larger burst would hit a broker's in-flight
+//! quota of 20 and be dropped again), and the receiver drops the duplicates. A target that has not acknowledged anything [`E2eOptions::probe`] after its
 //! first message is *plain*: plain QoS 2 (its [`Delivery::delivered`] resolve
 //! [`Confirmation::Unconfirmed`]), paced at [`E2eOptions::pace`] messages per second if
 //! set; a later acknowledgement makes it acknowledging again.
@@ -182,6 +183,11 @@ fn lane_key(lane: Lane) -> u8 {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Most messages sent again to one target at a time (each resend tick), oldest first:
+/// below a broker's (or a bridge's remote broker's) in-flight quota of 20, which would
+/// drop a larger burst again.
+const MAX_BURST: usize = 16;
 
 /// The sender's end-to-end state, shared by the publishing calls and the background task.
 #[derive(Debug)]
@@ -386,11 +392,20 @@ impl Sender {
                 continue;
             }
             let mut bases = [None, None];
+            let mut burst = 0;
             for ((l, n), p) in &mut t.pending {
                 let base = *bases[usize::from(*l)].get_or_insert(*n);
-                if !all && now < p.sent + p.timeout {
+                if all {
+                    // Due now, and sent MAX_BURST at a time below.
+                    p.sent = now.checked_sub(p.timeout).unwrap_or(now);
+                }
+                if now < p.sent + p.timeout {
                     continue;
                 }
+                if burst >= MAX_BURST {
+                    continue;
+                }
+                burst += 1;
                 p.sent = now;
                 p.timeout = (p.timeout * 2).min(MAX_BACKOFF);
                 t.retransmissions += 1;

@@ -264,7 +264,7 @@ impl Task {
         let mut tick = tokio::time::interval_at(Instant::now() + period, period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let e2e_on = self.e2e_options.enabled;
-        let e2e_period = (self.e2e_options.timeout.min(self.e2e_options.probe) / 4)
+        let e2e_period = (self.e2e_options.timeout.min(self.e2e_options.probe) / 10)
             .max(Duration::from_millis(10));
         let mut resend = tokio::time::interval_at(Instant::now() + e2e_period, e2e_period);
         resend.set_missed_tick_behavior(MissedTickBehavior::Delay);
