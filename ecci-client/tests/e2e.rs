@@ -420,3 +420,91 @@ async fn a_bridge_link_cut_loses_nothing_end_to_end() {
     me.close().await;
     drop(edge);
 }
+
+/// Whether python3 with paho-mqtt is here; when not, `skipped: …` (a failure with
+/// `ECCI_REQUIRE_SERVICES` set).
+fn paho() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import paho.mqtt.client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        ecci_transport::skip::missing(
+            "ECCI_REQUIRE_SERVICES",
+            "python3 with paho-mqtt is not installed (.ci/python-deps.sh)",
+        );
+    }
+    ok
+}
+
+/// 5,000 × 100 B from a Rust sender with end-to-end delivery and pacing on to a Python
+/// paho receiver on a default mosquitto: the sender finds that the receiver never
+/// acknowledges, falls back to plain QoS 2 paced at 1,000/s, and all 5,000 arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_burst_to_a_python_receiver_arrives_whole() {
+    const COUNT: u32 = 5_000;
+    let Some(mut broker) = Mosquitto::prepare() else {
+        return;
+    };
+    if !paho() {
+        return;
+    }
+    broker.configure("allow_anonymous true\n");
+    broker.up();
+    let app = format!("paced-{}", std::process::id());
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python/counting_receiver.py");
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(COUNT.to_string())
+        .env("ECCI_LOCAL_BROKER_IP", "127.0.0.1")
+        .env("ECCI_LOCAL_BROKER_PORT", broker.port().to_string())
+        .env("ECCI_LOCAL_BROKER_ID", "b1")
+        .env("ECCI_APP_ID", &app)
+        .env("ECCI_CONTAINER_NAME", "py")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = timeout(WAIT, lines.next_line()).await.unwrap().unwrap();
+    assert_eq!(ready.as_deref(), Some("READY"));
+    let options = ClientOptions {
+        e2e: E2eOptions {
+            enabled: true,
+            pace: Some(1_000),
+            ..E2eOptions::default()
+        },
+        ..ClientOptions::default()
+    };
+    let peer = connect(
+        config(&app, "b1", broker.port(), "rust", &[("py", "b1")]),
+        options,
+        None,
+    )
+    .await;
+    let mut deliveries = Vec::new();
+    for i in 0..COUNT {
+        // 100 B of contents.
+        let contents = format!("{i:0>100}");
+        deliveries.push(peer.publish(&contents, "py").await.unwrap());
+    }
+    for d in deliveries {
+        assert_eq!(
+            timeout(WAIT, d.delivered()).await.unwrap().unwrap(),
+            Confirmation::Unconfirmed
+        );
+    }
+    let metrics = peer.e2e_metrics();
+    assert_eq!(metrics.len(), 1);
+    assert_eq!(metrics[0].acknowledging, Some(false), "{metrics:?}");
+    assert_eq!(
+        metrics[0].retransmissions, 0,
+        "a python receiver must not get copies"
+    );
+    let done = timeout(WAIT, lines.next_line()).await.unwrap().unwrap();
+    assert_eq!(done.as_deref(), Some("DONE 5000 5000 0"));
+    peer.close().await;
+}
