@@ -402,6 +402,7 @@ impl ClientBuilder {
             e2e_options: options.e2e.clone(),
             acks: std::collections::HashMap::new(),
             ack_deadline: None,
+            acks_gathered: 0,
             transport: Arc::clone(&transport),
             early,
             events,

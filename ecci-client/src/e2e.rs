@@ -67,7 +67,8 @@ pub struct E2eOptions {
     /// queue holds 1,000 messages. Default `None`.
     pub pace: Option<u32>,
     /// How long a receiver gathers acknowledgements before sending them (one cumulative
-    /// acknowledgement per sender and lane). Default 10 ms.
+    /// acknowledgement per sender and lane; at the latest after 32 messages). Default
+    /// 10 ms.
     pub ack_delay: Duration,
 }
 

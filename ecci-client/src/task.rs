@@ -217,6 +217,8 @@ pub(crate) struct Task {
     pub(crate) acks: HashMap<(String, u64, SeqLane), u64>,
     /// When the gathered acknowledgements go out.
     pub(crate) ack_deadline: Option<Instant>,
+    /// Messages acknowledged since the last acknowledgements went out.
+    pub(crate) acks_gathered: usize,
     pub(crate) transport: Arc<dyn Transport>,
     /// Events read while connecting, handled before `events`.
     pub(crate) early: VecDeque<Event>,
@@ -256,6 +258,9 @@ enum Step {
 
 /// Most acknowledgements gathered before they are sent at once.
 const MAX_ACKS: usize = 1024;
+/// Messages acknowledged at once at the latest (well below the sender's window, so that
+/// a fast stream never waits for the ack delay).
+const ACK_BATCH: usize = 32;
 
 /// Which queue an inbound message goes to.
 impl Task {
@@ -578,7 +583,8 @@ impl Task {
             .entry((reply, seq.incarnation, seq.lane))
             .or_insert(0);
         *entry = (*entry).max(through);
-        if self.acks.len() >= MAX_ACKS {
+        self.acks_gathered += 1;
+        if self.acks.len() >= MAX_ACKS || self.acks_gathered >= ACK_BATCH {
             self.send_acks();
         } else if self.ack_deadline.is_none() {
             self.ack_deadline = Some(Instant::now() + self.e2e_options.ack_delay);
@@ -589,6 +595,7 @@ impl Task {
     /// outgoing queue is made up for by the sender's retransmission and the next one).
     fn send_acks(&mut self) {
         self.ack_deadline = None;
+        self.acks_gathered = 0;
         for ((topic, incarnation, lane), through) in self.acks.drain() {
             let ack = Ack {
                 incarnation,
