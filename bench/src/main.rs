@@ -11,6 +11,7 @@
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its table")]
 
+mod client;
 mod files;
 mod logger;
 mod proto;
@@ -29,6 +30,7 @@ const SUITES: &[Suite] = &[
     ("transport", transport::run),
     ("logger", logger::run),
     ("files", files::run),
+    ("client", client::run),
 ];
 
 /// The targets missed so far, for the summary.

@@ -9,7 +9,11 @@
 //! broker runs with `persistence true`.
 //!
 //! Options: `--minutes N` (default 10), `--rate N` messages per second (default 1000),
-//! `--restart-every S` seconds (default 30).
+//! `--restart-every S` seconds (default 30), `--crash`: the broker is SIGKILLed instead
+//! (it loses what it had not saved), and both clients use end-to-end delivery
+//! (`E2eOptions::enabled`): every message must be acknowledged by the receiver
+//! (`Delivery::delivered` is `Received`), none lost, none duplicated, and the resident
+//! memory at the last report at most 16 MiB above the first.
 #![expect(clippy::print_stdout, reason = "a command-line program that reports")]
 
 use std::collections::BTreeSet;
@@ -27,6 +31,7 @@ struct Options {
     minutes: f64,
     rate: u32,
     restart_every: Duration,
+    crash: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -34,6 +39,7 @@ fn options() -> Result<Options, String> {
         minutes: 10.0,
         rate: 1_000,
         restart_every: Duration::from_secs(30),
+        crash: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -46,6 +52,7 @@ fn options() -> Result<Options, String> {
                 })
         };
         match arg.as_str() {
+            "--crash" => o.crash = true,
             "--minutes" => o.minutes = value("--minutes")?,
             "--rate" => o.rate = value("--rate")? as u32,
             "--restart-every" => {
@@ -84,12 +91,14 @@ fn config(port: u16, me: &str, targets: &[&str]) -> Config {
     b.build().expect("config")
 }
 
-async fn client(broker: &Mosquitto, config: Config, persistent: bool) -> Client {
+async fn client(broker: &Mosquitto, config: Config, persistent: bool, e2e: bool) -> Client {
     let mut mqtt = broker.mqtt_config();
     mqtt.clean_session = !persistent;
+    let mut options = ClientOptions::default();
+    options.e2e.enabled = e2e;
     Client::builder(config)
         .transport(Arc::new(MqttTransport::start(mqtt)))
-        .options(ClientOptions::default())
+        .options(options)
         .connect()
         .await
         .expect("connect")
@@ -133,14 +142,25 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     };
     println!(
-        "soak: {} msg/s for {} min, mosquitto on port {} restarted every {:?}",
+        "soak: {} msg/s for {} min, mosquitto on port {} {} every {:?}",
         o.rate,
         o.minutes,
         broker.port(),
+        if o.crash {
+            "killed (SIGKILL; end-to-end delivery on)"
+        } else {
+            "restarted"
+        },
         o.restart_every
     );
-    let receiver = client(&broker, config(broker.port(), "sink", &[]), true).await;
-    let sender = client(&broker, config(broker.port(), "source", &["sink"]), false).await;
+    let receiver = client(&broker, config(broker.port(), "sink", &[]), true, o.crash).await;
+    let sender = client(
+        &broker,
+        config(broker.port(), "source", &["sink"]),
+        false,
+        o.crash,
+    )
+    .await;
 
     let sent = Arc::new(AtomicU64::new(0));
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -166,10 +186,17 @@ async fn main() -> std::process::ExitCode {
             }
         })
     };
+    let crash = o.crash;
     let acknowledger = tokio::spawn(async move {
         let mut failed = 0u64;
         while let Some(d) = delivery_rx.recv().await {
-            if d.await.is_err() {
+            let ok = if crash {
+                // End to end: the receiving container has it.
+                matches!(d.delivered().await, Ok(ecci_client::Confirmation::Received))
+            } else {
+                d.await.is_ok()
+            };
+            if !ok {
                 failed += 1;
             }
         }
@@ -215,7 +242,11 @@ async fn main() -> std::process::ExitCode {
             sent.load(Ordering::Relaxed),
         );
         rss.push(rss_mib());
-        broker.down().await;
+        if o.crash {
+            broker.kill();
+        } else {
+            broker.down().await;
+        }
         broker.up();
         restarts += 1;
     }
@@ -239,11 +270,19 @@ async fn main() -> std::process::ExitCode {
             .map(|r| (r * 10.0).round() / 10.0)
             .collect::<Vec<_>>()
     );
+    let seen_duplicates = if o.crash { seen.duplicates } else { 0 };
     drop(seen);
     sender.close().await;
     receiver.close().await;
     consumer.abort();
-    if lost == 0 && failed == 0 {
+    let grew = match (rss.first(), rss.last()) {
+        (Some(first), Some(last)) if o.crash => last - first,
+        _ => 0.0,
+    };
+    if grew > 16.0 {
+        println!("soak: resident memory grew by {grew:.1} MiB");
+    }
+    if lost == 0 && failed == 0 && seen_duplicates == 0 && grew <= 16.0 {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE

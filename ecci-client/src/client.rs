@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::command::{Command, check_cmd_contents};
+use crate::e2e::{E2eOptions, TargetMetrics};
 #[cfg(feature = "files")]
 use crate::files::Files;
 use crate::inbound::{ErrorEvent, Inbox, QueueBytes, Received};
@@ -138,6 +139,10 @@ pub struct ClientOptions {
     /// arrival within this time is only a reordering (two tasks publishing at once), not a
     /// loss. Default 5 s.
     pub gap_grace: Duration,
+    /// End-to-end delivery between Rust containers: acknowledgements, retransmission, a
+    /// window per target, pacing of targets that do not acknowledge. Default
+    /// [`E2eOptions::default`] (off as a sender, acknowledging as a receiver).
+    pub e2e: E2eOptions,
 }
 
 impl Default for ClientOptions {
@@ -159,6 +164,7 @@ impl Default for ClientOptions {
             protocol: Protocol::default(),
             max_inbound_packet: MqttConfig::new("", 0).max_inbound_packet,
             gap_grace: Duration::from_secs(5),
+            e2e: E2eOptions::default(),
         }
     }
 }
@@ -385,7 +391,19 @@ impl ClientBuilder {
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
+        let sequencer = Sequencer::new();
+        let e2e = Arc::new(crate::e2e::Sender::new(
+            options.e2e.clone(),
+            sequencer.incarnation(),
+            config.broker_id().to_string(),
+            options.protocol,
+        ));
         let task = Task {
+            e2e: Arc::clone(&e2e),
+            e2e_options: options.e2e.clone(),
+            acks: std::collections::HashMap::new(),
+            ack_deadline: None,
+            acks_gathered: 0,
             transport: Arc::clone(&transport),
             early,
             events,
@@ -457,7 +475,8 @@ impl ClientBuilder {
                 files,
                 errors: Inbox::new(error_rx, error_bytes),
                 counters,
-                sequencer: Sequencer::new(),
+                sequencer,
+                e2e,
                 shutdown: shutdown_tx,
                 task: Mutex::new(Some(handle)),
             }),
@@ -588,6 +607,7 @@ struct Inner {
     errors: Inbox<ErrorEvent>,
     counters: Arc<Counters>,
     sequencer: Sequencer,
+    e2e: Arc<crate::e2e::Sender>,
     shutdown: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -855,18 +875,33 @@ impl Client {
         for target in selected {
             // Each target has its own sequence: the extension differs per target.
             let seq = self.inner.sequencer.next(target.name.as_str(), lane);
-            let payload = bytes_of(pickle::encode(
-                &seq.add_to(value.clone()),
-                self.inner.options.protocol,
-            ));
             let topic = AppTopic::app_message(
                 target.broker.clone(),
                 config.app_id().clone(),
                 config.container_name().clone(),
                 target.name.clone(),
-            );
-            let message =
-                Message::new(topic.to_string(), payload, QoS::ExactlyOnce).with_priority(priority);
+            )
+            .to_string();
+            let e2e = &self.inner.e2e;
+            let (payload, done) = if e2e.enabled() {
+                let prepared = e2e
+                    .prepare(
+                        target.name.as_str(),
+                        &topic,
+                        seq,
+                        seq.add_to(value.clone()),
+                        priority,
+                    )
+                    .await;
+                (prepared.payload, prepared.done)
+            } else {
+                let payload = bytes_of(pickle::encode(
+                    &seq.add_to(value.clone()),
+                    self.inner.options.protocol,
+                ));
+                (payload, None)
+            };
+            let message = Message::new(topic, payload, QoS::ExactlyOnce).with_priority(priority);
             let receipt = self
                 .inner
                 .transport
@@ -876,9 +911,9 @@ impl Client {
                     target: target.name.to_string(),
                     source,
                 })?;
-            parts.push((target.name.to_string(), receipt));
+            parts.push((target.name.to_string(), receipt, done));
         }
-        Ok(Delivery::new(parts))
+        Ok(Delivery::with_confirmations(parts))
     }
 
     /// The data queue: every `{'type': 'data'}` message, with its sender.
@@ -1096,6 +1131,13 @@ impl Client {
         }
     }
 
+    /// End-to-end figures per target this client sent to with
+    /// [`E2eOptions::enabled`]: whether it acknowledges, what is unacknowledged (messages
+    /// and bytes), what was acknowledged and sent again.
+    pub fn e2e_metrics(&self) -> Vec<TargetMetrics> {
+        self.inner.e2e.metrics()
+    }
+
     /// Stops the background task, waits for it, and closes the transport. Queued messages
     /// whose [`Delivery`] was not awaited may be lost; messages already in the inbound
     /// queues can still be received, those still parked (see [`ClientOptions`]) are
@@ -1108,6 +1150,7 @@ impl Client {
     /// to end by itself and the transport open until the last clone is dropped.
     pub async fn close(&self) {
         self.inner.shutdown.send_replace(true);
+        self.inner.e2e.close();
         let handle = self
             .inner
             .task

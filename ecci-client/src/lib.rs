@@ -93,6 +93,7 @@
 pub mod blocking;
 mod client;
 mod command;
+mod e2e;
 mod error;
 #[cfg(feature = "files")]
 mod files;
@@ -104,6 +105,7 @@ mod task;
 
 pub use client::{Client, ClientBuilder, ClientOptions, Metrics, Status, mqtt_config};
 pub use command::Command;
+pub use e2e::{Confirmation, E2eOptions, TargetMetrics};
 #[cfg(feature = "files")]
 pub use ecci_files::{FileOffer, FileSource, Offers, SendHandle, SendProgress, Sent};
 pub use error::Error;

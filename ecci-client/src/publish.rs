@@ -10,6 +10,9 @@ use std::sync::Mutex;
 
 use ecci_proto::sequence::{Lane, Seq};
 use ecci_transport::Receipt;
+use tokio::sync::oneshot;
+
+use crate::e2e::Confirmation;
 
 use crate::Error;
 
@@ -166,16 +169,84 @@ impl<T: Into<Targets>> From<Option<T>> for Targets {
 /// delivery.await?; // every worker's broker has it
 /// # Ok(()) }
 /// ```
+///
+/// With end-to-end delivery on ([`E2eOptions::enabled`](crate::E2eOptions::enabled)),
+/// [`delivered`](Self::delivered) waits for the receiving containers themselves.
 #[derive(Debug)]
 pub struct Delivery {
     targets: Vec<String>,
     receipts: Vec<Option<Receipt>>,
+    confirmations: Vec<Option<oneshot::Receiver<Confirmation>>>,
 }
 
 impl Delivery {
     pub(crate) fn new(parts: Vec<(String, Receipt)>) -> Self {
-        let (targets, receipts) = parts.into_iter().map(|(t, r)| (t, Some(r))).unzip();
-        Self { targets, receipts }
+        let (targets, receipts): (Vec<_>, Vec<_>) =
+            parts.into_iter().map(|(t, r)| (t, Some(r))).unzip();
+        let confirmations = targets.iter().map(|_| None).collect();
+        Self {
+            targets,
+            receipts,
+            confirmations,
+        }
+    }
+
+    pub(crate) fn with_confirmations(
+        parts: Vec<(String, Receipt, Option<oneshot::Receiver<Confirmation>>)>,
+    ) -> Self {
+        let mut targets = Vec::with_capacity(parts.len());
+        let mut receipts = Vec::with_capacity(parts.len());
+        let mut confirmations = Vec::with_capacity(parts.len());
+        for (t, r, c) in parts {
+            targets.push(t);
+            receipts.push(Some(r));
+            confirmations.push(c);
+        }
+        Self {
+            targets,
+            receipts,
+            confirmations,
+        }
+    }
+
+    /// Waits until every receiving container has the message:
+    /// [`Confirmation::Received`] when all targets acknowledged it end to end (lost
+    /// copies are sent again meanwhile), [`Confirmation::Unconfirmed`] when some target
+    /// does not acknowledge (a Python peer, end-to-end delivery off): then it waits for
+    /// that target's broker, as awaiting the `Delivery` does.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: ecci_client::Client) -> Result<(), ecci_client::Error> {
+    /// use ecci_client::Confirmation;
+    /// let delivery = client.publish(&"hello", "worker").await?;
+    /// if delivery.delivered().await? == Confirmation::Received {
+    ///     // every worker container has it
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Publish`] when a target that does not acknowledge was not reached;
+    /// [`Error::Closed`] when the client closed first.
+    pub async fn delivered(mut self) -> Result<Confirmation, Error> {
+        let mut all = Confirmation::Received;
+        for i in 0..self.targets.len() {
+            let confirmed = match self.confirmations[i].take() {
+                Some(rx) => rx.await.map_err(|_| Error::Closed)?,
+                None => Confirmation::Unconfirmed,
+            };
+            if confirmed == Confirmation::Unconfirmed {
+                all = Confirmation::Unconfirmed;
+                if let Some(receipt) = self.receipts[i].take() {
+                    receipt.await.map_err(|source| Error::Publish {
+                        target: self.targets[i].clone(),
+                        source,
+                    })?;
+                }
+            }
+        }
+        Ok(all)
     }
 
     /// Where the message went: container names, or the platform topic for a report.
@@ -222,6 +293,11 @@ pub(crate) struct Sequencer {
 }
 
 impl Sequencer {
+    /// This process's incarnation.
+    pub(crate) fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
     pub(crate) fn new() -> Self {
         let mut bytes = [0u8; 8];
         // Without an OS random source, the clock still tells restarts apart.

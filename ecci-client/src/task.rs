@@ -14,7 +14,7 @@
 //! so a full outgoing queue can never block the reader of the event stream (the retry tick
 //! and the peers' retries make up for a skipped one).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use ecci_proto::pickle;
 use ecci_proto::pickle::{DecodeLimits, Protocol};
 use ecci_proto::platform::ReadyReport;
 use ecci_proto::readiness::{Action, Cmd, Event as HandshakeEvent, Readiness};
-use ecci_proto::sequence::{Seq, Tracker, Verdict};
+use ecci_proto::sequence::{Ack, E2e, Lane as SeqLane, Seq, Tracker, Verdict};
 use ecci_proto::topic::{AppTopic, PlatformTopic};
 use ecci_proto::{AppId, BrokerId, ContainerName};
 use ecci_transport::{Event, Events, Message, Priority, QoS, Transport};
@@ -209,6 +209,16 @@ fn forward_file(
 }
 
 pub(crate) struct Task {
+    /// The sender's end-to-end state (shared with the publishing calls).
+    pub(crate) e2e: Arc<crate::e2e::Sender>,
+    pub(crate) e2e_options: crate::e2e::E2eOptions,
+    /// Acknowledgements gathered and not sent yet: (topic toward the sender, its
+    /// incarnation, lane) → through. At most [`MAX_ACKS`].
+    pub(crate) acks: HashMap<(String, u64, SeqLane), u64>,
+    /// When the gathered acknowledgements go out.
+    pub(crate) ack_deadline: Option<Instant>,
+    /// Messages acknowledged since the last acknowledgements went out.
+    pub(crate) acks_gathered: usize,
     pub(crate) transport: Arc<dyn Transport>,
     /// Events read while connecting, handled before `events`.
     pub(crate) early: VecDeque<Event>,
@@ -240,7 +250,17 @@ enum Step {
     Forwarded,
     /// A gap's grace period is over.
     Gaps,
+    /// Gathered acknowledgements are due.
+    Acks,
+    /// Time to look for unacknowledged messages to send again.
+    Resend,
 }
+
+/// Most acknowledgements gathered before they are sent at once.
+const MAX_ACKS: usize = 1024;
+/// Messages acknowledged at once at the latest (well below the sender's window, so that
+/// a fast stream never waits for the ack delay).
+const ACK_BATCH: usize = 32;
 
 /// Which queue an inbound message goes to.
 impl Task {
@@ -248,7 +268,13 @@ impl Task {
         let period = self.retry_interval.max(Duration::from_millis(1));
         let mut tick = tokio::time::interval_at(Instant::now() + period, period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let e2e_on = self.e2e_options.enabled;
+        let e2e_period = (self.e2e_options.timeout.min(self.e2e_options.probe) / 10)
+            .max(Duration::from_millis(10));
+        let mut resend = tokio::time::interval_at(Instant::now() + e2e_period, e2e_period);
+        resend.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let ack_deadline = self.ack_deadline;
             let ticking = self.ticking();
             let gap_deadline = self.tracker.next_deadline();
             // Backpressure: with a parked buffer full, no event may be read (and so no
@@ -267,6 +293,7 @@ impl Task {
                     biased;
                     _ = self.shutdown.wait_for(|stop| *stop) => Step::Stop,
                     () = sleep_until(gap_deadline), if gap_deadline.is_some() => Step::Gaps,
+                    () = sleep_until(ack_deadline.map(Instant::into_std)), if ack_deadline.is_some() => Step::Acks,
                     permit = self.senders.commands.reserve(),
                         if !self.parked.commands.is_empty() && !self.senders.command_bytes.full() => {
                         forward(permit, &mut self.parked.commands, &self.senders.command_bytes);
@@ -291,6 +318,7 @@ impl Task {
                     }
                     event = self.events.recv(), if reading => Step::Event(event),
                     _ = tick.tick(), if ticking => Step::Tick,
+                    _ = resend.tick(), if e2e_on => Step::Resend,
                 },
             };
             match step {
@@ -299,6 +327,8 @@ impl Task {
                 Step::Tick => self.drive(HandshakeEvent::Timeout, ""),
                 Step::Forwarded => {}
                 Step::Gaps => self.report_gaps(),
+                Step::Acks => self.send_acks(),
+                Step::Resend => self.resend(false),
             }
         }
         self.status.send_modify(|s| {
@@ -324,6 +354,9 @@ impl Task {
                 // The subscriptions are in place: the first ones were made before this task
                 // started, and the transport makes them again before every later Connected.
                 self.drive(HandshakeEvent::Connected, "");
+                // What the receivers have not acknowledged may have been lost with the
+                // connection or the broker: send it all again.
+                self.resend(true);
             }
             Event::Disconnected(reason) => {
                 if matches!(reason, ecci_transport::ConnectionError::TakenOver { .. }) {
@@ -401,7 +434,13 @@ impl Task {
                 return;
             }
         };
+        if let Some(ack) = Ack::read(&value) {
+            // An end-to-end acknowledgement from the receiver (the topic's sender).
+            self.e2e.on_ack(topic.sender.as_str(), ack);
+            return;
+        }
         let seq = Seq::read(&value);
+        let announced = E2e::read(&value);
         let envelope = match Envelope::from_value(value) {
             Ok(envelope) => envelope,
             Err(e) => {
@@ -416,7 +455,12 @@ impl Task {
                 ..topic.clone()
             }
             .to_string();
-            match self.tracker.receive(&stream, seq, now()) {
+            let verdict = self.tracker.receive(&stream, seq, now());
+            if let Some(announced) = announced {
+                // Duplicates too: their first acknowledgement may have been lost.
+                self.gather_ack(&stream, &topic, seq, &announced);
+            }
+            match verdict {
                 Verdict::New => {}
                 Verdict::Duplicate => {
                     bump(&self.counters.duplicates);
@@ -509,6 +553,72 @@ impl Task {
                     bump(&self.counters.handshake_skipped);
                 }
             }
+        }
+    }
+
+    /// Notes that the message `seq` on `stream` (from `topic`) is to be acknowledged to
+    /// the sender's broker `announced.reply_broker`.
+    fn gather_ack(&mut self, stream: &str, topic: &AppTopic, seq: Seq, announced: &E2e) {
+        if !self.e2e_options.acknowledge {
+            return;
+        }
+        let Ok(broker) = announced.reply_broker.parse::<BrokerId>() else {
+            return;
+        };
+        let through = self
+            .tracker
+            .through(stream, seq.incarnation, seq.lane, announced.base);
+        if through < announced.base {
+            return; // nothing new from the base on
+        }
+        let reply = AppTopic::app_message(
+            broker,
+            self.app.clone(),
+            self.me.clone(),
+            topic.sender.clone(),
+        )
+        .to_string();
+        let entry = self
+            .acks
+            .entry((reply, seq.incarnation, seq.lane))
+            .or_insert(0);
+        *entry = (*entry).max(through);
+        self.acks_gathered += 1;
+        if self.acks.len() >= MAX_ACKS || self.acks_gathered >= ACK_BATCH {
+            self.send_acks();
+        } else if self.ack_deadline.is_none() {
+            self.ack_deadline = Some(Instant::now() + self.e2e_options.ack_delay);
+        }
+    }
+
+    /// Sends the gathered acknowledgements (never waits: one that does not fit in the
+    /// outgoing queue is made up for by the sender's retransmission and the next one).
+    fn send_acks(&mut self) {
+        self.ack_deadline = None;
+        self.acks_gathered = 0;
+        for ((topic, incarnation, lane), through) in self.acks.drain() {
+            let ack = Ack {
+                incarnation,
+                lane,
+                through,
+            };
+            let payload = pickle::encode(&ack.to_value(), self.protocol);
+            // QoS 1: a repeated acknowledgement is harmless.
+            let message =
+                Message::new(topic, payload, QoS::AtLeastOnce).with_priority(Priority::Control);
+            let _ = self.transport.try_publish(message);
+        }
+    }
+
+    /// Sends again the messages the receivers have not acknowledged in time (`all`:
+    /// every one, after a reconnect).
+    fn resend(&mut self, all: bool) {
+        if !self.e2e_options.enabled {
+            return;
+        }
+        for message in self.e2e.due(Instant::now(), all) {
+            // Never waits; a message that does not fit now goes at the next attempt.
+            let _ = self.transport.try_publish(message);
         }
     }
 

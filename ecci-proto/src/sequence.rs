@@ -119,6 +119,125 @@ impl Seq {
     }
 }
 
+/// The envelope key a sender with end-to-end delivery on adds beside [`KEY`]:
+/// `'ecci_e2e': (reply_broker, base)`, the broker id its acknowledgements go to and the
+/// lowest number on that lane it still waits for (everything below was acknowledged).
+/// It announces the capability: a receiver acknowledges only messages that carry it.
+pub const E2E_KEY: &str = "ecci_e2e";
+
+/// The envelope key of an acknowledgement: `'ecci_ack': (incarnation, lane, through)`,
+/// in an envelope `{'type': 'cmd', 'contents': {'cmd': 'ecci_ack'}, 'ecci_ack': …}` sent
+/// by the receiving SDK to the sender (`ECCI/{reply_broker}/{app}/app/{receiver}/{sender}`):
+/// every number from the sender's `base` through `through` has arrived. Cumulative: one
+/// acknowledgement stands for a whole batch.
+pub const ACK_KEY: &str = "ecci_ack";
+
+/// The command name of an acknowledgement envelope (a valid command for any reader).
+pub const ACK_CMD: &str = "ecci_ack";
+
+/// The end-to-end announcement of one message (see [`E2E_KEY`]).
+///
+/// ```
+/// use ecci_proto::pickle::Value;
+/// use ecci_proto::sequence::E2e;
+/// let e = E2e { reply_broker: "b1".into(), base: 4 };
+/// let v = e.add_to(Value::dict([("type", Value::from("data"))]));
+/// assert_eq!(E2e::read(&v), Some(e));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct E2e {
+    /// The broker id acknowledgements go to (the sender's broker).
+    pub reply_broker: String,
+    /// The lowest number the sender still waits for on this lane.
+    pub base: u64,
+}
+
+impl E2e {
+    /// `envelope` with the announcement as one more key.
+    pub fn add_to(&self, envelope: Value) -> Value {
+        let ext = Value::Tuple(vec![
+            Value::from(self.reply_broker.as_str()),
+            Value::Int(to_i64(self.base)),
+        ]);
+        match envelope {
+            Value::Dict(mut pairs) => {
+                pairs.push((Value::from(E2E_KEY), ext));
+                Value::Dict(pairs)
+            }
+            other => other,
+        }
+    }
+
+    /// The announcement of a decoded envelope, if it has a well-formed one.
+    pub fn read(envelope: &Value) -> Option<E2e> {
+        let Value::Tuple(items) = envelope.get(E2E_KEY)? else {
+            return None;
+        };
+        let [Value::Str(broker), Value::Int(base)] = items.as_slice() else {
+            return None;
+        };
+        let broker: &str = broker.as_ref();
+        // A broker id is one topic segment.
+        if broker.is_empty() || broker.contains(['/', '+', '#', '\0']) {
+            return None;
+        }
+        Some(E2e {
+            reply_broker: broker.to_owned(),
+            base: u64::try_from(*base).ok().filter(|b| *b >= 1)?,
+        })
+    }
+}
+
+/// An acknowledgement (see [`ACK_KEY`]).
+///
+/// ```
+/// use ecci_proto::sequence::{Ack, Lane};
+/// let ack = Ack { incarnation: 5, lane: Lane::Ordered, through: 40 };
+/// assert_eq!(Ack::read(&ack.to_value()), Some(ack));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// The sender's incarnation.
+    pub incarnation: u64,
+    /// The lane.
+    pub lane: Lane,
+    /// Every number from the sender's base through this one arrived.
+    pub through: u64,
+}
+
+impl Ack {
+    /// The acknowledgement envelope.
+    pub fn to_value(&self) -> Value {
+        Value::dict([
+            ("type", Value::from("cmd")),
+            ("contents", Value::dict([("cmd", Value::from(ACK_CMD))])),
+            (
+                ACK_KEY,
+                Value::Tuple(vec![
+                    Value::Int(to_i64(self.incarnation)),
+                    Value::Int(self.lane.to_wire()),
+                    Value::Int(to_i64(self.through)),
+                ]),
+            ),
+        ])
+    }
+
+    /// The acknowledgement in a decoded envelope, if it is a well-formed one.
+    pub fn read(envelope: &Value) -> Option<Ack> {
+        let Value::Tuple(items) = envelope.get(ACK_KEY)? else {
+            return None;
+        };
+        let [Value::Int(inc), Value::Int(lane), Value::Int(through)] = items.as_slice() else {
+            return None;
+        };
+        Some(Ack {
+            incarnation: u64::try_from(*inc).ok()?,
+            lane: Lane::from_wire(*lane)?,
+            through: u64::try_from(*through).ok()?,
+        })
+    }
+}
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -379,6 +498,20 @@ impl Tracker {
             .min()
     }
 
+    /// The highest number `n` such that every number from `base` through `n` of the
+    /// stream (`topic`, `incarnation`, `lane`) arrived; `base - 1` when `base` did not.
+    /// What a receiver acknowledges.
+    pub fn through(&self, topic: &str, incarnation: u64, lane: Lane, base: u64) -> u64 {
+        let below = base.saturating_sub(1);
+        let Some(stream) = self.streams.get(&(topic.to_owned(), incarnation, lane)) else {
+            return below;
+        };
+        match stream.seen.map.range(..=base).next_back() {
+            Some((_, end)) if *end >= base => *end,
+            _ => below,
+        }
+    }
+
     /// Drops the stream heard from least recently.
     fn evict(&mut self) {
         let oldest = self
@@ -520,6 +653,47 @@ mod tests {
             t.receive("x", seq(10 + i, 1), t0);
         }
         assert_eq!(t.streams.len(), MAX_STREAMS);
+    }
+
+    #[test]
+    fn through_is_the_contiguous_run_from_the_base() {
+        let mut t = Tracker::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert_eq!(t.through("x", 1, Lane::Ordered, 1), 0);
+        for n in [3, 4, 5, 7] {
+            t.receive("x", seq(1, n), t0);
+        }
+        // A receiver that started late: the sender says 1 and 2 were acknowledged already.
+        assert_eq!(t.through("x", 1, Lane::Ordered, 3), 5);
+        assert_eq!(t.through("x", 1, Lane::Ordered, 1), 0);
+        t.receive("x", seq(1, 6), t0);
+        assert_eq!(t.through("x", 1, Lane::Ordered, 3), 7);
+        assert_eq!(t.through("x", 1, Lane::Urgent, 3), 2);
+        assert_eq!(t.through("x", 2, Lane::Ordered, 1), 0);
+    }
+
+    #[test]
+    fn malformed_acks_and_announcements_are_ignored() {
+        let env = |k: &str, ext: Value| Value::dict([("type", Value::from("cmd")), (k, ext)]);
+        let ints = |v: &[i64]| Value::Tuple(v.iter().map(|n| Value::Int(*n)).collect());
+        assert_eq!(
+            Ack::read(&env(ACK_KEY, ints(&[1, 0, 0]))).map(|a| a.through),
+            Some(0)
+        );
+        assert_eq!(Ack::read(&env(ACK_KEY, ints(&[1, 3, 0]))), None);
+        assert_eq!(Ack::read(&env(ACK_KEY, ints(&[1, 0, -1]))), None);
+        assert_eq!(Ack::read(&env(ACK_KEY, Value::from(1))), None);
+        let ann = |b: &str, base: i64| {
+            env(
+                E2E_KEY,
+                Value::Tuple(vec![Value::from(b), Value::Int(base)]),
+            )
+        };
+        assert!(E2e::read(&ann("b1", 1)).is_some());
+        assert_eq!(E2e::read(&ann("b1", 0)), None);
+        assert_eq!(E2e::read(&ann("a/b", 1)), None);
+        assert_eq!(E2e::read(&ann("", 1)), None);
+        assert_eq!(E2e::read(&ann("#", 1)), None);
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //!   fails it).
 //! - `cargo xtask fuzz [--seconds N] [TARGET…]`: runs the cargo-fuzz targets in
 //!   `fuzz/` for N seconds each (default 60), installing cargo-fuzz if needed.
-//! - `cargo xtask soak [--minutes N] [--rate N] [--restart-every S]`: the soak test
-//!   (`ecci-client/examples/soak.rs`, release mode; needs the mosquitto binary): 1,000 msg/s
-//!   through the facade with the broker restarted every 30 s, for N minutes (default 10).
+//! - `cargo xtask soak [--minutes N] [--rate N] [--restart-every S] [--crash] [--crash]`: the soak
+//!   test (`ecci-client/examples/soak.rs`, release mode; needs the mosquitto binary): 1,000
+//!   msg/s through the facade with the broker restarted every 30 s (`--crash`: SIGKILLed,
+//!   with end-to-end delivery on), for N minutes (default 10).
 
 mod fuzz;
 mod tidy;
