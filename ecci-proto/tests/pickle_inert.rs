@@ -5,35 +5,12 @@
 //! deep as CPython pickles are decoded, dropped, compared, shown and encoded
 //! without recursion trouble.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use ecci_proto::pickle::{
     DecodeLimits, MAX_ENCODABLE_DEPTH, ObjectPolicy, Protocol, Value, decode, encode,
     encode_with_objects,
 };
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let dir =
-            std::env::temp_dir().join(format!("ecci-proto-inert-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// CPython writes one pickle per line (hex) that, when loaded, runs
 /// `touch MARKER` through every class-building opcode that can call: `REDUCE`
@@ -82,8 +59,8 @@ fn records_the_call(v: &Value, cmd: &str) -> bool {
 
 #[test]
 fn no_code_path_calls_a_global() {
-    let dir = TempDir::new();
-    let marker = dir.0.join("marker");
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let marker = dir.path().join("marker");
     let marker_str = marker.to_str().expect("utf-8 temp path").to_owned();
     let cmd = format!("touch {marker_str}");
     let out = Command::new(python())

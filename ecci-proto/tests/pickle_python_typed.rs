@@ -8,32 +8,10 @@
 //! (`.ci/python-venvs.sh`); a missing one is a visible skip, and a failure when
 //! `ECCI_REQUIRE_SERVICES` is set.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use ecci_proto::pickle::{DecodeLimits, Protocol, Value, decode, encode};
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let dir =
-            std::env::temp_dir().join(format!("ecci-proto-typed-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Whether the value holds an inert object (those are not re-encoded as objects).
 fn has_object(v: &Value) -> bool {
@@ -63,7 +41,7 @@ fn interpreter(var: &str) -> Option<String> {
 #[test]
 fn cpython_with_numpy_1_and_2_loads_the_typed_values_we_write() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let dir = TempDir::new();
+    let dir = tempfile::tempdir().expect("create temp dir");
     let mut written = 0;
     for entry in std::fs::read_dir(fixtures.join("pickle/typed")).expect("typed vectors") {
         let path = entry.expect("read_dir").path();
@@ -88,10 +66,11 @@ fn cpython_with_numpy_1_and_2_loads_the_typed_values_we_write() {
         if has_object(&value) {
             continue;
         }
-        std::fs::write(dir.0.join(format!("{case}.orig.pickle")), &original).expect("write");
+        std::fs::write(dir.path().join(format!("{case}.orig.pickle")), &original).expect("write");
         for (protocol, n) in [(Protocol::V2, 2), (Protocol::V4, 4), (Protocol::V5, 5)] {
             let ours = encode(&value, protocol);
-            std::fs::write(dir.0.join(format!("{case}.p{n}.ours.pickle")), ours).expect("write");
+            std::fs::write(dir.path().join(format!("{case}.p{n}.ours.pickle")), ours)
+                .expect("write");
             written += 1;
         }
     }
@@ -103,7 +82,7 @@ fn cpython_with_numpy_1_and_2_loads_the_typed_values_we_write() {
         };
         let out = Command::new(&python)
             .arg(&script)
-            .arg(&dir.0)
+            .arg(dir.path())
             .output()
             .unwrap_or_else(|e| panic!("{var}={python}: {e}"));
         assert!(
