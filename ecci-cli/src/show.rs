@@ -11,7 +11,7 @@ use ecci_proto::envelope::{Envelope, EnvelopeError};
 use ecci_proto::file::PresignedUrl;
 use ecci_proto::pickle::{self, DecodeLimits, Value};
 use ecci_proto::platform::LogRecord;
-use ecci_proto::sequence::Seq;
+use ecci_proto::sequence::{E2e, Seq};
 use ecci_proto::topic::{AppTopic, Topic};
 use serde_json::json;
 
@@ -74,14 +74,25 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Envelope, String> {
     decode_with_seq(payload).0
 }
 
+/// A message's sequence number and, when its sender repairs the stream (end-to-end
+/// delivery), the lowest number it still sends again.
+#[derive(Clone, Copy)]
+pub(crate) struct Sequenced {
+    pub(crate) seq: Seq,
+    pub(crate) base: Option<u64>,
+}
+
 /// Like [`decode`], with the envelope's sequence-number extension (`'ecci_seq'`) when it
 /// has a well-formed one, even if the rest is not a valid envelope.
-pub(crate) fn decode_with_seq(payload: &[u8]) -> (Result<Envelope, String>, Option<Seq>) {
+pub(crate) fn decode_with_seq(payload: &[u8]) -> (Result<Envelope, String>, Option<Sequenced>) {
     let value = match pickle::decode(payload, &DecodeLimits::default()) {
         Ok(value) => value,
         Err(e) => return (Err(chain(&EnvelopeError::NotPickle(e))), None),
     };
-    let seq = Seq::read(&value);
+    let seq = Seq::read(&value).map(|seq| Sequenced {
+        seq,
+        base: E2e::read(&value).map(|e| e.base),
+    });
     let envelope = Envelope::from_value(value).map(|mut envelope| {
         hide_signatures(&mut envelope.contents);
         envelope

@@ -93,6 +93,17 @@ impl Delivery {
         self.handle.block_on(self.delivery)
     }
 
+    /// Blocks until every receiving container has the message (end-to-end delivery): see
+    /// [`crate::Delivery::delivered`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Delivery::delivered`]: [`Error::NotDelivered`] when a receiving
+    /// container did not acknowledge it in time.
+    pub fn delivered(self) -> Result<crate::Confirmation, Error> {
+        self.handle.block_on(self.delivery.delivered())
+    }
+
     /// Like [`wait`](Self::wait), for at most `timeout`.
     ///
     /// # Errors

@@ -137,11 +137,12 @@ pub struct ClientOptions {
     /// it is reported lost ([`InboundError::Lost`](crate::InboundError::Lost) and
     /// [`Metrics::lost`]). Messages from one sender arrive in order over MQTT; a later
     /// arrival within this time is only a reordering (two tasks publishing at once), not a
-    /// loss. Default 5 s.
+    /// loss. Default 5 s. A sender with end-to-end delivery repairs its gaps itself: those
+    /// are reported when it gives them up (see [`E2eOptions::give_up`]).
     pub gap_grace: Duration,
     /// End-to-end delivery between Rust containers: acknowledgements, retransmission, a
     /// window per target, pacing of targets that do not acknowledge. Default
-    /// [`E2eOptions::default`] (off as a sender, acknowledging as a receiver).
+    /// [`E2eOptions::default`] (on as a sender, acknowledging as a receiver).
     pub e2e: E2eOptions,
 }
 
@@ -1133,7 +1134,7 @@ impl Client {
 
     /// End-to-end figures per target this client sent to with
     /// [`E2eOptions::enabled`]: whether it acknowledges, what is unacknowledged (messages
-    /// and bytes), what was acknowledged and sent again.
+    /// and bytes), what was acknowledged, sent again and given up.
     pub fn e2e_metrics(&self) -> Vec<TargetMetrics> {
         self.inner.e2e.metrics()
     }

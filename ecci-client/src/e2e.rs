@@ -14,12 +14,22 @@
 //! [`E2eOptions::timeout`] (doubling per attempt, at most 30 s) and everything
 //! unacknowledged after each reconnect is sent again, oldest first and at most 16 per
 //! target every `min(timeout, probe) / 10` (a larger burst would hit a broker's in-flight
-//! quota of 20 and be dropped again), and the receiver drops the duplicates. A target that has not acknowledged anything [`E2eOptions::probe`] after its
-//! first message is *plain*: plain QoS 2 (its [`Delivery::delivered`] resolve
-//! [`Confirmation::Unconfirmed`]), paced at [`E2eOptions::pace`] messages per second if
-//! set; a later acknowledgement makes it acknowledging again.
+//! quota of 20 and be dropped again), and the receiver drops the duplicates. A message
+//! still unacknowledged [`E2eOptions::give_up`] after it was first sent is given up: its
+//! [`Delivery::delivered`] fails with [`Error::NotDelivered`], it leaves the window, and the
+//! next messages' `base` tells the receiver to report it lost rather than wait for it.
+//!
+//! A target that has not acknowledged anything [`E2eOptions::probe`] after its first
+//! message is *plain* (a Python receiver: the absence of acknowledgements is the
+//! capability test, so no handshake is needed and a Python peer sees nothing new):
+//! plain QoS 2, its [`Delivery::delivered`] resolve [`Confirmation::Unconfirmed`], paced at
+//! [`E2eOptions::pace`] messages per second if set; a later acknowledgement makes it
+//! acknowledging again. The probe costs a Python target nothing unless the sender fills
+//! the window (256 messages) within the probe's 3 s of its first message: then that one
+//! burst waits for the rest of the 3 s, once.
 //!
 //! [`Delivery::delivered`]: crate::Delivery::delivered
+//! [`Error::NotDelivered`]: crate::Error::NotDelivered
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -45,7 +55,7 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct E2eOptions {
     /// Whether this client's messages to containers ask for end-to-end
-    /// acknowledgements (and are retransmitted and flow-controlled). Default off.
+    /// acknowledgements (and are retransmitted and flow-controlled). Default on.
     pub enabled: bool,
     /// Whether this client acknowledges the messages of senders that ask for it.
     /// Default on.
@@ -59,6 +69,11 @@ pub struct E2eOptions {
     /// How long a message may stay unacknowledged before it is sent again (doubling with
     /// each attempt, at most 30 s). Default 3 s.
     pub timeout: Duration,
+    /// How long a message may stay unacknowledged by a target that acknowledges before
+    /// it is given up ([`Error::NotDelivered`](crate::Error::NotDelivered)): it is no longer
+    /// sent again and leaves the window, so a sender to a container that is down waits at
+    /// most this long per window. Default 60 s.
+    pub give_up: Duration,
     /// How long a target may stay silent after its first message before it counts as one
     /// that never acknowledges (a Python receiver). Default 3 s.
     pub probe: Duration,
@@ -75,11 +90,12 @@ pub struct E2eOptions {
 impl Default for E2eOptions {
     fn default() -> Self {
         E2eOptions {
-            enabled: false,
+            enabled: true,
             acknowledge: true,
             window: 256,
             window_bytes: 16 * 1024 * 1024,
             timeout: Duration::from_secs(3),
+            give_up: Duration::from_secs(60),
             probe: Duration::from_secs(3),
             pace: None,
             ack_delay: Duration::from_millis(10),
@@ -114,6 +130,17 @@ pub struct TargetMetrics {
     pub acked: u64,
     /// Messages sent again.
     pub retransmissions: u64,
+    /// Messages given up (not acknowledged within [`E2eOptions::give_up`]).
+    pub given_up: u64,
+}
+
+/// How a message to one target was settled (what its confirmation channel carries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Acknowledged, or released as unconfirmable.
+    Confirmed(Confirmation),
+    /// Not acknowledged within the give-up time.
+    GaveUp { after: Duration, attempts: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,9 +157,13 @@ struct Pending {
     value: Value,
     priority: Priority,
     size: usize,
+    /// When it was first sent (the give-up time counts from there).
+    first: Instant,
+    /// When it was last sent.
     sent: Instant,
+    attempts: u32,
     timeout: Duration,
-    done: Option<oneshot::Sender<Confirmation>>,
+    done: Option<oneshot::Sender<Settled>>,
 }
 
 #[derive(Debug)]
@@ -142,6 +173,7 @@ struct Target {
     bytes: usize,
     acked: u64,
     retransmissions: u64,
+    given_up: u64,
     next_slot: Option<Instant>,
 }
 
@@ -153,6 +185,7 @@ impl Target {
             bytes: 0,
             acked: 0,
             retransmissions: 0,
+            given_up: 0,
             next_slot: None,
         }
     }
@@ -169,7 +202,7 @@ impl Target {
     fn release(&mut self) {
         for (_, mut p) in std::mem::take(&mut self.pending) {
             if let Some(done) = p.done.take() {
-                let _ = done.send(Confirmation::Unconfirmed);
+                let _ = done.send(Settled::Confirmed(Confirmation::Unconfirmed));
             }
         }
         self.bytes = 0;
@@ -205,7 +238,7 @@ pub(crate) struct Sender {
 /// acknowledge, the receiver of its confirmation.
 pub(crate) struct Prepared {
     pub(crate) payload: Bytes,
-    pub(crate) done: Option<oneshot::Receiver<Confirmation>>,
+    pub(crate) done: Option<oneshot::Receiver<Settled>>,
 }
 
 impl Sender {
@@ -324,7 +357,9 @@ impl Sender {
                 value,
                 priority,
                 size: payload.len(),
+                first: now,
                 sent: now,
+                attempts: 1,
                 timeout: self.options.timeout,
                 done: Some(tx),
             },
@@ -367,7 +402,7 @@ impl Sender {
                 t.bytes -= p.size;
                 t.acked += 1;
                 if let Some(tx) = p.done.take() {
-                    let _ = tx.send(Confirmation::Received);
+                    let _ = tx.send(Settled::Confirmed(Confirmation::Received));
                 }
             }
         }
@@ -376,7 +411,8 @@ impl Sender {
     }
 
     /// The messages to send again at `now`: those of acknowledging targets past their
-    /// timeout, or all of them after a reconnect (`all`).
+    /// timeout, or all of them after a reconnect (`all`). Gives up those past
+    /// [`E2eOptions::give_up`].
     pub(crate) fn due(&self, now: Instant, all: bool) -> Vec<Message> {
         let mut out = Vec::new();
         let mut targets = self.lock();
@@ -391,6 +427,26 @@ impl Sender {
             }
             if t.mode != Mode::Acking {
                 continue;
+            }
+            let give_up = self.options.give_up;
+            let expired: Vec<(u8, u64)> = t
+                .pending
+                .iter()
+                .filter(|(_, p)| now >= p.first + give_up)
+                .map(|(k, _)| *k)
+                .collect();
+            for key in expired {
+                if let Some(mut p) = t.pending.remove(&key) {
+                    t.bytes -= p.size;
+                    t.given_up += 1;
+                    released = true;
+                    if let Some(tx) = p.done.take() {
+                        let _ = tx.send(Settled::GaveUp {
+                            after: now - p.first,
+                            attempts: p.attempts,
+                        });
+                    }
+                }
             }
             let mut bases = [None, None];
             let mut burst = 0;
@@ -408,6 +464,7 @@ impl Sender {
                 }
                 burst += 1;
                 p.sent = now;
+                p.attempts = p.attempts.saturating_add(1);
                 p.timeout = (p.timeout * 2).min(MAX_BACKOFF);
                 t.retransmissions += 1;
                 let payload = self.encode(&p.value, base);
@@ -451,6 +508,7 @@ impl Sender {
                 unacked_bytes: t.bytes,
                 acked: t.acked,
                 retransmissions: t.retransmissions,
+                given_up: t.given_up,
             })
             .collect();
         out.sort_by(|a, b| a.target.cmp(&b.target));

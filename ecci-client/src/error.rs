@@ -87,6 +87,22 @@ pub enum Error {
         #[source]
         source: PublishError,
     },
+    /// The receiving container did not acknowledge the message end to end within
+    /// [`E2eOptions::give_up`](crate::E2eOptions::give_up), though it had acknowledged
+    /// earlier ones: it is down, or cut off (or this client was, for that long). The
+    /// message is no longer sent again: it is lost, unless a copy still in flight (or in
+    /// this client's outbox, while it was cut off) arrives after all.
+    #[error(
+        "{target} did not acknowledge the message within {after:.1?} (sent {attempts} times); it is no longer sent again and may be lost"
+    )]
+    NotDelivered {
+        /// The receiving container.
+        target: String,
+        /// How long the sender tried.
+        after: Duration,
+        /// How many times it was sent.
+        attempts: u32,
+    },
     /// An inbound subscription could not be made.
     #[error("subscribing to {filter} failed")]
     Subscribe {

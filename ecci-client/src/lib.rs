@@ -10,7 +10,10 @@
 //!   ([`Client::builder`] with an [`ecci_proto::Config`]);
 //! - **Publishing** data or commands (any serde type) to targets selected by name prefix
 //!   ([`Client::publish`], [`Client::publish_cmd`], [`Targets`]), with a [`Delivery`] that
-//!   resolves when the brokers acknowledged;
+//!   resolves when the brokers acknowledged, and [`Delivery::delivered`] when the receiving
+//!   Rust containers did: end-to-end delivery ([`E2eOptions`], on by default) sends again
+//!   what a broker lost, holds a fast sender to a slow receiver's pace, and tells the
+//!   sender ([`Error::NotDelivered`]) what it could not deliver;
 //! - **Receiving** data and commands as queues of [`Received`] messages, sender and
 //!   contents together ([`Client::recv_data`], [`Client::data`], an [`Inbox`] that is also a
 //!   `Stream`), decoded safely: a bad payload is an [`ErrorEvent`] on [`Client::errors`],

@@ -12,7 +12,7 @@ use ecci_proto::sequence::{Lane, Seq};
 use ecci_transport::Receipt;
 use tokio::sync::oneshot;
 
-use crate::e2e::Confirmation;
+use crate::e2e::{Confirmation, Settled};
 
 use crate::Error;
 
@@ -176,7 +176,7 @@ impl<T: Into<Targets>> From<Option<T>> for Targets {
 pub struct Delivery {
     targets: Vec<String>,
     receipts: Vec<Option<Receipt>>,
-    confirmations: Vec<Option<oneshot::Receiver<Confirmation>>>,
+    confirmations: Vec<Option<oneshot::Receiver<Settled>>>,
 }
 
 impl Delivery {
@@ -192,7 +192,7 @@ impl Delivery {
     }
 
     pub(crate) fn with_confirmations(
-        parts: Vec<(String, Receipt, Option<oneshot::Receiver<Confirmation>>)>,
+        parts: Vec<(String, Receipt, Option<oneshot::Receiver<Settled>>)>,
     ) -> Self {
         let mut targets = Vec::with_capacity(parts.len());
         let mut receipts = Vec::with_capacity(parts.len());
@@ -227,13 +227,24 @@ impl Delivery {
     ///
     /// # Errors
     ///
-    /// [`Error::Publish`] when a target that does not acknowledge was not reached;
+    /// [`Error::NotDelivered`] when a target that acknowledges did not acknowledge it
+    /// within [`E2eOptions::give_up`](crate::E2eOptions::give_up) (it is no longer sent
+    /// again); [`Error::Publish`] when a target that does not acknowledge was not reached;
     /// [`Error::Closed`] when the client closed first.
     pub async fn delivered(mut self) -> Result<Confirmation, Error> {
         let mut all = Confirmation::Received;
         for i in 0..self.targets.len() {
             let confirmed = match self.confirmations[i].take() {
-                Some(rx) => rx.await.map_err(|_| Error::Closed)?,
+                Some(rx) => match rx.await.map_err(|_| Error::Closed)? {
+                    Settled::Confirmed(c) => c,
+                    Settled::GaveUp { after, attempts } => {
+                        return Err(Error::NotDelivered {
+                            target: self.targets[i].clone(),
+                            after,
+                            attempts,
+                        });
+                    }
+                },
                 None => Confirmation::Unconfirmed,
             };
             if confirmed == Confirmation::Unconfirmed {

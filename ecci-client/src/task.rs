@@ -455,7 +455,12 @@ impl Task {
                 ..topic.clone()
             }
             .to_string();
-            let verdict = self.tracker.receive(&stream, seq, now());
+            // A sender asking for acknowledgements repairs its stream: what is missing
+            // there is lost only once it gives it up (or restarts).
+            let verdict = match &announced {
+                Some(a) => self.tracker.receive_e2e(&stream, seq, a.base, now()),
+                None => self.tracker.receive(&stream, seq, now()),
+            };
             if let Some(announced) = announced {
                 // Duplicates too: their first acknowledgement may have been lost.
                 self.gather_ack(&stream, &topic, seq, &announced);

@@ -30,7 +30,11 @@ fn python_style_controller_and_component() {
             let m = c1.recv_data()?;
             let n: i64 = m.decode()?;
             seen.push(n);
-            c1.publish(&(n * n), Targets::exact(m.sender()))?.wait()?;
+            // The controller's SDK acknowledges it end to end (on by default).
+            let confirmed = c1
+                .publish(&(n * n), Targets::exact(m.sender()))?
+                .delivered()?;
+            assert_eq!(confirmed, ecci_client::Confirmation::Received);
             if seen.len() == 3 {
                 break;
             }

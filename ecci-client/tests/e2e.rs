@@ -155,6 +155,14 @@ async fn crash_run(broker: &mut Mosquitto, app: &str) -> (usize, usize, u64) {
     let (lost, duplicated) = lost_and_duplicated(&seen, COUNT);
     let retransmissions = peer.e2e_metrics().iter().map(|t| t.retransmissions).sum();
     assert!(peer.metrics().transport.reconnects >= 1);
+    // What the broker dropped was the sender's to repair, and it did: the receiver never
+    // reported it lost (nor counted a retransmission as late).
+    let m = me.metrics();
+    assert_eq!(
+        (m.lost, m.gaps, m.late),
+        (0, 0, 0),
+        "receiver's gap reports"
+    );
     peer.close().await;
     me.close().await;
     (lost, duplicated, retransmissions)
@@ -506,5 +514,98 @@ async fn a_paced_burst_to_a_python_receiver_arrives_whole() {
     );
     let done = timeout(WAIT, lines.next_line()).await.unwrap().unwrap();
     assert_eq!(done.as_deref(), Some("DONE 5000 5000 0"));
+    peer.close().await;
+}
+
+/// A receiver that acknowledged and then goes away for good: each message it does not
+/// acknowledge within `give_up` fails `delivered()` with `Error::NotDelivered`, leaves the
+/// window (so the sender is not held there), and is counted per target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_goes_away_is_given_up_and_the_sender_told() {
+    const WINDOW: usize = 4;
+    const AFTER: u32 = 12;
+    let Some(mut broker) = Mosquitto::prepare() else {
+        return;
+    };
+    broker.configure("allow_anonymous true\n");
+    broker.up();
+    let port = broker.port();
+    let app = format!("giveup-{}", std::process::id());
+    let me = connect(
+        config(&app, "b1", port, "me", &[]),
+        ClientOptions::default(),
+        None,
+    )
+    .await;
+    let options = ClientOptions {
+        e2e: E2eOptions {
+            window: WINDOW,
+            timeout: Duration::from_millis(300),
+            give_up: Duration::from_secs(2),
+            ..E2eOptions::default()
+        },
+        ..ClientOptions::default()
+    };
+    let peer = connect(
+        config(&app, "b1", port, "peer", &[("me", "b1")]),
+        options,
+        None,
+    )
+    .await;
+    // The default is on: the first message is confirmed by the receiving container.
+    let first = peer.publish(&0u32, "me").await.expect("publish");
+    assert_eq!(
+        timeout(WAIT, first.delivered())
+            .await
+            .expect("in time")
+            .expect("delivered"),
+        Confirmation::Received
+    );
+    assert_eq!(
+        me.recv_data()
+            .await
+            .expect("data")
+            .decode::<u32>()
+            .expect("n"),
+        0
+    );
+    me.close().await;
+    // Three windows' worth: the publishes go on as the oldest are given up.
+    let mut deliveries = Vec::new();
+    for i in 1..=AFTER {
+        let d = timeout(WAIT, peer.publish(&i, "me"))
+            .await
+            .expect("a publish is held at most until the window's oldest is given up")
+            .expect("publish");
+        deliveries.push(d);
+    }
+    for d in deliveries {
+        match timeout(WAIT, d.delivered()).await.expect("settled in time") {
+            Err(e @ ecci_client::Error::NotDelivered { .. }) => {
+                let ecci_client::Error::NotDelivered {
+                    target, attempts, ..
+                } = &e
+                else {
+                    unreachable!()
+                };
+                assert_eq!(target, "me");
+                assert!(*attempts >= 2, "sent again before giving up: {attempts}");
+                let text = e.to_string();
+                assert!(
+                    text.starts_with("me did not acknowledge the message within 2.")
+                        && text.ends_with("it is no longer sent again and may be lost"),
+                    "{text}"
+                );
+            }
+            other => panic!("expected NotDelivered, got {other:?}"),
+        }
+    }
+    let m = &peer.e2e_metrics()[0];
+    assert_eq!((m.target.as_str(), m.acknowledging), ("me", Some(true)));
+    assert_eq!(
+        (m.given_up, m.unacked, m.unacked_bytes),
+        (u64::from(AFTER), 0, 0)
+    );
+    assert!(m.retransmissions >= u64::from(AFTER));
     peer.close().await;
 }

@@ -317,7 +317,23 @@ async fn a_slow_consumer_is_bounded_and_the_broker_drops_beyond_its_queue() {
         .connect()
         .await
         .unwrap();
-    let peer = client(&broker, plain("peer", "b1", &[("me", "b1")])).await;
+    // Plain QoS 2, as a Python sender or a Rust one with end-to-end delivery off: with it
+    // on (the default), the sender would wait at its window instead and nothing would be
+    // dropped (e2e.rs, `a_slow_receiver_slows_its_sender_instead_of_losing`).
+    let plain_qos2 = ClientOptions {
+        e2e: ecci_client::E2eOptions {
+            enabled: false,
+            ..ecci_client::E2eOptions::default()
+        },
+        ..ClientOptions::default()
+    };
+    let peer = client_with(
+        &broker,
+        plain("peer", "b1", &[("me", "b1")]),
+        false,
+        plain_qos2,
+    )
+    .await;
 
     // Everything is accepted by the broker while `me` reads nothing.
     let mut deliveries = Vec::new();

@@ -58,7 +58,12 @@ async fn commands_follow_data_in_publish_order() {
             .unwrap();
         tokio::time::timeout(WAIT, exit).await.unwrap().unwrap();
         if run == 0 {
-            assert_eq!(py.until("KEYS").await, "KEYS contents,ecci_seq,type");
+            // The sequence extension and the end-to-end announcement (on by default): two
+            // keys a Python peer ignores.
+            assert_eq!(
+                py.until("KEYS").await,
+                "KEYS contents,ecci_e2e,ecci_seq,type"
+            );
         }
         assert_eq!(
             py.until("EXIT").await,
@@ -68,6 +73,14 @@ async fn commands_follow_data_in_publish_order() {
     }
     py.exits_cleanly().await;
     assert_eq!(rust.metrics().errors, 0);
+    // The Python receiver never acknowledged: the sender took it for one that does not
+    // (plain QoS 2), and nothing waits for it.
+    let e2e = rust.e2e_metrics();
+    assert_eq!(e2e.len(), 1);
+    assert_eq!(
+        (e2e[0].acknowledging, e2e[0].unacked, e2e[0].retransmissions),
+        (Some(false), 0, 0)
+    );
     rust.close().await;
 }
 

@@ -223,8 +223,9 @@ fn parent() {
     // receiver holds the transport's event queue, the data queue and its parked buffer,
     // each up to its byte bound plus one message, and one message being decoded (its pickle
     // and its value): 256 + 2 × 64 MiB + 5 × SIZE; the sender its outbox and the encoded
-    // copy being written, and the message being published (the value, its copy and its
-    // pickle): 2 × (64 + 16) MiB + 3 × SIZE.
+    // copy being written, the message being published (the value, its copy and its
+    // pickle), and the end-to-end window's retained values (its bytes plus one message):
+    // 2 × (64 + 16) MiB + 16 MiB + 4 × SIZE.
     let mqtt = MqttConfig::new("", 0);
     let options = ClientOptions::default();
     let msg = SIZE as u64;
@@ -234,7 +235,8 @@ fn parent() {
         + 2 * options.data_queue_bytes as u64
         + 5 * msg;
     let outbox = (mqtt.outbox_bytes + mqtt.control_outbox_bytes) as u64;
-    let sender_bound = sent[2] + SLACK + 2 * outbox + 3 * msg;
+    let window = options.e2e.window_bytes as u64;
+    let sender_bound = sent[2] + SLACK + 2 * outbox + window + 4 * msg;
     // The figures, for the record (stderr: cargo shows them).
     #[expect(clippy::print_stderr, reason = "the test reports what it measured")]
     {

@@ -16,6 +16,13 @@
 //! its start (what came before it may have reached an earlier run of the receiver),
 //! except for a sender's new incarnation on a topic already known, which must start at 1.
 //!
+//! A stream whose sender asks for end-to-end acknowledgements (it carries [`E2e`], read
+//! with [`Tracker::receive_e2e`]) is the sender's to repair: it sends again what was not
+//! acknowledged, so a missing number there is not a loss yet. It becomes one when the
+//! sender gives it up (its announced `base` passes it: reported at once), when the sender
+//! starts again (a new incarnation on the same topic: the old run's missing numbers are
+//! reported at once), or after [`E2E_GRACE`] without either (the sender vanished).
+//!
 //! Memory is bounded whatever peers send: at most [`MAX_STREAMS`] streams (the one heard
 //! from least recently goes), each remembering its numbers as at most [`MAX_RANGES`]
 //! intervals (beyond them the lowest is forgotten, and a number that old is passed on) and
@@ -33,6 +40,9 @@ pub const KEY: &str = "ecci_seq";
 pub const MAX_STREAMS: usize = 1024;
 /// Most missing ranges a stream keeps waiting; beyond them the oldest is reported at once.
 pub const MAX_RANGES: usize = 256;
+/// How long a missing number of an end-to-end stream waits before it is reported although
+/// its sender neither gave it up nor restarted (see the module docs).
+pub const E2E_GRACE: Duration = Duration::from_secs(600);
 /// Most gaps waiting to be taken by [`Tracker::expire`]; beyond them, gaps of one stream
 /// are merged into one report.
 pub const MAX_DUE: usize = 1024;
@@ -336,6 +346,8 @@ struct Stream {
     /// Numbers reported missing, so that one arriving later is told apart.
     reported: Intervals,
     last_heard: Instant,
+    /// Whether the sender repairs it (it announced end-to-end acknowledgements).
+    e2e: bool,
 }
 
 /// The receiver's duplicate filter and gap detector; sans-IO: the caller passes the time.
@@ -359,6 +371,7 @@ struct Stream {
 #[derive(Debug)]
 pub struct Tracker {
     grace: Duration,
+    e2e_grace: Duration,
     streams: HashMap<(String, u64, Lane), Stream>,
     /// Topics with at least one stream, so that a new incarnation there must start at 1.
     known_topics: HashMap<String, usize>,
@@ -371,6 +384,7 @@ impl Tracker {
     pub fn new(grace: Duration) -> Self {
         Tracker {
             grace,
+            e2e_grace: E2E_GRACE.max(grace),
             streams: HashMap::new(),
             known_topics: HashMap::new(),
             due: VecDeque::new(),
@@ -382,10 +396,70 @@ impl Tracker {
         self.grace
     }
 
+    /// This tracker, waiting `grace` instead of [`E2E_GRACE`] for a missing number of an
+    /// end-to-end stream whose sender neither gave it up nor restarted (never less than
+    /// the plain grace).
+    #[must_use]
+    pub fn with_e2e_grace(mut self, grace: Duration) -> Self {
+        self.e2e_grace = grace.max(self.grace);
+        self
+    }
+
     /// Takes a message with the extension `seq`, received on `topic` at `now`.
     pub fn receive(&mut self, topic: &str, seq: Seq, now: Instant) -> Verdict {
+        self.take(topic, seq, false, now)
+    }
+
+    /// Takes a message with the extension `seq` whose sender repairs the stream: it
+    /// announced end-to-end acknowledgements, with `base` the lowest number it still sends
+    /// again. Numbers missing below `base` are reported at once (the sender gave them up), as
+    /// are those of the sender's earlier incarnations on `topic`; numbers from `base` on wait
+    /// for their retransmission (at most the e2e grace).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ecci_proto::sequence::{Lane, Seq, Tracker};
+    ///
+    /// let mut t = Tracker::new(Duration::from_secs(5));
+    /// let now = Instant::now();
+    /// let seq = |n| Seq { incarnation: 9, lane: Lane::Ordered, seq: n };
+    /// t.receive_e2e("a/b", seq(1), 1, now);
+    /// t.receive_e2e("a/b", seq(4), 2, now); // 2 and 3 missing: the sender will send them again
+    /// assert!(t.expire(now + Duration::from_secs(60)).is_empty());
+    /// t.receive_e2e("a/b", seq(5), 3, now); // the sender gave 2 up
+    /// let gaps = t.expire(now);
+    /// assert_eq!((gaps[0].first, gaps[0].last), (2, 2));
+    /// ```
+    pub fn receive_e2e(&mut self, topic: &str, seq: Seq, base: u64, now: Instant) -> Verdict {
+        let verdict = self.take(topic, seq, true, now);
+        let key = (topic.to_owned(), seq.incarnation, seq.lane);
+        if let Some(stream) = self.streams.get_mut(&key) {
+            let mut settled = Vec::new();
+            let mut kept = VecDeque::with_capacity(stream.missing.len());
+            for mut r in stream.missing.drain(..) {
+                if r.first < base {
+                    let last = r.last.min(base - 1);
+                    settled.push((r.first, last));
+                    if r.last < base {
+                        continue;
+                    }
+                    r.first = base;
+                }
+                kept.push_back(r);
+            }
+            stream.missing = kept;
+            for (first, last) in settled {
+                let gap = report(&key, stream, first, last);
+                push_due(&mut self.due, gap);
+            }
+        }
+        verdict
+    }
+
+    fn take(&mut self, topic: &str, seq: Seq, e2e: bool, now: Instant) -> Verdict {
         let key = (topic.to_owned(), seq.incarnation, seq.lane);
         let n = seq.seq;
+        let grace = if e2e { self.e2e_grace } else { self.grace };
         if !self.streams.contains_key(&key) {
             if self.streams.len() >= MAX_STREAMS {
                 self.evict();
@@ -398,6 +472,7 @@ impl Tracker {
                 missing: VecDeque::new(),
                 reported: Intervals::default(),
                 last_heard: now,
+                e2e,
             };
             stream.seen.insert_range(n, n);
             if restarted && n > 1 {
@@ -405,8 +480,19 @@ impl Tracker {
                 stream.missing.push_back(Range {
                     first: 1,
                     last: n - 1,
-                    deadline: now + self.grace,
+                    deadline: now + grace,
                 });
+            }
+            if restarted && e2e {
+                // Nobody is left to repair the earlier runs' repaired streams.
+                for (k, s) in &mut self.streams {
+                    if k.0 == key.0 && k.1 != key.1 && s.e2e {
+                        while let Some(r) = s.missing.pop_front() {
+                            let gap = report(k, s, r.first, r.last);
+                            push_due(&mut self.due, gap);
+                        }
+                    }
+                }
             }
             self.streams.insert(key, stream);
             return Verdict::New;
@@ -415,6 +501,14 @@ impl Tracker {
             return Verdict::New;
         };
         stream.last_heard = now;
+        if e2e && !stream.e2e {
+            // From now on the sender repairs it: what is missing waits longer.
+            stream.e2e = true;
+            let deadline = now + grace;
+            for r in &mut stream.missing {
+                r.deadline = r.deadline.max(deadline);
+            }
+        }
         if stream.seen.contains(n) {
             return Verdict::Duplicate;
         }
@@ -428,7 +522,7 @@ impl Tracker {
                 stream.missing.push_back(Range {
                     first: stream.highest + 1,
                     last: n - 1,
-                    deadline: now + self.grace,
+                    deadline: now + grace,
                 });
             }
             stream.highest = n;
@@ -707,5 +801,79 @@ mod tests {
         assert_eq!(Seq::read(&env(ints(&[1, 0]))), None);
         assert_eq!(Seq::read(&env(Value::from("x"))), None);
         assert_eq!(Seq::read(&Value::from(1)), None);
+    }
+
+    #[test]
+    fn a_repaired_stream_waits_for_its_sender_and_reports_what_it_gives_up() {
+        let grace = Duration::from_secs(5);
+        let mut t = Tracker::new(grace);
+        let t0 = Instant::now();
+        for n in 1..=3 {
+            assert_eq!(t.receive_e2e("x", seq(1, n), 1, t0), Verdict::New);
+        }
+        // 4..=9 missing: the sender sends them again, so no report after the plain grace.
+        assert_eq!(t.receive_e2e("x", seq(1, 10), 4, t0), Verdict::New);
+        assert!(t.expire(t0 + grace * 4).is_empty());
+        assert!(!t.has_due());
+        // Two of them come back; the sender then gives up 4..=6 (base 7).
+        assert_eq!(t.receive_e2e("x", seq(1, 5), 4, t0), Verdict::New);
+        assert_eq!(t.receive_e2e("x", seq(1, 8), 4, t0), Verdict::New);
+        assert_eq!(t.receive_e2e("x", seq(1, 11), 7, t0), Verdict::New);
+        assert!(t.has_due(), "a given-up number is reported at once");
+        let gaps: Vec<(u64, u64)> = t.expire(t0).iter().map(|g| (g.first, g.last)).collect();
+        assert_eq!(gaps, [(4, 4), (6, 6)]);
+        // 7 and 9 still wait; 7 arrives, 9 waits for the e2e grace.
+        assert_eq!(t.receive_e2e("x", seq(1, 7), 7, t0), Verdict::New);
+        assert!(t.expire(t0 + E2E_GRACE - Duration::from_secs(1)).is_empty());
+        let gaps: Vec<(u64, u64)> = t
+            .expire(t0 + E2E_GRACE)
+            .iter()
+            .map(|g| (g.first, g.last))
+            .collect();
+        assert_eq!(gaps, [(9, 9)]);
+        // A given-up number arriving after all is late, not a duplicate.
+        assert_eq!(t.receive_e2e("x", seq(1, 4), 12, t0), Verdict::Late);
+        assert_eq!(t.receive_e2e("x", seq(1, 4), 12, t0), Verdict::Duplicate);
+    }
+
+    #[test]
+    fn a_restarted_repairing_sender_settles_its_earlier_run_at_once() {
+        let mut t = Tracker::new(Duration::from_secs(5)).with_e2e_grace(Duration::from_secs(3600));
+        let t0 = Instant::now();
+        t.receive_e2e("x", seq(1, 1), 1, t0);
+        t.receive_e2e("x", seq(1, 4), 1, t0); // 2..=3 missing, waiting for the sender
+        t.receive_e2e("y", seq(5, 1), 1, t0);
+        t.receive_e2e("y", seq(5, 3), 1, t0); // another topic: not settled by x's restart
+        assert!(t.expire(t0 + Duration::from_secs(60)).is_empty());
+        // The sender of x starts again (its new run's base is 1).
+        assert_eq!(t.receive_e2e("x", seq(2, 1), 1, t0), Verdict::New);
+        let gaps: Vec<(u64, u64, u64)> = t
+            .expire(t0)
+            .iter()
+            .map(|g| (g.incarnation, g.first, g.last))
+            .collect();
+        assert_eq!(gaps, [(1, 2, 3)]);
+        // A new run first heard at 5 with base 3: 1..=2 were given up, 3..=4 still come.
+        let mut t = Tracker::new(Duration::from_secs(5));
+        t.receive_e2e("z", seq(1, 1), 1, t0);
+        t.receive_e2e("z", seq(2, 5), 3, t0);
+        let gaps: Vec<(u64, u64, u64)> = t
+            .expire(t0 + Duration::from_secs(60))
+            .iter()
+            .map(|g| (g.incarnation, g.first, g.last))
+            .collect();
+        assert_eq!(gaps, [(2, 1, 2)]);
+    }
+
+    #[test]
+    fn a_plain_stream_that_turns_repaired_waits_longer() {
+        let grace = Duration::from_secs(5);
+        let mut t = Tracker::new(grace);
+        let t0 = Instant::now();
+        t.receive("x", seq(1, 1), t0);
+        t.receive("x", seq(1, 3), t0); // 2 missing, plain grace
+        t.receive_e2e("x", seq(1, 4), 2, t0);
+        assert!(t.expire(t0 + grace).is_empty());
+        assert_eq!(t.expire(t0 + E2E_GRACE).len(), 1);
     }
 }

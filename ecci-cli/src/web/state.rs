@@ -310,7 +310,7 @@ impl State {
             self.set_role(side, "plugin", ms);
         }
         let (decoded, seq) = decode_with_seq(payload);
-        let verdict = seq.map(|seq| self.sequence(stream, seq, ms));
+        let verdict = seq.map(|s| self.sequence(stream, s.seq, s.base, ms));
         let kind = match &decoded {
             Ok(e) => e.kind.as_str(),
             Err(_) => "undecodable",
@@ -338,8 +338,8 @@ impl State {
                     edge.last_duplicate_ms = Some(ms);
                     let what = format!(
                         "duplicate from {from} to {to} (seq {}{}; {} duplicates on this edge so far)",
-                        seq.seq,
-                        lane_note(seq.lane),
+                        seq.seq.seq,
+                        lane_note(seq.seq.lane),
                         edge.duplicates,
                     );
                     duplicate = Some(what);
@@ -398,7 +398,8 @@ impl State {
     }
 
     /// Runs the tracker over a message with the extension `seq`, received on `topic`.
-    fn sequence(&mut self, topic: &str, seq: Seq, ms: u64) -> Verdict {
+    /// `base`: the sender repairs the stream (see [`Tracker::receive_e2e`]).
+    fn sequence(&mut self, topic: &str, seq: Seq, base: Option<u64>, ms: u64) -> Verdict {
         let key = (topic.to_owned(), seq.incarnation, seq.lane);
         if !self.sequences.streams.contains(&key)
             && self.sequences.streams.len() >= self.limits.streams
@@ -423,7 +424,10 @@ impl State {
             self.error(ms, "sequence numbers", &what);
         }
         let now = self.sequences.at(ms);
-        let verdict = self.sequences.tracker.receive(topic, seq, now);
+        let verdict = match base {
+            Some(base) => self.sequences.tracker.receive_e2e(topic, seq, base, now),
+            None => self.sequences.tracker.receive(topic, seq, now),
+        };
         self.sequences.streams.insert(key);
         verdict
     }
@@ -967,6 +971,46 @@ mod tests {
             ]
         );
         assert_eq!(snap["edges"][0]["duplicates"], 1999);
+    }
+
+    /// A stream whose sender repairs it (end-to-end delivery): a gap is not shown after the
+    /// plain grace (the sender sends it again), but at once when the sender gives it up.
+    #[test]
+    fn a_repaired_stream_shows_a_gap_only_when_its_sender_gives_it_up() {
+        let limits = Limits::default();
+        let grace = limits.gap_grace_ms;
+        let mut s = State::new(limits, "toEdgeAI");
+        let repaired = |seq: u64, base: u64| {
+            let value = Seq {
+                incarnation: 7,
+                lane: Lane::Ordered,
+                seq,
+            }
+            .add_to(Envelope::data(Value::from(seq as i64)).into_value());
+            let value = ecci_proto::sequence::E2e {
+                reply_broker: "b".into(),
+                base,
+            }
+            .add_to(value);
+            ecci_proto::pickle::encode(&value, Protocol::default())
+        };
+        s.message("ECCI/b/a/app/x/y", &repaired(1, 1), 0);
+        s.message("ECCI/b/a/app/x/y", &repaired(3, 2), 1);
+        s.tick(10 * grace);
+        let lost = |s: &mut State, ms| {
+            errors(&s.snapshot(ms))
+                .iter()
+                .filter(|e| e.starts_with("lost"))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert!(lost(&mut s, 10 * grace).is_empty());
+        s.message("ECCI/b/a/app/x/y", &repaired(4, 3), 10 * grace + 1);
+        s.tick(10 * grace + 2);
+        assert_eq!(
+            lost(&mut s, 10 * grace + 2),
+            ["lost 1 message from x to y (seq 2..2, sender incarnation 7)"]
+        );
     }
 
     /// Streams beyond the cap start a fresh tracker (said once as an error event): the
