@@ -11,7 +11,7 @@ use ecci_proto::envelope::{Envelope, EnvelopeError};
 use ecci_proto::file::PresignedUrl;
 use ecci_proto::pickle::{self, DecodeLimits, Value};
 use ecci_proto::platform::LogRecord;
-use ecci_proto::sequence::{E2e, Seq};
+use ecci_proto::sequence::{Ack, E2e, Seq};
 use ecci_proto::topic::{AppTopic, Topic};
 use serde_json::json;
 
@@ -74,6 +74,16 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Envelope, String> {
     decode_with_seq(payload).0
 }
 
+/// What a message carries beside `type` and `contents` (`ecci_proto::sequence`).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Extensions {
+    /// Its sequence number, if a Rust sender numbered it.
+    pub(crate) seq: Option<Sequenced>,
+    /// Whether it is an end-to-end acknowledgement (`ecci_ack`) from the receiver of a
+    /// stream back to its sender.
+    pub(crate) ack: bool,
+}
+
 /// A message's sequence number and, when its sender repairs the stream (end-to-end
 /// delivery), the lowest number it still sends again.
 #[derive(Clone, Copy)]
@@ -84,20 +94,29 @@ pub(crate) struct Sequenced {
 
 /// Like [`decode`], with the envelope's sequence-number extension (`'ecci_seq'`) when it
 /// has a well-formed one, even if the rest is not a valid envelope.
-pub(crate) fn decode_with_seq(payload: &[u8]) -> (Result<Envelope, String>, Option<Sequenced>) {
+pub(crate) fn decode_with_seq(payload: &[u8]) -> (Result<Envelope, String>, Extensions) {
     let value = match pickle::decode(payload, &DecodeLimits::default()) {
         Ok(value) => value,
-        Err(e) => return (Err(chain(&EnvelopeError::NotPickle(e))), None),
+        Err(e) => {
+            return (
+                Err(chain(&EnvelopeError::NotPickle(e))),
+                Extensions::default(),
+            );
+        }
     };
     let seq = Seq::read(&value).map(|seq| Sequenced {
         seq,
         base: E2e::read(&value).map(|e| e.base),
     });
+    let ext = Extensions {
+        seq,
+        ack: Ack::read(&value).is_some(),
+    };
     let envelope = Envelope::from_value(value).map(|mut envelope| {
         hide_signatures(&mut envelope.contents);
         envelope
     });
-    (envelope.map_err(|e| chain(&e)), seq)
+    (envelope.map_err(|e| chain(&e)), ext)
 }
 
 /// The URLs of a fileManager message (keys `putURL`, `getURL` of the contents) with their

@@ -84,9 +84,11 @@ function graph(s) {
   }
 }
 
-// Lost and duplicate messages of an edge (by the senders' sequence numbers), if any.
+// Lost and duplicate messages of an edge (by the senders' sequence numbers), if any, and
+// whether its receiver acknowledges end to end.
 function losses(e) {
-  return (e.lost ? ` · ${e.lost} lost` : "") + (e.duplicates ? ` · ${e.duplicates} duplicates` : "");
+  return (e.lost ? ` · ${e.lost} lost` : "") + (e.duplicates ? ` · ${e.duplicates} duplicates` : "") +
+    (e.acks ? ` · acknowledged end to end (${e.acks} acks)` : "");
 }
 
 function edges(s) {

@@ -126,6 +126,9 @@ struct Edge {
     last_duplicate_ms: Option<u64>,
     /// Messages lost (sequence numbers missing after the grace period).
     lost: u64,
+    /// End-to-end acknowledgements the receiver sent back (counted here, on the edge they
+    /// acknowledge, rather than drawn as traffic the other way).
+    acks: u64,
     /// Count and time at the start of the current rate window.
     base: (u64, u64),
     rate: f64,
@@ -303,13 +306,21 @@ impl State {
         payload: &[u8],
         ms: u64,
     ) {
+        let (decoded, ext) = decode_with_seq(payload);
+        if ext.ack && decoded.is_ok() {
+            // `from` acknowledges what `to` sent it.
+            if let Some(edge) = self.edges.get_mut(&(to.to_owned(), from.to_owned())) {
+                edge.acks = edge.acks.saturating_add(1);
+            }
+            return;
+        }
         self.container(from, ms);
         self.container(to, ms);
         if plugin {
             let side = if from == "fileManager" { from } else { to };
             self.set_role(side, "plugin", ms);
         }
-        let (decoded, seq) = decode_with_seq(payload);
+        let seq = ext.seq;
         let verdict = seq.map(|s| self.sequence(stream, s.seq, s.base, ms));
         let kind = match &decoded {
             Ok(e) => e.kind.as_str(),
@@ -666,6 +677,7 @@ impl State {
                     "count": e.count,
                     "duplicates": e.duplicates,
                     "lost": e.lost,
+                    "acks": e.acks,
                     "rate": (e.rate * 10.0).round() / 10.0,
                     "latest": e.latest.iter().rev().map(|s| json!({
                         "ms": s.ms, "type": s.kind, "repr": s.repr,
@@ -1011,6 +1023,30 @@ mod tests {
             lost(&mut s, 10 * grace + 2),
             ["lost 1 message from x to y (seq 2..2, sender incarnation 7)"]
         );
+    }
+
+    /// An end-to-end acknowledgement is counted on the edge it acknowledges, not drawn as
+    /// an edge (or a container) of its own.
+    #[test]
+    fn acknowledgements_count_on_the_edge_they_acknowledge() {
+        let mut s = State::new(Limits::default(), "toEdgeAI");
+        s.message("ECCI/b/a/app/x/y", &numbered(1, Lane::Ordered, 1), 1);
+        let ack = ecci_proto::sequence::Ack {
+            incarnation: 1,
+            lane: Lane::Ordered,
+            through: 1,
+        };
+        let ack = ecci_proto::pickle::encode(&ack.to_value(), Protocol::default());
+        s.message("ECCI/b/a/app/y/x", &ack, 2);
+        s.message("ECCI/b/a/app/q/z", &ack, 3); // for no edge seen: ignored
+        let snap = s.snapshot(3);
+        let edges = snap["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), 1, "{edges:?}");
+        assert_eq!(
+            (&edges[0]["from"], &edges[0]["to"], &edges[0]["acks"]),
+            (&json!("x"), &json!("y"), &json!(1))
+        );
+        assert_eq!(snap["containers"].as_array().unwrap().len(), 2);
     }
 
     /// Streams beyond the cap start a fresh tracker (said once as an error event): the
