@@ -106,7 +106,9 @@ impl Default for E2eOptions {
 /// What [`Delivery::delivered`](crate::Delivery::delivered) found out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirmation {
-    /// Every receiving container acknowledged the message.
+    /// Every receiving container acknowledged the message: its SDK took it off the wire
+    /// into the queue its application reads (a container that crashes before its
+    /// application takes the message loses it with the rest of its memory).
     Received,
     /// Some target does not acknowledge (a Python peer, end-to-end delivery off, or not a
     /// container): its broker has the message, no more is known.
