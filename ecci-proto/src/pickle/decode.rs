@@ -500,6 +500,9 @@ enum Target {
 /// What every value costs against [`DecodeLimits::max_decoded`], besides its payload.
 const VALUE_COST: usize = size_of::<Value>();
 
+/// Most nodes (and stack slots) reserved before decoding; more grow as usual.
+const PRESIZED_NODES: usize = 64;
+
 /// What [`Machine::materialize`] keeps per node: path counts, in-degrees and flags.
 const PER_NODE_BOOKKEEPING: usize = 8;
 
@@ -697,8 +700,10 @@ impl<'a> Machine<'a> {
                     .saturating_add(DECODED_BASE)
                     .min(max),
             ),
-            nodes: Vec::new(),
-            stack: Vec::new(),
+            // Sized for a small message at once (an opcode takes a byte or more, a node
+            // several), rather than grown from empty for each: a constant at most.
+            nodes: Vec::with_capacity((input.len() / 8).min(PRESIZED_NODES)),
+            stack: Vec::with_capacity((input.len() / 8).min(PRESIZED_NODES)),
             marks: Vec::new(),
             memo: Memo::default(),
         }
