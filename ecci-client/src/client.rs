@@ -1,7 +1,7 @@
 //! The [`Client`]: configuration, connecting, publishing, the inbound queues and the
 //! readiness API. The background work lives in [`crate::task`].
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -466,6 +466,11 @@ impl ClientBuilder {
         let handle = tokio::spawn(task.run());
         Ok(Client {
             inner: Arc::new(Inner {
+                topics: config
+                    .pub_targets()
+                    .iter()
+                    .map(|t| (t.name.to_string(), target_topic(&config, t)))
+                    .collect(),
                 config,
                 options,
                 transport,
@@ -594,6 +599,9 @@ async fn subscribe(
 
 struct Inner {
     config: Config,
+    /// The topic of each pub target (`ECCI/{its broker}/{app}/app/{me}/{target}`), made
+    /// once rather than per publish.
+    topics: HashMap<String, String>,
     options: ClientOptions,
     transport: Arc<dyn Transport>,
     handshake: bool,
@@ -871,18 +879,19 @@ impl Client {
             Priority::Control => Lane::Urgent,
             Priority::Bulk | Priority::Background => Lane::Ordered,
         };
-        let value = envelope.into_value();
-        let mut parts = Vec::with_capacity(selected.len());
-        for target in selected {
+        let mut value = Some(envelope.into_value());
+        let count = selected.len();
+        let mut parts = Vec::with_capacity(count);
+        for (i, target) in selected.into_iter().enumerate() {
             // Each target has its own sequence: the extension differs per target.
             let seq = self.inner.sequencer.next(target.name.as_str(), lane);
-            let topic = AppTopic::app_message(
-                target.broker.clone(),
-                config.app_id().clone(),
-                config.container_name().clone(),
-                target.name.clone(),
-            )
-            .to_string();
+            let topic = self.inner.topic(target);
+            // The last (usually the only) target takes the value itself, the others a copy.
+            let value = if i + 1 == count {
+                value.take().unwrap_or_default()
+            } else {
+                value.clone().unwrap_or_default()
+            };
             let e2e = &self.inner.e2e;
             let (payload, done) = if e2e.enabled() {
                 let prepared = e2e
@@ -890,14 +899,14 @@ impl Client {
                         target.name.as_str(),
                         &topic,
                         seq,
-                        seq.add_to(value.clone()),
+                        seq.add_to(value),
                         priority,
                     )
                     .await;
                 (prepared.payload, prepared.done)
             } else {
                 let payload = bytes_of(pickle::encode(
-                    &seq.add_to(value.clone()),
+                    &seq.add_to(value),
                     self.inner.options.protocol,
                 ));
                 (payload, None)
@@ -1212,6 +1221,27 @@ pub(crate) fn select(config: &Config, targets: Targets) -> Result<Vec<&Target>, 
             selected
         }
     })
+}
+
+impl Inner {
+    /// The topic of messages to the pub target `target`.
+    fn topic(&self, target: &Target) -> String {
+        match self.topics.get(target.name.as_str()) {
+            Some(topic) => topic.clone(),
+            None => target_topic(&self.config, target),
+        }
+    }
+}
+
+/// The topic of messages from this container to the pub target `target`.
+fn target_topic(config: &Config, target: &Target) -> String {
+    AppTopic::app_message(
+        target.broker.clone(),
+        config.app_id().clone(),
+        config.container_name().clone(),
+        target.name.clone(),
+    )
+    .to_string()
 }
 
 fn bytes_of(payload: Vec<u8>) -> bytes::Bytes {

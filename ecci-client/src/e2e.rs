@@ -270,13 +270,24 @@ impl Sender {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn encode(&self, value: &Value, base: u64) -> Bytes {
-        let announced = Announcement {
+    /// `value` with the announcement, pickled; the announcement is added for the encoding
+    /// and taken off again, so the value is not copied.
+    fn encode(&self, value: &mut Value, base: u64) -> Bytes {
+        let before = match value {
+            Value::Dict(pairs) => Some(pairs.len()),
+            _ => None,
+        };
+        let mut announced = Announcement {
             reply_broker: self.reply_broker.clone(),
             base,
         }
-        .add_to(value.clone());
-        Bytes::from(pickle::encode(&announced, self.protocol))
+        .add_to(std::mem::take(value));
+        let payload = Bytes::from(pickle::encode(&announced, self.protocol));
+        if let (Value::Dict(pairs), Some(len)) = (&mut announced, before) {
+            pairs.truncate(len);
+        }
+        *value = announced;
+        payload
     }
 
     /// Waits for room in `target`'s window (and for its pacing slot), then registers the
@@ -340,7 +351,8 @@ impl Sender {
         let t = targets.entry(target.to_owned()).or_insert_with(Target::new);
         let now = Instant::now();
         let base = t.base(seq.lane, seq.seq);
-        let payload = self.encode(&value, base);
+        let mut value = value;
+        let payload = self.encode(&mut value, base);
         if t.mode == Mode::Plain {
             return Prepared {
                 payload,
@@ -469,7 +481,7 @@ impl Sender {
                 p.attempts = p.attempts.saturating_add(1);
                 p.timeout = (p.timeout * 2).min(MAX_BACKOFF);
                 t.retransmissions += 1;
-                let payload = self.encode(&p.value, base);
+                let payload = self.encode(&mut p.value, base);
                 out.push(
                     Message::new(p.topic.clone(), payload, QoS::ExactlyOnce)
                         .with_priority(p.priority),

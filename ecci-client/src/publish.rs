@@ -299,8 +299,9 @@ impl Future for Delivery {
 #[derive(Debug)]
 pub(crate) struct Sequencer {
     incarnation: u64,
-    /// One entry per pub target and lane: bounded by the configuration.
-    next: Mutex<HashMap<(String, Lane), u64>>,
+    /// The last number per pub target, per lane (ordered, urgent): bounded by the
+    /// configuration.
+    next: Mutex<HashMap<String, [u64; 2]>>,
 }
 
 impl Sequencer {
@@ -331,7 +332,15 @@ impl Sequencer {
             .next
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let n = next.entry((target.to_owned(), lane)).or_insert(0);
+        let i = match lane {
+            Lane::Ordered => 0,
+            Lane::Urgent => 1,
+        };
+        // Looked up before inserting: no key to allocate per message.
+        let n = match next.get_mut(target) {
+            Some(numbers) => &mut numbers[i],
+            None => &mut next.entry(target.to_owned()).or_insert([0; 2])[i],
+        };
         *n += 1;
         Seq {
             incarnation: self.incarnation,

@@ -258,6 +258,9 @@ enum Step {
 
 /// Most acknowledgements gathered before they are sent at once.
 const MAX_ACKS: usize = 1024;
+/// Most events handled one after the other before the task looks at its timers and
+/// queues again.
+const EVENT_BATCH: usize = 64;
 /// Messages acknowledged at once at the latest (well below the sender's window, so that
 /// a fast stream never waits for the ack delay).
 const ACK_BATCH: usize = 32;
@@ -323,7 +326,10 @@ impl Task {
             };
             match step {
                 Step::Stop | Step::Event(None) => break,
-                Step::Event(Some(event)) => self.on_event(event),
+                Step::Event(Some(event)) => {
+                    self.on_event(event);
+                    self.drain_ready();
+                }
                 Step::Tick => self.drive(HandshakeEvent::Timeout, ""),
                 Step::Forwarded => {}
                 Step::Gaps => self.report_gaps(),
@@ -335,6 +341,24 @@ impl Task {
             s.closed = true;
             s.connected = false;
         });
+    }
+
+    /// Handles the events that are ready already (at most [`EVENT_BATCH`]), without a trip
+    /// through the `select!` and its timers for each; stops where that loop would not read
+    /// (a parked buffer full, events read while connecting still first, shutdown).
+    fn drain_ready(&mut self) {
+        for _ in 1..EVENT_BATCH {
+            if !self.early.is_empty()
+                || self.parked.any_full(&self.senders)
+                || *self.shutdown.borrow()
+            {
+                return;
+            }
+            let Some(event) = self.events.try_recv() else {
+                return;
+            };
+            self.on_event(event);
+        }
     }
 
     /// Whether retry ticks can still do anything: only until started or exit requested,
@@ -449,21 +473,28 @@ impl Task {
             }
         };
         if let Some(seq) = seq {
-            // One stream per sender and receiver, whichever mountpoint it came through.
-            let stream = AppTopic {
-                mountpoint: None,
-                ..topic.clone()
-            }
-            .to_string();
+            // One stream per sender and receiver, whichever mountpoint it came through:
+            // the topic without its mountpoint (a parsed topic is the mountpoint followed
+            // by the canonical `ECCI/…`, so this is the topic the parts would format to).
+            let stream =
+                &message.topic[topic.mountpoint.as_ref().map_or(0, |m| m.as_str().len())..];
+            debug_assert_eq!(
+                stream,
+                AppTopic {
+                    mountpoint: None,
+                    ..topic.clone()
+                }
+                .to_string()
+            );
             // A sender asking for acknowledgements repairs its stream: what is missing
             // there is lost only once it gives it up (or restarts).
             let verdict = match &announced {
-                Some(a) => self.tracker.receive_e2e(&stream, seq, a.base, now()),
-                None => self.tracker.receive(&stream, seq, now()),
+                Some(a) => self.tracker.receive_e2e(stream, seq, a.base, now()),
+                None => self.tracker.receive(stream, seq, now()),
             };
             if let Some(announced) = announced {
                 // Duplicates too: their first acknowledgement may have been lost.
-                self.gather_ack(&stream, &topic, seq, &announced);
+                self.gather_ack(stream, &topic, seq, &announced);
             }
             match verdict {
                 Verdict::New => {}

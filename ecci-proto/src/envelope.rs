@@ -156,10 +156,12 @@ impl Envelope {
 
     /// Like [`Envelope::to_value`], without copying the contents.
     pub fn into_value(self) -> Value {
-        Value::dict([
-            ("type", Value::from(self.kind.as_str())),
-            ("contents", self.contents),
-        ])
+        // Room for the keys a Rust sender adds beside these two (`ecci_seq`, `ecci_e2e`),
+        // so that adding them does not grow the vector.
+        let mut pairs = Vec::with_capacity(4);
+        pairs.push((Value::from("type"), Value::from(self.kind.as_str())));
+        pairs.push((Value::from("contents"), self.contents));
+        Value::Dict(pairs)
     }
 
     /// Reads an envelope from a decoded value.

@@ -500,6 +500,9 @@ enum Target {
 /// What every value costs against [`DecodeLimits::max_decoded`], besides its payload.
 const VALUE_COST: usize = size_of::<Value>();
 
+/// Most nodes (and stack slots) reserved before decoding; more grow as usual.
+const PRESIZED_NODES: usize = 64;
+
 /// What [`Machine::materialize`] keeps per node: path counts, in-degrees and flags.
 const PER_NODE_BOOKKEEPING: usize = 8;
 
@@ -515,6 +518,9 @@ struct Machine<'a> {
     /// Stack lengths at each open `MARK`; nothing below the innermost may be popped.
     marks: Vec<usize>,
     memo: Memo,
+    /// Whether a node id was pushed a second time (`DUP`, a memo read): only then can a
+    /// node be reached through more than one path.
+    shared: bool,
 }
 
 /// The memo, charged to the budget for the memory it really takes.
@@ -697,10 +703,13 @@ impl<'a> Machine<'a> {
                     .saturating_add(DECODED_BASE)
                     .min(max),
             ),
-            nodes: Vec::new(),
-            stack: Vec::new(),
+            // Sized for a small message at once (an opcode takes a byte or more, a node
+            // several), rather than grown from empty for each: a constant at most.
+            nodes: Vec::with_capacity((input.len() / 8).min(PRESIZED_NODES)),
+            stack: Vec::with_capacity((input.len() / 8).min(PRESIZED_NODES)),
             marks: Vec::new(),
             memo: Memo::default(),
+            shared: false,
         }
     }
 
@@ -783,6 +792,7 @@ impl<'a> Machine<'a> {
             op::DUP => {
                 let top = self.peek(at)?;
                 self.budget.charge(2 * size_of::<NodeId>())?;
+                self.shared = true;
                 self.stack.push(top);
             }
 
@@ -1308,6 +1318,7 @@ impl<'a> Machine<'a> {
             index,
         })?;
         self.budget.charge(2 * size_of::<NodeId>())?;
+        self.shared = true;
         self.stack.push(id);
         Ok(())
     }
@@ -1422,7 +1433,14 @@ impl<'a> Machine<'a> {
     /// hashable, as CPython's `pickle.loads` requires. Objects of well-known
     /// classes become typed values as they are finished.
     fn materialize(mut self, root: NodeId) -> Result<Value, DecodeError> {
-        let single_use = single_use_leaves(&self.nodes, root);
+        // Every other opcode pushes a new node, and a node leaves the stack into at most
+        // one container: without `DUP` or a memo read, every node is reached at most once,
+        // and the path counting (several vectors and two walks) is not needed.
+        let single_use = if self.shared {
+            single_use_leaves(&self.nodes, root)
+        } else {
+            vec![true; self.nodes.len()]
+        };
         let owner = self.owner;
         let mut builder = Builder {
             on_path: vec![false; self.nodes.len()],
@@ -1984,6 +2002,41 @@ fn raw_unicode_escape_decode(s: &[u8]) -> Result<Vec<u8>, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without `DUP` or memo reads, `materialize` skips counting paths: on every stream of
+    /// the fuzz corpora, the result (or the error) is the same as with the counting.
+    #[test]
+    fn the_unshared_fast_path_agrees_with_path_counting() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus");
+        let limits = DecodeLimits::default();
+        let mut streams = 0;
+        let mut unshared = 0;
+        for corpus in ["pickle_decode", "pickle_memory"] {
+            let dir = std::fs::read_dir(format!("{root}/{corpus}")).expect("the fuzz corpus");
+            for entry in dir {
+                let input = std::fs::read(entry.expect("a corpus entry").path()).expect("read");
+                if input.is_empty() || input.len() > limits.max_input {
+                    continue;
+                }
+                let counted = {
+                    let mut machine = Machine::new(&input, &limits);
+                    machine.run().and_then(|root| {
+                        unshared += usize::from(!machine.shared);
+                        machine.shared = true;
+                        machine.materialize(root)
+                    })
+                };
+                let fast = decode(&input, &limits);
+                // Debug, not ==: a NaN is not equal to itself.
+                assert_eq!(format!("{fast:?}"), format!("{counted:?}"), "{input:?}");
+                streams += 1;
+            }
+        }
+        assert!(
+            streams > 1000 && unshared > 100,
+            "{streams} streams, {unshared} unshared"
+        );
+    }
 
     #[track_caller]
     fn check(input: &[u8], expected: Result<Value, &str>) {

@@ -118,17 +118,26 @@ fn payload_hint(value: &Value) -> usize {
     fn leaf(value: &Value) -> usize {
         match value {
             Value::NdArray(a) => a.data().len(),
-            Value::Bytes(b) | Value::ByteArray(b) => b.len(),
+            Value::Bytes(b) | Value::ByteArray(b) | Value::SurrogateStr(b) => b.len(),
+            Value::Str(s) => s.len(),
             _ => 0,
         }
     }
+    // Each pair's opcodes and short key, roughly.
+    const PER_PAIR: usize = 16;
     let mut total = leaf(value);
     if let Value::Dict(pairs) = value {
-        for (_, v) in pairs {
-            total = total.saturating_add(leaf(v));
+        for (k, v) in pairs {
+            total = total
+                .saturating_add(PER_PAIR)
+                .saturating_add(leaf(k))
+                .saturating_add(leaf(v));
             if let Value::Dict(inner) = v {
-                for (_, w) in inner {
-                    total = total.saturating_add(leaf(w));
+                for (k, w) in inner {
+                    total = total
+                        .saturating_add(PER_PAIR)
+                        .saturating_add(leaf(k))
+                        .saturating_add(leaf(w));
                 }
             }
         }
@@ -203,7 +212,11 @@ impl Encoder {
     /// Writes `value` without recursion: containers push their children and
     /// closing opcodes as tasks, so any depth is written on a small stack.
     fn write(&mut self, value: &Value) {
-        let mut stack = vec![Task::Value(value)];
+        // Room for a small message's tasks at once; more grow as usual.
+        let mut stack = Vec::with_capacity(16);
+        stack.push(Task::Value(value));
+        // One buffer for what each value adds, reused.
+        let mut rest = Vec::with_capacity(16);
         while let Some(task) = stack.pop() {
             let value = match task {
                 Task::Value(v) => v,
@@ -216,9 +229,8 @@ impl Encoder {
                     continue;
                 }
             };
-            let mut rest = Vec::new();
             self.step(value, &mut rest);
-            stack.extend(rest.into_iter().rev());
+            stack.extend(rest.drain(..).rev());
         }
     }
 

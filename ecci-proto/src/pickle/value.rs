@@ -308,9 +308,12 @@ impl Value {
 
     /// The Python type name of the first unhashable part of this value, if any.
     pub(crate) fn unhashable_part(&self) -> Option<&'static str> {
-        // An explicit stack: a deeply nested tuple should not cost stack frames.
-        let mut stack = vec![self];
-        while let Some(v) = stack.pop() {
+        // An explicit stack: a deeply nested tuple should not cost stack frames. It starts
+        // empty (no allocation) since only tuples and frozensets push onto it, and the
+        // decoder asks this of every value it builds.
+        let mut stack: Vec<&Value> = Vec::new();
+        let mut next = Some(self);
+        while let Some(v) = next.take().or_else(|| stack.pop()) {
             match v {
                 Value::None
                 | Value::Bool(_)
