@@ -266,7 +266,10 @@ async fn controller(ctrl: &Client, work_dir: &Path) -> Result<usize, BoxError> {
             id,
             numbers: (1..=10 * i64::from(id)).collect(),
         };
-        ctrl.publish(&task, worker).await?.await?;
+        // `delivered()`: the worker's SDK acknowledged it end to end (on by default
+        // between Rust containers); awaiting the `Delivery` itself means "the broker has it".
+        let confirmed = ctrl.publish(&task, worker).await?.delivered().await?;
+        println!("ctrl      task {id} to {worker}: {confirmed:?}");
     }
     let mut answers = 0;
     while answers < 2 {
