@@ -403,6 +403,7 @@ impl ClientBuilder {
             e2e: Arc::clone(&e2e),
             e2e_options: options.e2e.clone(),
             acks: std::collections::HashMap::new(),
+            reply_topics: std::collections::HashMap::new(),
             ack_deadline: None,
             acks_gathered: 0,
             transport: Arc::clone(&transport),
