@@ -882,7 +882,7 @@ impl Client {
         };
         let mut value = Some(envelope.into_value());
         let count = selected.len();
-        let mut parts = Vec::with_capacity(count);
+        let mut delivery = Delivery::with_capacity(count);
         for (i, target) in selected.into_iter().enumerate() {
             // Each target has its own sequence: the extension differs per target.
             let seq = self.inner.sequencer.next(target.name.as_str(), lane);
@@ -922,9 +922,9 @@ impl Client {
                     target: target.name.to_string(),
                     source,
                 })?;
-            parts.push((target.name.to_string(), receipt, done));
+            delivery.push(target.name.to_string(), receipt, done);
         }
-        Ok(Delivery::with_confirmations(parts))
+        Ok(delivery)
     }
 
     /// The data queue: every `{'type': 'data'}` message, with its sender.
