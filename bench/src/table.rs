@@ -68,6 +68,11 @@ impl Runs {
         self.values.len().to_string()
     }
 
+    /// The median of the runs, if any.
+    pub(crate) fn median(&self) -> Option<f64> {
+        median(&self.values)
+    }
+
     /// (max − min) / max of the runs, in percent: the `spread` column; `–` for fewer than
     /// two runs.
     pub(crate) fn spread(&self) -> String {
@@ -81,6 +86,18 @@ impl Runs {
         } else {
             "0 %".to_owned()
         }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count), if any.
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
     }
 }
 
@@ -101,6 +118,18 @@ mod tests {
         r.push(80.0);
         r.push(90.0);
         assert_eq!((r.count().as_str(), r.spread().as_str()), ("3", "20 %"));
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        let mut r = Runs::default();
+        r.push(5.0);
+        r.push(1.0);
+        r.push(4.0);
+        assert_eq!(r.median(), Some(4.0));
     }
 
     #[test]

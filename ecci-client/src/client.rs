@@ -403,6 +403,7 @@ impl ClientBuilder {
             e2e: Arc::clone(&e2e),
             e2e_options: options.e2e.clone(),
             acks: std::collections::HashMap::new(),
+            reply_topics: std::collections::HashMap::new(),
             ack_deadline: None,
             acks_gathered: 0,
             transport: Arc::clone(&transport),
@@ -881,7 +882,7 @@ impl Client {
         };
         let mut value = Some(envelope.into_value());
         let count = selected.len();
-        let mut parts = Vec::with_capacity(count);
+        let mut delivery = Delivery::with_capacity(count);
         for (i, target) in selected.into_iter().enumerate() {
             // Each target has its own sequence: the extension differs per target.
             let seq = self.inner.sequencer.next(target.name.as_str(), lane);
@@ -921,9 +922,9 @@ impl Client {
                     target: target.name.to_string(),
                     source,
                 })?;
-            parts.push((target.name.to_string(), receipt, done));
+            delivery.push(target.name.to_string(), receipt, done);
         }
-        Ok(Delivery::with_confirmations(parts))
+        Ok(delivery)
     }
 
     /// The data queue: every `{'type': 'data'}` message, with its sender.

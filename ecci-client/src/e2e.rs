@@ -32,7 +32,7 @@
 //! [`Error::NotDelivered`]: crate::Error::NotDelivered
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -154,7 +154,8 @@ enum Mode {
 
 #[derive(Debug)]
 struct Pending {
-    topic: String,
+    /// Shared by the target's pending messages.
+    topic: Arc<str>,
     /// The envelope with its `ecci_seq`, for sending again with a newer base.
     value: Value,
     priority: Priority,
@@ -171,6 +172,10 @@ struct Pending {
 #[derive(Debug)]
 struct Target {
     mode: Mode,
+    /// The topic of its messages, shared by the pending ones.
+    topic: Option<Arc<str>>,
+    /// The announcement's dict entry, built once and lent to each encoding.
+    announcement: Option<(Value, Value)>,
     pending: BTreeMap<(u8, u64), Pending>,
     bytes: usize,
     acked: u64,
@@ -183,6 +188,8 @@ impl Target {
     fn new() -> Self {
         Target {
             mode: Mode::Unknown { since: None },
+            topic: None,
+            announcement: None,
             pending: BTreeMap::new(),
             bytes: 0,
             acked: 0,
@@ -270,24 +277,41 @@ impl Sender {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// `value` with the announcement, pickled; the announcement is added for the encoding
-    /// and taken off again, so the value is not copied.
-    fn encode(&self, value: &mut Value, base: u64) -> Bytes {
-        let before = match value {
-            Value::Dict(pairs) => Some(pairs.len()),
-            _ => None,
+    /// `value` with the announcement, pickled; the announcement's entry (kept in `cached`,
+    /// built at the first use) is added for the encoding and taken off again, so neither
+    /// the value nor the entry is copied.
+    fn encode(&self, cached: &mut Option<(Value, Value)>, value: &mut Value, base: u64) -> Bytes {
+        let Value::Dict(pairs) = value else {
+            // Not an envelope dict: nothing to add the announcement to (as `add_to`).
+            return Bytes::from(pickle::encode(value, self.protocol));
         };
-        let mut announced = Announcement {
+        let mut entry = cached.take().unwrap_or_else(|| self.announcement(base));
+        // The entry is `(E2E_KEY, (reply_broker, base))`: only the base changes.
+        if let (_, Value::Tuple(items)) = &mut entry {
+            if let Some(Value::Int(b)) = items.get_mut(1) {
+                *b = i64::try_from(base).unwrap_or(i64::MAX);
+            }
+        }
+        debug_assert_eq!(entry, self.announcement(base));
+        pairs.push(entry);
+        let payload = Bytes::from(pickle::encode(value, self.protocol));
+        if let Value::Dict(pairs) = value {
+            *cached = pairs.pop();
+        }
+        payload
+    }
+
+    /// The dict entry [`Announcement::add_to`] adds for `base`.
+    fn announcement(&self, base: u64) -> (Value, Value) {
+        let announced = Announcement {
             reply_broker: self.reply_broker.clone(),
             base,
         }
-        .add_to(std::mem::take(value));
-        let payload = Bytes::from(pickle::encode(&announced, self.protocol));
-        if let (Value::Dict(pairs), Some(len)) = (&mut announced, before) {
-            pairs.truncate(len);
+        .add_to(Value::Dict(Vec::new()));
+        match announced {
+            Value::Dict(mut pairs) if pairs.len() == 1 => pairs.pop().unwrap_or_default(),
+            _ => Default::default(),
         }
-        *value = announced;
-        payload
     }
 
     /// Waits for room in `target`'s window (and for its pacing slot), then registers the
@@ -306,7 +330,11 @@ impl Sender {
             notified.as_mut().enable();
             let wait = {
                 let mut targets = self.lock();
-                let t = targets.entry(target.to_owned()).or_insert_with(Target::new);
+                // Looked up before inserting: no key to allocate per message.
+                let t = match targets.get_mut(target) {
+                    Some(t) => t,
+                    None => targets.entry(target.to_owned()).or_insert_with(Target::new),
+                };
                 self.check_probe(t, Instant::now());
                 let full = t.mode != Mode::Plain
                     && !t.pending.is_empty()
@@ -348,11 +376,14 @@ impl Sender {
             }
         }
         let mut targets = self.lock();
-        let t = targets.entry(target.to_owned()).or_insert_with(Target::new);
+        let t = match targets.get_mut(target) {
+            Some(t) => t,
+            None => targets.entry(target.to_owned()).or_insert_with(Target::new),
+        };
         let now = Instant::now();
         let base = t.base(seq.lane, seq.seq);
         let mut value = value;
-        let payload = self.encode(&mut value, base);
+        let payload = self.encode(&mut t.announcement, &mut value, base);
         if t.mode == Mode::Plain {
             return Prepared {
                 payload,
@@ -364,10 +395,18 @@ impl Sender {
         }
         let (tx, rx) = oneshot::channel();
         t.bytes += payload.len();
+        let shared = match &t.topic {
+            Some(shared) if **shared == *topic => Arc::clone(shared),
+            _ => {
+                let shared: Arc<str> = Arc::from(topic);
+                t.topic = Some(Arc::clone(&shared));
+                shared
+            }
+        };
         t.pending.insert(
             (lane_key(seq.lane), seq.seq),
             Pending {
-                topic: topic.to_owned(),
+                topic: shared,
                 value,
                 priority,
                 size: payload.len(),
@@ -406,12 +445,12 @@ impl Sender {
         };
         t.mode = Mode::Acking;
         let l = lane_key(ack.lane);
-        let done: Vec<(u8, u64)> = t
+        while let Some(key) = t
             .pending
             .range((l, 0)..=(l, ack.through))
+            .next()
             .map(|(k, _)| *k)
-            .collect();
-        for key in done {
+        {
             if let Some(mut p) = t.pending.remove(&key) {
                 t.bytes -= p.size;
                 t.acked += 1;
@@ -481,9 +520,9 @@ impl Sender {
                 p.attempts = p.attempts.saturating_add(1);
                 p.timeout = (p.timeout * 2).min(MAX_BACKOFF);
                 t.retransmissions += 1;
-                let payload = self.encode(&mut p.value, base);
+                let payload = self.encode(&mut t.announcement, &mut p.value, base);
                 out.push(
-                    Message::new(p.topic.clone(), payload, QoS::ExactlyOnce)
+                    Message::new(p.topic.to_string(), payload, QoS::ExactlyOnce)
                         .with_priority(p.priority),
                 );
             }

@@ -175,38 +175,46 @@ impl<T: Into<Targets>> From<Option<T>> for Targets {
 #[derive(Debug)]
 pub struct Delivery {
     targets: Vec<String>,
-    receipts: Vec<Option<Receipt>>,
-    confirmations: Vec<Option<oneshot::Receiver<Settled>>>,
+    /// Per target, what is still to wait for.
+    waits: Vec<Wait>,
+}
+
+/// What a [`Delivery`] still waits for from one target.
+#[derive(Debug)]
+struct Wait {
+    receipt: Option<Receipt>,
+    confirmation: Option<oneshot::Receiver<Settled>>,
 }
 
 impl Delivery {
     pub(crate) fn new(parts: Vec<(String, Receipt)>) -> Self {
-        let (targets, receipts): (Vec<_>, Vec<_>) =
-            parts.into_iter().map(|(t, r)| (t, Some(r))).unzip();
-        let confirmations = targets.iter().map(|_| None).collect();
+        let mut delivery = Self::with_capacity(parts.len());
+        for (target, receipt) in parts {
+            delivery.push(target, receipt, None);
+        }
+        delivery
+    }
+
+    /// A delivery to no target yet, with room for `targets`.
+    pub(crate) fn with_capacity(targets: usize) -> Self {
         Self {
-            targets,
-            receipts,
-            confirmations,
+            targets: Vec::with_capacity(targets),
+            waits: Vec::with_capacity(targets),
         }
     }
 
-    pub(crate) fn with_confirmations(
-        parts: Vec<(String, Receipt, Option<oneshot::Receiver<Settled>>)>,
-    ) -> Self {
-        let mut targets = Vec::with_capacity(parts.len());
-        let mut receipts = Vec::with_capacity(parts.len());
-        let mut confirmations = Vec::with_capacity(parts.len());
-        for (t, r, c) in parts {
-            targets.push(t);
-            receipts.push(Some(r));
-            confirmations.push(c);
-        }
-        Self {
-            targets,
-            receipts,
-            confirmations,
-        }
+    /// Adds a target: its broker's receipt and, if it acknowledges, its confirmation.
+    pub(crate) fn push(
+        &mut self,
+        target: String,
+        receipt: Receipt,
+        confirmation: Option<oneshot::Receiver<Settled>>,
+    ) {
+        self.targets.push(target);
+        self.waits.push(Wait {
+            receipt: Some(receipt),
+            confirmation,
+        });
     }
 
     /// Waits until every receiving container has the message:
@@ -234,7 +242,7 @@ impl Delivery {
     pub async fn delivered(mut self) -> Result<Confirmation, Error> {
         let mut all = Confirmation::Received;
         for i in 0..self.targets.len() {
-            let confirmed = match self.confirmations[i].take() {
+            let confirmed = match self.waits[i].confirmation.take() {
                 Some(rx) => match rx.await.map_err(|_| Error::Closed)? {
                     Settled::Confirmed(c) => c,
                     Settled::GaveUp { after, attempts } => {
@@ -249,7 +257,7 @@ impl Delivery {
             };
             if confirmed == Confirmation::Unconfirmed {
                 all = Confirmation::Unconfirmed;
-                if let Some(receipt) = self.receipts[i].take() {
+                if let Some(receipt) = self.waits[i].receipt.take() {
                     receipt.await.map_err(|source| Error::Publish {
                         target: self.targets[i].clone(),
                         source,
@@ -272,7 +280,8 @@ impl Future for Delivery {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let mut done = true;
-        for (target, slot) in this.targets.iter().zip(this.receipts.iter_mut()) {
+        for (target, wait) in this.targets.iter().zip(this.waits.iter_mut()) {
+            let slot = &mut wait.receipt;
             let Some(receipt) = slot else { continue };
             match Pin::new(receipt).poll(cx) {
                 Poll::Ready(Ok(())) => *slot = None,

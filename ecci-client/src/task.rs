@@ -214,7 +214,11 @@ pub(crate) struct Task {
     pub(crate) e2e_options: crate::e2e::E2eOptions,
     /// Acknowledgements gathered and not sent yet: (topic toward the sender, its
     /// incarnation, lane) → through. At most [`MAX_ACKS`].
-    pub(crate) acks: HashMap<(String, u64, SeqLane), u64>,
+    pub(crate) acks: HashMap<(Arc<str>, u64, SeqLane), u64>,
+    /// The topic acknowledgements of a stream go to: stream topic → (the sender's reply
+    /// broker, the topic toward it), so that it is formatted once, not per message. At
+    /// most [`MAX_ACKS`] (then it starts afresh).
+    pub(crate) reply_topics: HashMap<String, (String, Arc<str>)>,
     /// When the gathered acknowledgements go out.
     pub(crate) ack_deadline: Option<Instant>,
     /// Messages acknowledged since the last acknowledgements went out.
@@ -598,22 +602,36 @@ impl Task {
         if !self.e2e_options.acknowledge {
             return;
         }
-        let Ok(broker) = announced.reply_broker.parse::<BrokerId>() else {
-            return;
-        };
         let through = self
             .tracker
             .through(stream, seq.incarnation, seq.lane, announced.base);
         if through < announced.base {
             return; // nothing new from the base on
         }
-        let reply = AppTopic::app_message(
-            broker,
-            self.app.clone(),
-            self.me.clone(),
-            topic.sender.clone(),
-        )
-        .to_string();
+        let reply = match self.reply_topics.get(stream) {
+            Some((broker, reply)) if *broker == announced.reply_broker => Arc::clone(reply),
+            _ => {
+                let Ok(broker) = announced.reply_broker.parse::<BrokerId>() else {
+                    return;
+                };
+                let reply: Arc<str> = AppTopic::app_message(
+                    broker,
+                    self.app.clone(),
+                    self.me.clone(),
+                    topic.sender.clone(),
+                )
+                .to_string()
+                .into();
+                if self.reply_topics.len() >= MAX_ACKS {
+                    self.reply_topics.clear();
+                }
+                self.reply_topics.insert(
+                    stream.to_owned(),
+                    (announced.reply_broker.clone(), Arc::clone(&reply)),
+                );
+                reply
+            }
+        };
         let entry = self
             .acks
             .entry((reply, seq.incarnation, seq.lane))
@@ -640,8 +658,8 @@ impl Task {
             };
             let payload = pickle::encode(&ack.to_value(), self.protocol);
             // QoS 1: a repeated acknowledgement is harmless.
-            let message =
-                Message::new(topic, payload, QoS::AtLeastOnce).with_priority(Priority::Control);
+            let message = Message::new(topic.to_string(), payload, QoS::AtLeastOnce)
+                .with_priority(Priority::Control);
             let _ = self.transport.try_publish(message);
         }
     }

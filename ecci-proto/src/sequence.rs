@@ -310,15 +310,20 @@ impl Intervals {
         if first > last {
             return;
         }
+        // The common case (the next number of a stream): the last interval starting at or
+        // before `last + 1` starts at or before `first` and touches it, so no other
+        // interval overlaps or touches: extend it in place.
+        if let Some((start, end)) = self.map.range_mut(..=last.saturating_add(1)).next_back() {
+            if *start <= first && end.saturating_add(1) >= first {
+                *end = (*end).max(last);
+                return;
+            }
+        }
         // Merge with every interval that overlaps or touches.
-        let touching: Vec<(u64, u64)> = self
-            .map
-            .range(..=last.saturating_add(1))
-            .rev()
-            .take_while(|(_, end)| end.saturating_add(1) >= first)
-            .map(|(s, e)| (*s, *e))
-            .collect();
-        for (s, e) in touching {
+        while let Some((&s, &e)) = self.map.range(..=last.saturating_add(1)).next_back() {
+            if e.saturating_add(1) < first {
+                break;
+            }
             self.map.remove(&s);
             first = first.min(s);
             last = last.max(e);
@@ -372,9 +377,12 @@ struct Stream {
 pub struct Tracker {
     grace: Duration,
     e2e_grace: Duration,
-    streams: HashMap<(String, u64, Lane), Stream>,
-    /// Topics with at least one stream, so that a new incarnation there must start at 1.
-    known_topics: HashMap<String, usize>,
+    /// Topic → its streams by (incarnation, lane); a topic is here while it has a stream
+    /// (so that a new incarnation there must start at 1). Two levels, so that a message
+    /// of a known stream is looked up by its borrowed topic, allocating nothing.
+    topics: HashMap<String, HashMap<(u64, Lane), Stream>>,
+    /// Streams in all topics, at most [`MAX_STREAMS`].
+    streams: usize,
     /// Gaps reported before their grace period because a stream had too many.
     due: VecDeque<Gap>,
 }
@@ -385,8 +393,8 @@ impl Tracker {
         Tracker {
             grace,
             e2e_grace: E2E_GRACE.max(grace),
-            streams: HashMap::new(),
-            known_topics: HashMap::new(),
+            topics: HashMap::new(),
+            streams: 0,
             due: VecDeque::new(),
         }
     }
@@ -407,7 +415,7 @@ impl Tracker {
 
     /// Takes a message with the extension `seq`, received on `topic` at `now`.
     pub fn receive(&mut self, topic: &str, seq: Seq, now: Instant) -> Verdict {
-        self.take(topic, seq, false, now)
+        self.take(topic, seq, None, now)
     }
 
     /// Takes a message with the extension `seq` whose sender repairs the stream: it
@@ -431,75 +439,168 @@ impl Tracker {
     /// assert_eq!((gaps[0].first, gaps[0].last), (2, 2));
     /// ```
     pub fn receive_e2e(&mut self, topic: &str, seq: Seq, base: u64, now: Instant) -> Verdict {
-        let verdict = self.take(topic, seq, true, now);
-        let key = (topic.to_owned(), seq.incarnation, seq.lane);
-        if let Some(stream) = self.streams.get_mut(&key) {
-            let mut settled = Vec::new();
-            let mut kept = VecDeque::with_capacity(stream.missing.len());
-            for mut r in stream.missing.drain(..) {
-                if r.first < base {
-                    let last = r.last.min(base - 1);
-                    settled.push((r.first, last));
-                    if r.last < base {
-                        continue;
-                    }
-                    r.first = base;
-                }
-                kept.push_back(r);
-            }
-            stream.missing = kept;
-            for (first, last) in settled {
-                let gap = report(&key, stream, first, last);
-                push_due(&mut self.due, gap);
-            }
-        }
-        verdict
+        self.take(topic, seq, Some(base), now)
     }
 
-    fn take(&mut self, topic: &str, seq: Seq, e2e: bool, now: Instant) -> Verdict {
-        let key = (topic.to_owned(), seq.incarnation, seq.lane);
-        let n = seq.seq;
+    /// Takes a message; `base`: the sender's announced base, if it repairs the stream.
+    fn take(&mut self, topic: &str, seq: Seq, base: Option<u64>, now: Instant) -> Verdict {
+        let id = (seq.incarnation, seq.lane);
+        let e2e = base.is_some();
         let grace = if e2e { self.e2e_grace } else { self.grace };
-        if !self.streams.contains_key(&key) {
-            if self.streams.len() >= MAX_STREAMS {
-                self.evict();
+        if let Some(stream) = self.topics.get_mut(topic).and_then(|m| m.get_mut(&id)) {
+            let verdict = stream.take(topic, id, seq.seq, e2e, grace, now, &mut self.due);
+            if let Some(base) = base {
+                stream.settle(topic, id, base, &mut self.due);
             }
-            let restarted = self.known_topics.contains_key(topic);
-            *self.known_topics.entry(topic.to_owned()).or_default() += 1;
-            let mut stream = Stream {
-                highest: n,
-                seen: Intervals::default(),
-                missing: VecDeque::new(),
-                reported: Intervals::default(),
-                last_heard: now,
-                e2e,
-            };
-            stream.seen.insert_range(n, n);
-            if restarted && n > 1 {
-                // A new run of a sender we heard before starts at 1.
-                stream.missing.push_back(Range {
-                    first: 1,
-                    last: n - 1,
-                    deadline: now + grace,
-                });
-            }
-            if restarted && e2e {
-                // Nobody is left to repair the earlier runs' repaired streams.
-                for (k, s) in &mut self.streams {
-                    if k.0 == key.0 && k.1 != key.1 && s.e2e {
-                        while let Some(r) = s.missing.pop_front() {
-                            let gap = report(k, s, r.first, r.last);
-                            push_due(&mut self.due, gap);
-                        }
+            return verdict;
+        }
+        if self.streams >= MAX_STREAMS {
+            self.evict();
+        }
+        let n = seq.seq;
+        let restarted = self.topics.get(topic).is_some_and(|m| !m.is_empty());
+        let mut stream = Stream {
+            highest: n,
+            seen: Intervals::default(),
+            missing: VecDeque::new(),
+            reported: Intervals::default(),
+            last_heard: now,
+            e2e,
+        };
+        stream.seen.insert_range(n, n);
+        if restarted && n > 1 {
+            // A new run of a sender we heard before starts at 1.
+            stream.missing.push_back(Range {
+                first: 1,
+                last: n - 1,
+                deadline: now + grace,
+            });
+        }
+        if restarted && e2e {
+            // Nobody is left to repair the earlier runs' repaired streams.
+            for (k, s) in self.topics.get_mut(topic).into_iter().flatten() {
+                if k.0 != id.0 && s.e2e {
+                    while let Some(r) = s.missing.pop_front() {
+                        let gap = report(topic, *k, s, r.first, r.last);
+                        push_due(&mut self.due, gap);
                     }
                 }
             }
-            self.streams.insert(key, stream);
-            return Verdict::New;
         }
-        let Some(stream) = self.streams.get_mut(&key) else {
-            return Verdict::New;
+        if let Some(base) = base {
+            stream.settle(topic, id, base, &mut self.due);
+        }
+        match self.topics.get_mut(topic) {
+            Some(streams) => {
+                streams.insert(id, stream);
+            }
+            None => {
+                self.topics
+                    .insert(topic.to_owned(), HashMap::from([(id, stream)]));
+            }
+        }
+        self.streams += 1;
+        Verdict::New
+    }
+
+    /// The gaps whose grace period is over at `now` (and any reported early because a
+    /// stream had too many); each is reported once.
+    pub fn expire(&mut self, now: Instant) -> Vec<Gap> {
+        for (topic, streams) in &mut self.topics {
+            for (id, stream) in streams {
+                while stream.missing.front().is_some_and(|r| r.deadline <= now) {
+                    let Some(r) = stream.missing.pop_front() else {
+                        break;
+                    };
+                    let gap = report(topic, *id, stream, r.first, r.last);
+                    push_due(&mut self.due, gap);
+                }
+            }
+        }
+        let mut gaps: Vec<Gap> = self.due.drain(..).collect();
+        gaps.sort_by(|a, b| (&a.topic, a.first).cmp(&(&b.topic, b.first)));
+        gaps
+    }
+
+    /// Whether gaps were reported early (a stream had too many missing ranges): call
+    /// [`expire`](Self::expire) now.
+    pub fn has_due(&self) -> bool {
+        !self.due.is_empty()
+    }
+
+    /// The earliest time a grace period ends, if any range is missing; see also
+    /// [`has_due`](Self::has_due).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.topics
+            .values()
+            .flat_map(HashMap::values)
+            .filter_map(|s| s.missing.front().map(|r| r.deadline))
+            .min()
+    }
+
+    /// The highest number `n` such that every number from `base` through `n` of the
+    /// stream (`topic`, `incarnation`, `lane`) arrived; `base - 1` when `base` did not.
+    /// What a receiver acknowledges.
+    pub fn through(&self, topic: &str, incarnation: u64, lane: Lane, base: u64) -> u64 {
+        let below = base.saturating_sub(1);
+        let Some(stream) = self
+            .topics
+            .get(topic)
+            .and_then(|m| m.get(&(incarnation, lane)))
+        else {
+            return below;
         };
+        match stream.seen.map.range(..=base).next_back() {
+            Some((_, end)) if *end >= base => *end,
+            _ => below,
+        }
+    }
+
+    /// Drops the stream heard from least recently.
+    fn evict(&mut self) {
+        let oldest = self
+            .topics
+            .iter()
+            .flat_map(|(topic, m)| m.iter().map(move |(id, s)| (topic, *id, s.last_heard)))
+            .min_by_key(|(_, _, heard)| *heard)
+            .map(|(topic, id, _)| (topic.clone(), id));
+        if let Some((topic, id)) = oldest {
+            if let Some(streams) = self.topics.get_mut(&topic) {
+                if streams.remove(&id).is_some() {
+                    self.streams -= 1;
+                }
+                if streams.is_empty() {
+                    self.topics.remove(&topic);
+                }
+            }
+        }
+    }
+
+    /// Every stream, for the tests' bounds.
+    #[cfg(test)]
+    fn all_streams(&self) -> impl Iterator<Item = &Stream> {
+        self.topics.values().flat_map(HashMap::values)
+    }
+}
+
+impl Stream {
+    /// Takes the number `n` of this known stream (`topic`, `id`); `e2e`: whether its
+    /// sender repairs it, `grace` how long a number it skips waits.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the stream's key and the message's facts"
+    )]
+    fn take(
+        &mut self,
+        topic: &str,
+        id: (u64, Lane),
+        n: u64,
+        e2e: bool,
+        grace: Duration,
+        now: Instant,
+        due: &mut VecDeque<Gap>,
+    ) -> Verdict {
+        let stream = self;
         stream.last_heard = now;
         if e2e && !stream.e2e {
             // From now on the sender repairs it: what is missing waits longer.
@@ -554,84 +655,45 @@ impl Tracker {
             let Some(r) = stream.missing.pop_front() else {
                 break;
             };
-            let gap = report(&key, stream, r.first, r.last);
-            push_due(&mut self.due, gap);
+            let gap = report(topic, id, stream, r.first, r.last);
+            push_due(due, gap);
         }
         Verdict::New
     }
 
-    /// The gaps whose grace period is over at `now` (and any reported early because a
-    /// stream had too many); each is reported once.
-    pub fn expire(&mut self, now: Instant) -> Vec<Gap> {
-        for (key, stream) in &mut self.streams {
-            while stream.missing.front().is_some_and(|r| r.deadline <= now) {
-                let Some(r) = stream.missing.pop_front() else {
-                    break;
-                };
-                let gap = report(key, stream, r.first, r.last);
-                push_due(&mut self.due, gap);
-            }
+    /// Reports at once what is missing below `base`: its sender gave it up.
+    fn settle(&mut self, topic: &str, id: (u64, Lane), base: u64, due: &mut VecDeque<Gap>) {
+        if !self.missing.iter().any(|r| r.first < base) {
+            return;
         }
-        let mut gaps: Vec<Gap> = self.due.drain(..).collect();
-        gaps.sort_by(|a, b| (&a.topic, a.first).cmp(&(&b.topic, b.first)));
-        gaps
-    }
-
-    /// Whether gaps were reported early (a stream had too many missing ranges): call
-    /// [`expire`](Self::expire) now.
-    pub fn has_due(&self) -> bool {
-        !self.due.is_empty()
-    }
-
-    /// The earliest time a grace period ends, if any range is missing; see also
-    /// [`has_due`](Self::has_due).
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.streams
-            .values()
-            .filter_map(|s| s.missing.front().map(|r| r.deadline))
-            .min()
-    }
-
-    /// The highest number `n` such that every number from `base` through `n` of the
-    /// stream (`topic`, `incarnation`, `lane`) arrived; `base - 1` when `base` did not.
-    /// What a receiver acknowledges.
-    pub fn through(&self, topic: &str, incarnation: u64, lane: Lane, base: u64) -> u64 {
-        let below = base.saturating_sub(1);
-        let Some(stream) = self.streams.get(&(topic.to_owned(), incarnation, lane)) else {
-            return below;
-        };
-        match stream.seen.map.range(..=base).next_back() {
-            Some((_, end)) if *end >= base => *end,
-            _ => below,
-        }
-    }
-
-    /// Drops the stream heard from least recently.
-    fn evict(&mut self) {
-        let oldest = self
-            .streams
-            .iter()
-            .min_by_key(|(_, s)| s.last_heard)
-            .map(|(k, _)| k.clone());
-        if let Some(key) = oldest {
-            self.streams.remove(&key);
-            if let Some(n) = self.known_topics.get_mut(&key.0) {
-                *n -= 1;
-                if *n == 0 {
-                    self.known_topics.remove(&key.0);
+        let mut settled = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.missing.len());
+        for mut r in self.missing.drain(..) {
+            if r.first < base {
+                let last = r.last.min(base - 1);
+                settled.push((r.first, last));
+                if r.last < base {
+                    continue;
                 }
+                r.first = base;
             }
+            kept.push_back(r);
+        }
+        self.missing = kept;
+        for (first, last) in settled {
+            let gap = report(topic, id, self, first, last);
+            push_due(due, gap);
         }
     }
 }
 
-/// The gap `first..=last` of the stream `key`, remembered as reported.
-fn report(key: &(String, u64, Lane), stream: &mut Stream, first: u64, last: u64) -> Gap {
+/// The gap `first..=last` of the stream (`topic`, `id`), remembered as reported.
+fn report(topic: &str, id: (u64, Lane), stream: &mut Stream, first: u64, last: u64) -> Gap {
     stream.reported.insert_range(first, last);
     Gap {
-        topic: key.0.clone(),
-        incarnation: key.1,
-        lane: key.2,
+        topic: topic.to_owned(),
+        incarnation: id.0,
+        lane: id.1,
         first,
         last,
         count: last - first + 1,
@@ -731,22 +793,39 @@ mod tests {
         }
         assert!(t.has_due());
         assert_eq!(t.receive("x", seq(1, u64::MAX / 4), t0), Verdict::New);
-        let s = t.streams.values().next().unwrap();
+        let s = t.all_streams().next().unwrap();
         assert!(s.seen.map.len() <= MAX_RANGES && s.missing.len() <= MAX_RANGES);
         let gaps = t.expire(t0 + Duration::from_secs(1));
         let lost: u64 = gaps.iter().map(|g| g.count).sum();
         assert_eq!(lost, 1_999 + (u64::MAX / 4 - 4_000));
-        assert!(
-            t.streams
-                .values()
-                .all(|s| s.reported.map.len() <= MAX_RANGES)
-        );
+        assert!(t.all_streams().all(|s| s.reported.map.len() <= MAX_RANGES));
         // A number too old to know is passed on.
         assert_eq!(t.receive("x", seq(1, 3), t0), Verdict::New);
         for i in 0..(MAX_STREAMS as u64 + 10) {
             t.receive("x", seq(10 + i, 1), t0);
         }
-        assert_eq!(t.streams.len(), MAX_STREAMS);
+        assert_eq!(t.all_streams().count(), MAX_STREAMS);
+        assert_eq!(t.streams, MAX_STREAMS);
+    }
+
+    #[test]
+    fn intervals_merge_what_overlaps_or_touches() {
+        let mut i = Intervals::default();
+        let ranges = |i: &Intervals| i.map.iter().map(|(s, e)| (*s, *e)).collect::<Vec<_>>();
+        for n in [5, 7, 6, 8] {
+            i.insert_range(n, n);
+        }
+        assert_eq!(ranges(&i), [(5, 8)]);
+        i.insert_range(1, 2);
+        i.insert_range(12, 14);
+        i.insert_range(6, 7); // inside
+        assert_eq!(ranges(&i), [(1, 2), (5, 8), (12, 14)]);
+        i.insert_range(3, 11); // touches all three
+        assert_eq!(ranges(&i), [(1, 14)]);
+        i.insert_range(20, 20);
+        i.insert_range(16, 30);
+        assert_eq!(ranges(&i), [(1, 14), (16, 30)]);
+        assert!(i.contains(14) && !i.contains(15) && i.contains(16));
     }
 
     #[test]
